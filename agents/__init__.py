@@ -1,0 +1,1 @@
+"""Reading strategies: summary-tree navigation, chain of agents, attention-guided retrieval."""

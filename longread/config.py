@@ -1,0 +1,82 @@
+"""The one place Longread reads its configuration from (environment and `.env`, prefix `LONGREAD_`).
+
+Every other module imports `get_settings()`; nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Defaults are the embedded, offline configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LONGREAD_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    DATA_DIR: Path = Field(default=Path("data"), description="Folder for SQLite, caches and uploads.")
+    DATABASE_URL: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in DATA_DIR when unset."
+    )
+    REDIS_URL: str | None = Field(
+        default=None, description="Broker/result backend; an embedded server is started when unset."
+    )
+
+    LLM: str = Field(
+        default="local/default",
+        description="litellm model string (openai/gpt-4o-mini, hosted_vllm/..., ollama_chat/...) "
+        "or local/<hf-name-or-path> for the in-process model.",
+    )
+    LLM_API_BASE: str | None = None
+    LLM_API_KEY: str | None = None
+    LLM_TIMEOUT_S: float = 120.0
+    LLM_NUM_RETRIES: int = 3
+    LLM_MAX_CONCURRENCY: int = 8
+    LLM_MAX_OUTPUT_TOKENS: int = 512
+    LLM_CONTEXT_WINDOW: int | None = Field(
+        default=None, description="Override of the model's context window in tokens."
+    )
+    LLM_CACHE: bool = True
+
+    LOCAL_MODEL: str = Field(
+        default="bundled",
+        description="'bundled' (the packaged Gemma 3 270M GGUF), a HF model id, a folder or a .gguf file.",
+    )
+    LOCAL_DEVICE: str = Field(default="auto", description="auto, cpu or cuda")
+
+    SEGMENT_TOKENS: int = Field(default=1000, description="MemWalker leaf segment size in model tokens.")
+    TREE_FANOUT: int = Field(default=8, description="Maximum children per summary-tree node.")
+    NAV_MAX_STEPS: int = Field(default=24, description="Navigation step limit.")
+    NAV_MEMORY_TOKENS: int = Field(default=1500, description="Working-memory budget while navigating.")
+    CHAIN_CHUNK_TOKENS: int = Field(
+        default=8000, description="Chain-of-agents worker window (chunk + instruction + question + unit)."
+    )
+    CHAIN_UNIT_TOKENS: int = Field(default=800, description="Room reserved for the communication unit.")
+
+    ATTENTION_CHUNK_TOKENS: int | None = Field(
+        default=None, description="Attention-retriever chunk size; 1024 on CPU, 4096 on GPU when unset."
+    )
+    ATTENTION_EVIDENCE_TOKENS: int = 1000
+
+    UPLOAD_MAX_BYTES: int = 50 * 1024 * 1024
+    RATE_LIMIT_PER_MINUTE: int = 120
+    JOB_HEARTBEAT_TIMEOUT_S: int = 120
+    TASK_TIME_LIMIT_S: int = 3600
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite:///{(self.DATA_DIR / 'longread.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings; tests clear the cache after changing the environment."""
+    return Settings()

@@ -1,0 +1,181 @@
+"""Format loaders: each returns plain text, or raises `IngestError` naming the file and the reason."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from longread.ingest.normalize import normalize_text
+
+
+class IngestError(ValueError):
+    """A file could not be read as a document."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        self.filename = filename
+        self.reason = reason
+        super().__init__(f"{filename}: {reason}")
+
+
+def _html_to_text(html: bytes | str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    for tag in soup(["script", "style", "noscript", "head"]):
+        tag.decompose()
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    blocks = ["p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre"]
+    for tag in soup.find_all(blocks):
+        tag.insert_after("\n\n")
+    return soup.get_text()
+
+
+def _decode_text(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise ValueError("looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            raise ValueError("text encoding could not be detected") from None
+        return str(best)
+
+
+def _load_txt(data: bytes) -> str:
+    return _decode_text(data)
+
+
+def _load_md(data: bytes) -> str:
+    from markdown_it import MarkdownIt
+
+    return _html_to_text(MarkdownIt("commonmark").enable("table").render(_decode_text(data)))
+
+
+def _load_html(data: bytes) -> str:
+    return _html_to_text(data)
+
+
+def _load_pdf(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        try:
+            if not reader.decrypt(""):
+                raise ValueError("the PDF is encrypted")
+        except Exception as exc:
+            raise ValueError("the PDF is encrypted") from exc
+    pages = [page.extract_text() or "" for page in reader.pages]
+    text = "\n\n".join(pages)
+    if not text.strip():
+        raise ValueError("the PDF has no extractable text (scanned images need OCR first)")
+    return text
+
+
+def _load_docx(data: bytes) -> str:
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            parts.append(" | ".join(cell.text for cell in row.cells))
+    return "\n\n".join(parts)
+
+
+def _load_epub(data: bytes) -> str:
+    import tempfile
+
+    import ebooklib
+    from ebooklib import epub
+
+    with tempfile.NamedTemporaryFile(suffix=".epub") as handle:
+        handle.write(data)
+        handle.flush()
+        book = epub.read_epub(handle.name, options={"ignore_ncx": True})
+    chapters: list[str] = []
+    spine_ids = [item_id for item_id, _ in book.spine]
+    items = {item.get_id(): item for item in book.get_items_of_type(ebooklib.ITEM_DOCUMENT)}
+    ordered = [items[i] for i in spine_ids if i in items] or list(items.values())
+    for item in ordered:
+        chapters.append(_html_to_text(item.get_content()))
+    return "\n\n".join(chapters)
+
+
+LOADERS: dict[str, Callable[[bytes], str]] = {
+    ".txt": _load_txt,
+    ".text": _load_txt,
+    ".md": _load_md,
+    ".markdown": _load_md,
+    ".html": _load_html,
+    ".htm": _load_html,
+    ".pdf": _load_pdf,
+    ".docx": _load_docx,
+    ".epub": _load_epub,
+}
+
+SUPPORTED_SUFFIXES = tuple(sorted(LOADERS))
+
+
+def _sniff_suffix(data: bytes) -> str | None:
+    """Guess a format from magic bytes, for uploads without a useful name."""
+    if data.startswith(b"%PDF"):
+        return ".pdf"
+    if data.startswith(b"PK"):
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except zipfile.BadZipFile:
+            return None
+        if "word/document.xml" in names:
+            return ".docx"
+        if "mimetype" in names or any(n.endswith(".opf") for n in names):
+            return ".epub"
+        return None
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return ".html"
+    return None
+
+
+def extract_text(filename: str, data: bytes) -> str:
+    """Raw text of a file's bytes, chosen by suffix (or sniffed), before normalisation."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in LOADERS:
+        sniffed = _sniff_suffix(data)
+        if sniffed is None and suffix:
+            raise IngestError(
+                filename, f"unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+            )
+        suffix = sniffed or ".txt"
+    if not data:
+        raise IngestError(filename, "the file is empty")
+    try:
+        return LOADERS[suffix](data)
+    except IngestError:
+        raise
+    except Exception as exc:  # every parser has its own error types; the user needs one message
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(filename, f"cannot read as {suffix[1:]}: {reason}") from exc
+
+
+def load_document(filename: str, data: bytes) -> str:
+    """Normalised text of a file, or IngestError when it is unreadable or has no text."""
+    text = normalize_text(extract_text(filename, data))
+    if not text:
+        raise IngestError(filename, "no text found in the file")
+    return text
+
+
+def load_path(path: Path) -> str:
+    """Read and load a file from disk, with missing files reported like bad ones."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(str(path), exc.strerror or "cannot be read") from exc
+    return load_document(path.name, data)

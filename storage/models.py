@@ -1,0 +1,212 @@
+"""All stored tables, in one place (SQLModel). Schema changes ship as Alembic migrations."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+LOCAL_TENANT = "local"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+
+
+class Tenant(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored only as its SHA-256; the tenant owns everything the key creates."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True)
+    key_hash: str = Field(index=True, unique=True)
+    prefix: str
+    name: str = ""
+    revoked: bool = False
+    created_at: datetime = _ts()
+
+
+class Document(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("tenant_id", "content_hash"),)
+
+    id: str = Field(primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    filename: str
+    content_hash: str = Field(index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    n_chars: int
+    n_tokens: int
+    created_at: datetime = _ts()
+
+
+class Segment(SQLModel, table=True):
+    """A run of whole sentences; the unit that trees summarise and citations name."""
+
+    __table_args__ = (UniqueConstraint("document_id", "scheme", "index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    scheme: str = Field(description="tokenizer and size the segmentation was made for")
+    index: int
+    start: int
+    end: int
+    n_tokens: int
+
+
+class TreeStatus(enum.StrEnum):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Tree(SQLModel, table=True):
+    """A MemWalker summary tree, built once per document, model and shape."""
+
+    __table_args__ = (UniqueConstraint("document_id", "model", "scheme", "fanout", "prompt_version"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    model: str
+    scheme: str
+    fanout: int
+    prompt_version: str
+    status: TreeStatus = TreeStatus.BUILDING
+    n_levels: int = 0
+    n_nodes: int = 0
+    created_at: datetime = _ts()
+
+
+class TreeNode(SQLModel, table=True):
+    """Level 0 holds one node per segment; node (level, position) summarises a contiguous child run."""
+
+    __table_args__ = (UniqueConstraint("tree_id", "level", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_id: str = Field(foreign_key="tree.id", index=True, ondelete="CASCADE")
+    level: int
+    position: int
+    parent_position: int | None = None
+    child_start: int | None = None
+    child_end: int | None = Field(default=None, description="exclusive")
+    segment_index: int | None = None
+    start: int
+    end: int
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    n_tokens: int = 0
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
+
+
+class JobKind(enum.StrEnum):
+    INGEST = "ingest"
+    BUILD_TREE = "build_tree"
+    ASK = "ask"
+    SUMMARIZE = "summarize"
+
+
+class Job(SQLModel, table=True):
+    """Job state lives here, not in Celery: the API and UI read this row."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    kind: JobKind
+    document_id: str | None = Field(default=None, index=True)
+    status: JobStatus = JobStatus.QUEUED
+    stage: str = "queued"
+    done: int = 0
+    total: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result_id: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    celery_task_id: str | None = None
+    llm_calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cancel_requested: bool = False
+    attempts: int = 0
+    created_at: datetime = _ts()
+    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class ChainStep(SQLModel, table=True):
+    """The communication unit after each chain-of-agents worker, so a restarted job resumes."""
+
+    __table_args__ = (UniqueConstraint("run_key", "step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_key: str = Field(index=True, description="hash of document, model, question and chunking")
+    step: int
+    chunk_start: int
+    chunk_end: int
+    segment_first: int
+    segment_last: int
+    unit: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Answer(SQLModel, table=True):
+    """A finished answer or summary, with the evidence it names and how it was reached."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    job_id: str | None = Field(default=None, index=True)
+    kind: str = "answer"
+    question: str | None = Field(default=None, sa_column=Column(Text))
+    strategy: str
+    strategy_reason: str = ""
+    model: str
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    citations: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    dropped_citations: int = 0
+    trace: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    llm_calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    created_at: datetime = _ts()
+
+
+class CompletionCache(SQLModel, table=True):
+    """Content-addressed completions: the key hashes model, messages and decoding parameters."""
+
+    key: str = Field(primary_key=True)
+    model: str
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime = _ts()
