@@ -63,10 +63,30 @@ class Settings(BaseSettings):
     )
     ATTENTION_EVIDENCE_TOKENS: int = 1000
 
+    EVIDENCE_TOKENS: int = Field(
+        default=1000,
+        description="Evidence budget (tokens) every retrieval strategy may show the answering model: "
+        "the bm25/dense baselines use it so they compete on equal terms with the agentic strategies.",
+    )
+    RETRIEVAL_UNIT_TOKENS: int = Field(
+        default=128, description="Size of the passages the bm25/dense baselines rank (whole sentences)."
+    )
+    EVAL_JUDGE_MODEL: str | None = Field(
+        default=None, description="Model that judges free-form answers in `longread eval`; the answering model when unset."
+    )
+
     UPLOAD_MAX_BYTES: int = 50 * 1024 * 1024
     RATE_LIMIT_PER_MINUTE: int = 120
     JOB_HEARTBEAT_TIMEOUT_S: int = 120
     TASK_TIME_LIMIT_S: int = 3600
+    SWEEP_INTERVAL_S: float = Field(
+        default=30.0, description="How often workers look for running jobs whose heartbeat went stale."
+    )
+    ANONYMOUS_LOCAL: bool = Field(
+        default=False,
+        description="Keyless API requests act as the local tenant while no API key exists "
+        "(set by `make run` in embedded mode).",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
