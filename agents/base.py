@@ -39,7 +39,6 @@ class AnswerDraft:
     strategy: str
     cited: list[Evidence] = field(default_factory=list)
     read: list[Evidence] = field(default_factory=list)
-    quotes: dict[int, str] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
     strategy_reason: str = ""
     unknown_citations: int = 0

@@ -1,0 +1,189 @@
+"""Chain of agents: workers read the document in order, each rewriting a carried communication unit.
+
+A worker's window must hold its instruction, the question, the incoming unit and its chunk, and leave
+room for the unit it writes; chunks are runs of whole segments sized to what is left (the paper's
+B = k - |q| - |I| formula, plus the unit it forgets). The unit is cut to its reserved size before it is
+carried, so the arithmetic holds whatever a model writes. After each worker the unit is persisted, so a
+restarted run resumes at the next step. A manager answers (or summarises) from the last unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from agents.segments import ensure_segments
+from longread.config import get_settings
+from longread.llm import LLMClient
+from longread.llm.prompts import render_prompt
+from storage.models import ChainStep, Document, Segment
+
+PROMPT_VERSION = "chain-v1"
+LABEL_TOKENS = 6  # "[S123] " plus the blank line between passages
+EMPTY_UNIT = "(none yet)"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    first: int
+    last: int
+    start: int
+    end: int
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class ChainBudget:
+    window: int
+    overhead: int
+    unit_tokens: int
+    output_tokens: int
+    chunk_tokens: int
+
+
+def _worker_prompt(question: str | None) -> str:
+    return "chain_worker" if question else "chain_worker_summary"
+
+
+def unit_words(unit_tokens: int) -> int:
+    return max(50, int(unit_tokens * 0.6))
+
+
+def render_worker(question: str | None, *, step: int, total: int, chunk: str, unit: str, unit_tokens: int) -> str:
+    variables: dict[str, object] = {
+        "step": step, "total": total, "chunk": chunk, "unit": unit, "max_words": unit_words(unit_tokens),
+    }
+    if question:
+        variables["question"] = question
+    return render_prompt(_worker_prompt(question), **variables)
+
+
+def chain_budget(client: LLMClient, question: str | None) -> ChainBudget:
+    """Split a worker's window between instruction, question, carried unit, output and chunk."""
+    settings = get_settings()
+    window = min(settings.CHAIN_CHUNK_TOKENS, client.context_window)
+    unit_tokens = settings.CHAIN_UNIT_TOKENS
+    overhead = client.counter.count(
+        render_worker(question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens)
+    ) + 8  # chat-format tokens around the message
+    chunk_tokens = window - overhead - unit_tokens - unit_tokens
+    if chunk_tokens < 64:
+        raise ValueError(
+            f"a worker window of {window} tokens leaves no room for text after the instruction, "
+            f"question and {unit_tokens}-token unit; raise LONGREAD_CHAIN_CHUNK_TOKENS"
+        )
+    return ChainBudget(window, overhead, unit_tokens, unit_tokens, chunk_tokens)
+
+
+def plan_chunks(segments: list[Segment], chunk_tokens: int) -> list[Chunk]:
+    """Consecutive runs of whole segments, each within the chunk budget (labels included)."""
+    chunks: list[Chunk] = []
+    run: list[Segment] = []
+    used = 0
+    for segment in segments:
+        cost = segment.n_tokens + LABEL_TOKENS
+        if cost > chunk_tokens:
+            raise ValueError(
+                f"segment S{segment.index} ({segment.n_tokens} tokens) exceeds the chunk budget of {chunk_tokens}; "
+                "lower LONGREAD_SEGMENT_TOKENS or raise LONGREAD_CHAIN_CHUNK_TOKENS"
+            )
+        if run and used + cost > chunk_tokens:
+            chunks.append(Chunk(run[0].index, run[-1].index, run[0].start, run[-1].end, used))
+            run, used = [], 0
+        run.append(segment)
+        used += cost
+    if run:
+        chunks.append(Chunk(run[0].index, run[-1].index, run[0].start, run[-1].end, used))
+    return chunks
+
+
+def chunk_text(document: Document, segments: list[Segment], chunk: Chunk) -> str:
+    return "\n\n".join(
+        f"[S{s.index}] {document.text[s.start : s.end]}" for s in segments[chunk.first : chunk.last + 1]
+    )
+
+
+def run_key(document: Document, model: str, question: str | None, budget: ChainBudget) -> str:
+    raw = "|".join([PROMPT_VERSION, document.id, model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def stored_steps(session: Session, key: str) -> list[ChainStep]:
+    return list(session.exec(select(ChainStep).where(ChainStep.run_key == key).order_by(ChainStep.step)))  # type: ignore[arg-type]
+
+
+def run_step(
+    session: Session,
+    document: Document,
+    segments: list[Segment],
+    chunks: list[Chunk],
+    step: int,
+    unit: str,
+    question: str | None,
+    client: LLMClient,
+    key: str,
+    budget: ChainBudget,
+) -> ChainStep:
+    """One worker: read chunk `step` with the incoming unit, persist the rewritten unit."""
+    chunk = chunks[step]
+    prompt = render_worker(
+        question, step=step + 1, total=len(chunks), chunk=chunk_text(document, segments, chunk), unit=unit,
+        unit_tokens=budget.unit_tokens,
+    )
+    completion = client.complete_messages([{"role": "user", "content": prompt}], max_tokens=budget.output_tokens)
+    new_unit = client.counter.truncate(completion.text, budget.unit_tokens) or unit
+    row = ChainStep(
+        run_key=key, step=step, chunk_start=chunk.start, chunk_end=chunk.end, segment_first=chunk.first,
+        segment_last=chunk.last, unit=new_unit,
+    )
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent or earlier run already stored this step
+        session.rollback()
+        row = session.exec(select(ChainStep).where(ChainStep.run_key == key, ChainStep.step == step)).one()
+    return row
+
+
+def run_chain(
+    session: Session,
+    document: Document,
+    question: str | None,
+    client: LLMClient,
+    *,
+    progress: ProgressFn = no_progress,
+) -> AnswerDraft:
+    """Read the whole document through the chain; answer the question, or summarise when there is none."""
+    segments = ensure_segments(session, document, client.model)
+    budget = chain_budget(client, question)
+    chunks = plan_chunks(segments, budget.chunk_tokens)
+    key = run_key(document, client.model, question, budget)
+    done = stored_steps(session, key)
+    unit = done[-1].unit if done else EMPTY_UNIT
+    trace = [
+        {"step": s.step + 1, "segments": [s.segment_first, s.segment_last], "unit_tokens": client.counter.count(s.unit),
+         "resumed": True}
+        for s in done
+    ]
+    for step in range(len(done), len(chunks)):
+        progress("reading in order", step, len(chunks) + 1)
+        row = run_step(session, document, segments, chunks, step, unit, question, client, key, budget)
+        unit = row.unit
+        trace.append(
+            {"step": step + 1, "segments": [row.segment_first, row.segment_last],
+             "unit_tokens": client.counter.count(unit)}
+        )
+    progress("writing the answer" if question else "writing the summary", len(chunks), len(chunks) + 1)
+    if question:
+        completion = client.complete("chain_manager", unit=unit, question=question)
+    else:
+        completion = client.complete("chain_manager_summary", unit=unit, max_words=400)
+    trace.append({"step": len(chunks) + 1, "role": "manager"})
+    read = [Evidence(s.index, s.start, s.end) for s in segments]
+    return AnswerDraft(
+        answer=completion.text, strategy="chain", read=read, trace=trace,
+    )

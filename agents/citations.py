@@ -1,0 +1,121 @@
+"""Checking an answer's citations against what the strategy actually read.
+
+Models cite passages as [S12] (or [S12, S14]). A label is kept only if that segment was shown to the
+model; unknown labels are removed from the answer and counted. Each kept citation gets exact character
+offsets into the stored document text and the quoted passage: the sentence of the segment that best
+matches the answer, or the exact span a strategy selected (attention retrieval).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.base import AnswerDraft, Evidence
+from longread.ingest.segment import split_sentences
+from storage.models import Segment
+
+_BRACKET = re.compile(r"\[((?:\s*S\d+\s*[,;]?)+)\]")
+_LABEL = re.compile(r"S(\d+)")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+_STOP = frozenset(
+    "a an and are as at be by for from has have he her his in is it its of on or she that the their they this to "
+    "was were what when where which who whom why with how did does do".split()
+)
+
+
+@dataclass
+class CheckedAnswer:
+    answer: str
+    citations: list[dict[str, Any]]
+    dropped: int
+
+
+def cited_labels(text: str) -> list[int]:
+    """Segment indexes cited in a text, in order of first appearance."""
+    seen: list[int] = []
+    for bracket in _BRACKET.finditer(text):
+        for label in _LABEL.finditer(bracket.group(1)):
+            index = int(label.group(1))
+            if index not in seen:
+                seen.append(index)
+    return seen
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP}
+
+
+def best_sentence(document_text: str, segment: Segment, probe: str) -> tuple[int, int]:
+    """The sentence of a segment sharing most words with the probe (answer + question)."""
+    piece = document_text[segment.start : segment.end]
+    probe_words = _words(probe)
+    best = (segment.start, segment.end)
+    best_score = 0.0
+    for sentence in split_sentences(piece):
+        words = _words(piece[sentence.start : sentence.end])
+        if not words:
+            continue
+        score = len(words & probe_words) + 0.01 * min(len(words), 30) / 30
+        if score > best_score:
+            best_score = score
+            best = (segment.start + sentence.start, segment.start + sentence.end)
+    return best
+
+
+def _strip_unknown(answer: str, allowed: set[int]) -> tuple[str, int]:
+    dropped = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal dropped
+        labels = [int(m.group(1)) for m in _LABEL.finditer(match.group(1))]
+        kept = [i for i in labels if i in allowed]
+        dropped += len(labels) - len(kept)
+        return "[" + ", ".join(f"S{i}" for i in kept) + "]" if kept else ""
+
+    cleaned = _BRACKET.sub(replace, answer)
+    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)
+    return re.sub(r"[ \t]{2,}", " ", cleaned).strip(), dropped
+
+
+def check_citations(
+    draft: AnswerDraft, document_text: str, segments: Sequence[Segment], question: str | None
+) -> CheckedAnswer:
+    """Keep citations of segments the strategy read; give each exact offsets and a quote."""
+    by_index = {segment.index: segment for segment in segments}
+    read = {e.segment_index for e in draft.read if e.segment_index in by_index}
+    answer, dropped = _strip_unknown(draft.answer, read)
+    dropped += draft.unknown_citations
+    spans: dict[int, list[Evidence]] = {}
+    for evidence in draft.cited:
+        if evidence.segment_index in read:
+            spans.setdefault(evidence.segment_index, []).append(evidence)
+        else:
+            dropped += 1
+    order = cited_labels(answer) + [i for i in spans if i not in cited_labels(answer)]
+    citations: list[dict[str, Any]] = []
+    probe = f"{answer} {question or ''}"
+    for index in order:
+        segment = by_index[index]
+        exact = [e for e in spans.get(index, []) if segment.start <= e.start < e.end <= segment.end]
+        ranges = (
+            [(e.start, e.end) for e in exact if (e.start, e.end) != (segment.start, segment.end)]
+            or [best_sentence(document_text, segment, probe)]
+        )
+        for start, end in ranges:
+            citations.append(
+                {
+                    "n": len(citations) + 1,
+                    "label": f"S{index}",
+                    "segment_index": index,
+                    "segment_id": segment.id,
+                    "segment_start": segment.start,
+                    "segment_end": segment.end,
+                    "start": start,
+                    "end": end,
+                    "quote": document_text[start:end],
+                }
+            )
+    return CheckedAnswer(answer=answer, citations=citations, dropped=dropped)

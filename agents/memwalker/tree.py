@@ -1,0 +1,204 @@
+"""Building the MemWalker summary tree bottom-up.
+
+Level 0 has one node per segment (its summary); each higher node summarises a contiguous run of at most
+`fanout` children, balanced so sibling groups differ by at most one. Every node of a level depends only
+on the level below, so a level's summaries run in parallel (threads here, a Celery group in the
+service). Nodes are upserted by (tree, level, position): repeating a node costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from agents.base import ProgressFn, no_progress
+from agents.segments import ensure_segments, scheme_for
+from longread.config import get_settings
+from longread.llm import LLMClient
+from longread.llm.client import is_in_process
+from storage.models import Document, Segment, Tree, TreeNode, TreeStatus
+
+PROMPT_VERSION = "tree-v1"
+LEAF_SUMMARY_WORDS = 120
+NODE_SUMMARY_WORDS = 160
+
+
+def level_sizes(n_leaves: int, fanout: int) -> list[int]:
+    """Nodes per level, leaves first, up to a single root."""
+    if n_leaves < 1:
+        raise ValueError("a tree needs at least one leaf")
+    if fanout < 2:
+        raise ValueError("fanout must be at least 2")
+    sizes = [n_leaves]
+    while sizes[-1] > 1:
+        sizes.append(math.ceil(sizes[-1] / fanout))
+    return sizes
+
+
+def child_range(n_children: int, n_parents: int, position: int) -> tuple[int, int]:
+    """Children [start, end) of a parent when n_children are spread evenly over n_parents."""
+    return (position * n_children) // n_parents, ((position + 1) * n_children) // n_parents
+
+
+def parent_of(n_children: int, n_parents: int, child: int) -> int:
+    for position in range(n_parents):
+        start, end = child_range(n_children, n_parents, position)
+        if start <= child < end:
+            return position
+    raise ValueError(f"child {child} outside 0..{n_children}")
+
+
+def prepare_tree(session: Session, document: Document, model: str) -> Tree:
+    """Get or create the tree row for (document, model, shape) and the segments it summarises."""
+    settings = get_settings()
+    scheme = scheme_for(model, settings.SEGMENT_TOKENS)
+    ensure_segments(session, document, model)
+    query = select(Tree).where(
+        Tree.document_id == document.id,
+        Tree.model == model,
+        Tree.scheme == scheme,
+        Tree.fanout == settings.TREE_FANOUT,
+        Tree.prompt_version == PROMPT_VERSION,
+    )
+    tree = session.exec(query).first()
+    if tree is not None:
+        return tree
+    tree = Tree(document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=PROMPT_VERSION)
+    session.add(tree)
+    try:
+        session.commit()
+    except IntegrityError:  # another worker created it first
+        session.rollback()
+        tree = session.exec(query).one()
+    return tree
+
+
+def tree_segments(session: Session, tree: Tree) -> list[Segment]:
+    return list(
+        session.exec(
+            select(Segment)
+            .where(Segment.document_id == tree.document_id, Segment.scheme == tree.scheme)
+            .order_by(Segment.index)  # type: ignore[arg-type]
+        )
+    )
+
+
+def segment_count(session: Session, tree: Tree) -> int:
+    query = select(func.count()).select_from(Segment).where(
+        Segment.document_id == tree.document_id, Segment.scheme == tree.scheme
+    )
+    return int(session.exec(query).one())
+
+
+def tree_level_sizes(session: Session, tree: Tree) -> list[int]:
+    return level_sizes(segment_count(session, tree), tree.fanout)
+
+
+def get_node(session: Session, tree_id: str, level: int, position: int) -> TreeNode | None:
+    return session.exec(
+        select(TreeNode).where(TreeNode.tree_id == tree_id, TreeNode.level == level, TreeNode.position == position)
+    ).first()
+
+
+def level_nodes(session: Session, tree_id: str, level: int) -> list[TreeNode]:
+    return list(
+        session.exec(
+            select(TreeNode)
+            .where(TreeNode.tree_id == tree_id, TreeNode.level == level)
+            .order_by(TreeNode.position)  # type: ignore[arg-type]
+        )
+    )
+
+
+def summarize_node(session: Session, tree: Tree, level: int, position: int, client: LLMClient) -> TreeNode:
+    """Summarise one node (a segment at level 0, a run of children above) and upsert it."""
+    existing = get_node(session, tree.id, level, position)
+    if existing is not None:
+        return existing
+    document = session.get(Document, tree.document_id)
+    assert document is not None
+    sizes = tree_level_sizes(session, tree)
+    if not 0 <= level < len(sizes) or not 0 <= position < sizes[level]:
+        raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
+    parent = parent_of(sizes[level], sizes[level + 1], position) if level + 1 < len(sizes) else None
+    if level == 0:
+        segment = session.exec(
+            select(Segment).where(
+                Segment.document_id == tree.document_id, Segment.scheme == tree.scheme, Segment.index == position
+            )
+        ).one()
+        completion = client.complete(
+            "tree_leaf_summary", text=document.text[segment.start : segment.end], max_words=LEAF_SUMMARY_WORDS
+        )
+        node = TreeNode(
+            tree_id=tree.id, level=0, position=position, parent_position=parent, segment_index=segment.index,
+            start=segment.start, end=segment.end, summary=completion.text, n_tokens=client.counter.count(completion.text),
+        )
+    else:
+        start, end = child_range(sizes[level - 1], sizes[level], position)
+        children = [get_node(session, tree.id, level - 1, p) for p in range(start, end)]
+        missing = [start + i for i, child in enumerate(children) if child is None]
+        if missing:
+            raise RuntimeError(f"node ({level}, {position}) needs children {missing} of level {level - 1} first")
+        summaries = [child.summary for child in children if child is not None]
+        completion = client.complete("tree_node_summary", summaries=summaries, max_words=NODE_SUMMARY_WORDS)
+        node = TreeNode(
+            tree_id=tree.id, level=level, position=position, parent_position=parent, child_start=start,
+            child_end=end, start=children[0].start, end=children[-1].end,  # type: ignore[union-attr]
+            summary=completion.text, n_tokens=client.counter.count(completion.text),
+        )
+    session.add(node)
+    try:
+        session.commit()
+    except IntegrityError:  # the same node was written concurrently: keep the stored one
+        session.rollback()
+        stored = get_node(session, tree.id, level, position)
+        assert stored is not None
+        return stored
+    return node
+
+
+def finish_tree(session: Session, tree: Tree) -> Tree:
+    """Mark a tree ready once every node of every level exists."""
+    sizes = tree_level_sizes(session, tree)
+    for level, size in enumerate(sizes):
+        if len(level_nodes(session, tree.id, level)) != size:
+            raise RuntimeError(f"tree {tree.id} level {level} is incomplete")
+    tree.n_levels = len(sizes)
+    tree.n_nodes = sum(sizes)
+    tree.status = TreeStatus.READY
+    session.add(tree)
+    session.commit()
+    return tree
+
+
+def build_tree(
+    session: Session, document: Document, client: LLMClient, *, progress: ProgressFn = no_progress
+) -> Tree:
+    """Build (or finish building) the tree level by level; each level's nodes run concurrently."""
+    tree = prepare_tree(session, document, client.model)
+    if tree.status == TreeStatus.READY:
+        return tree
+    sizes = tree_level_sizes(session, tree)
+    total = sum(sizes)
+    done = sum(len(level_nodes(session, tree.id, level)) for level in range(len(sizes)))
+    workers = 1 if is_in_process(client.model) and client.model.startswith("local/") else get_settings().LLM_MAX_CONCURRENCY
+    engine = session.get_bind()
+    for level, size in enumerate(sizes):
+        have = {node.position for node in level_nodes(session, tree.id, level)}
+        todo = [p for p in range(size) if p not in have]
+        progress(f"summarising level {level + 1} of {len(sizes)}", done, total)
+
+        def run(position: int, level: int = level) -> None:
+            with Session(engine, expire_on_commit=False) as own:
+                summarize_node(own, tree, level, position, client)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+            for _ in pool.map(run, todo):
+                done += 1
+                progress(f"summarising level {level + 1} of {len(sizes)}", done, total)
+    return finish_tree(session, tree)

@@ -1,0 +1,47 @@
+"""The stored segmentation a strategy reads: whole sentences packed to a token size, per tokenizer."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from longread.config import get_settings
+from longread.ingest.segment import segment_text
+from longread.tokens import TiktokenCounter, token_counter_for
+from storage.models import Document, Segment
+
+
+def scheme_for(model: str, segment_tokens: int) -> str:
+    """Segmentations are shared by every model that counts tokens the same way."""
+    counter = token_counter_for(model)
+    tokenizer = "cl100k" if isinstance(counter, TiktokenCounter) else model
+    return f"{tokenizer}:{segment_tokens}"
+
+
+def ensure_segments(
+    session: Session, document: Document, model: str, segment_tokens: int | None = None
+) -> list[Segment]:
+    """Segments of a document for a model's tokenizer, computed once and stored."""
+    segment_tokens = segment_tokens or get_settings().SEGMENT_TOKENS
+    scheme = scheme_for(model, segment_tokens)
+    existing = list(
+        session.exec(
+            select(Segment)
+            .where(Segment.document_id == document.id, Segment.scheme == scheme)
+            .order_by(Segment.index)  # type: ignore[arg-type]
+        )
+    )
+    if existing:
+        return existing
+    pieces = segment_text(document.text, token_counter_for(model), segment_tokens)
+    rows = [
+        Segment(document_id=document.id, scheme=scheme, index=p.index, start=p.start, end=p.end, n_tokens=p.n_tokens)
+        for p in pieces
+    ]
+    session.add_all(rows)
+    session.commit()
+    return rows
+
+
+def label(index: int) -> str:
+    """How passages are named to the model and in answers."""
+    return f"[S{index}]"

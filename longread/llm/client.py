@@ -1,0 +1,244 @@
+"""LLMClient: every model call in Longread goes through here.
+
+One litellm Router per model (timeouts; the Router is the only retry layer), a process-wide concurrency
+cap (plus a Redis-backed per-provider cap when a broker is configured), a content-addressed cache of
+completions in storage, and per-call token/cost accounting into a `Usage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from longread.config import get_settings
+from longread.llm.prompts import render_prompt
+from longread.llm.usage import Usage
+from longread.tokens import TokenCounter, token_counter_for
+
+# litellm fetches its price map from the network at import unless told to use the bundled copy.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+DEFAULT_CONTEXT_WINDOW = 8192
+LOCAL_CONTEXT_WINDOW = 8192
+
+
+class LLMError(RuntimeError):
+    """A model call failed after the Router's retries."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    cached: bool
+
+
+_semaphores: dict[int, threading.BoundedSemaphore] = {}
+_semaphore_lock = threading.Lock()
+
+
+def _process_semaphore(limit: int) -> threading.BoundedSemaphore:
+    with _semaphore_lock:
+        if limit not in _semaphores:
+            _semaphores[limit] = threading.BoundedSemaphore(limit)
+        return _semaphores[limit]
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def is_in_process(model: str) -> bool:
+    """Models served inside this process: no network, no shared rate limit."""
+    return provider_of(model) in {"local", "scripted"}
+
+
+def _register_providers(model: str) -> None:
+    from longread.llm import scripted
+
+    scripted.register_scripted_provider()
+    if provider_of(model) == "local":
+        from longread.llm.local_provider import register_local_provider
+
+        register_local_provider()
+
+
+@lru_cache(maxsize=32)
+def _router(model: str, api_base: str | None, api_key: str | None, timeout: float, retries: int) -> Any:
+    import litellm
+    from litellm import Router
+
+    litellm.suppress_debug_info = True
+    params: dict[str, Any] = {"model": model, "timeout": timeout}
+    if api_base:
+        params["api_base"] = api_base
+    if api_key:
+        params["api_key"] = api_key
+    return Router(
+        model_list=[{"model_name": model, "litellm_params": params}],
+        num_retries=0 if is_in_process(model) else retries,
+        timeout=timeout,
+        retry_after=1,
+    )
+
+
+def cache_key(model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> str:
+    payload = json.dumps(
+        {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LLMClient:
+    """A model, its accounting and its cache. Cheap to create; Routers are shared per process."""
+
+    def __init__(self, model: str | None = None, usage: Usage | None = None, *, use_cache: bool | None = None):
+        settings = get_settings()
+        self.model = model or settings.LLM
+        self.usage = usage if usage is not None else Usage()
+        self.use_cache = settings.LLM_CACHE if use_cache is None else use_cache
+        self.max_output_tokens = settings.LLM_MAX_OUTPUT_TOKENS
+        self._settings = settings
+        _register_providers(self.model)
+
+    @property
+    def counter(self) -> TokenCounter:
+        return token_counter_for(self.model)
+
+    @property
+    def context_window(self) -> int:
+        if self._settings.LLM_CONTEXT_WINDOW:
+            return self._settings.LLM_CONTEXT_WINDOW
+        if provider_of(self.model) == "local":
+            return LOCAL_CONTEXT_WINDOW
+        try:
+            import litellm
+
+            info = litellm.get_model_info(self.model)
+            return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
+        except Exception:  # unknown to litellm's price map (self-hosted, scripted): use a safe default
+            return DEFAULT_CONTEXT_WINDOW
+
+    def complete(
+        self, prompt_name: str, *, system: str | None = None, max_tokens: int | None = None, **variables: object
+    ) -> Completion:
+        """Render prompts/<prompt_name>.txt and complete it as one user message."""
+        messages: list[dict[str, str]] = []
+        if system is not None:
+            messages.append({"role": "system", "content": render_prompt(system, **variables)})
+        messages.append({"role": "user", "content": render_prompt(prompt_name, **variables)})
+        return self.complete_messages(messages, max_tokens=max_tokens)
+
+    def complete_messages(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None, temperature: float = 0.0
+    ) -> Completion:
+        max_tokens = max_tokens or self.max_output_tokens
+        key = cache_key(self.model, messages, max_tokens, temperature)
+        if self.use_cache:
+            hit = _cache_get(key)
+            if hit is not None:
+                self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
+                return hit
+        with self._slot():
+            response = self._call(messages, max_tokens, temperature)
+        completion = _to_completion(response)
+        self.usage.record(
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost_usd=completion.cost_usd,
+            cached=False,
+        )
+        if self.use_cache:
+            _cache_put(key, self.model, completion)
+        return completion
+
+    def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Any:
+        settings = self._settings
+        router = _router(
+            self.model, settings.LLM_API_BASE, settings.LLM_API_KEY, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES
+        )
+        try:
+            return router.completion(
+                model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature
+            )
+        except Exception as exc:  # litellm raises provider-specific types; callers need one
+            raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Cap concurrent calls per process, and per provider across processes when Redis is configured."""
+        with _process_semaphore(self._settings.LLM_MAX_CONCURRENCY):
+            if self._settings.REDIS_URL and not is_in_process(self.model):
+                try:
+                    from workers.limits import provider_slot
+                except ImportError:
+                    yield
+                    return
+                with provider_slot(self.model):
+                    yield
+            else:
+                yield
+
+
+def _to_completion(response: Any) -> Completion:
+    text = response.choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = 0.0
+    hidden = getattr(response, "_hidden_params", {}) or {}
+    if hidden.get("response_cost") is not None:
+        cost = float(hidden["response_cost"])
+    else:
+        try:
+            import litellm
+
+            cost = float(litellm.completion_cost(completion_response=response))
+        except Exception:  # self-hosted and scripted models have no price
+            cost = 0.0
+    return Completion(text.strip(), prompt_tokens, completion_tokens, cost, cached=False)
+
+
+def _cache_get(key: str) -> Completion | None:
+    from storage.db import session_scope
+    from storage.models import CompletionCache
+
+    with session_scope() as session:
+        row = session.get(CompletionCache, key)
+        if row is None:
+            return None
+        return Completion(row.response, row.prompt_tokens, row.completion_tokens, row.cost_usd, cached=True)
+
+
+def _cache_put(key: str, model: str, completion: Completion) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from storage.db import session_scope
+    from storage.models import CompletionCache
+
+    with session_scope() as session:
+        if session.get(CompletionCache, key) is not None:
+            return
+        session.add(
+            CompletionCache(
+                key=key,
+                model=model,
+                response=completion.text,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                cost_usd=completion.cost_usd,
+            )
+        )
+        with contextlib.suppress(IntegrityError):  # a concurrent writer stored the same key
+            session.commit()

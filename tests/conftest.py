@@ -1,0 +1,94 @@
+"""Fixtures: an isolated data folder and database per test, on SQLite and on the PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+PG_ADMIN_URL = os.environ.get("LONGREAD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"longread_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from storage.db import engine_for
+
+        engine_for(f"{base}/{name}").dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data folder (and SQLite database) with settings re-read from the environment."""
+    from longread.config import get_settings
+
+    monkeypatch.setenv("LONGREAD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LONGREAD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LONGREAD_REDIS_URL", raising=False)
+    monkeypatch.setenv("LONGREAD_LLM", "scripted/tests.doubles.reader")
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_env(request: pytest.FixtureRequest, env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The same test against the embedded SQLite and against PostgreSQL (a fresh schema each time)."""
+    from longread.config import get_settings
+
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        _reset_pg(url)
+        monkeypatch.setenv("LONGREAD_DATABASE_URL", url)
+        get_settings.cache_clear()
+    yield request.param
+
+
+def _reset_pg(url: str) -> None:
+    from sqlmodel import SQLModel
+
+    import storage.db as db
+    import storage.models  # noqa: F401
+
+    engine = db.engine_for(url)
+    db.migrate(engine)
+    db._migrated.add(str(engine.url))
+    with engine.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def session(db_env: str):  # type: ignore[no-untyped-def]
+    from storage.db import session_scope
+
+    with session_scope() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _reset_double_calls() -> None:
+    from tests import doubles
+
+    doubles.calls.clear()

@@ -1,0 +1,125 @@
+"""Chain of agents: reading order, the carried unit, budget arithmetic, resume, query-free summaries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents.chain import chain_budget, plan_chunks, stored_steps
+from longread import engine
+from longread.config import get_settings
+from longread.llm import LLMClient
+from longread.tokens import token_counter_for
+from tests import doubles
+from tests.factories import document_with_facts
+
+MODEL = "scripted/tests.doubles.reader"
+
+
+def _configure(monkeypatch, window: int, unit: int = 200, segment: int = 150) -> None:
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", str(window))
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", str(unit))
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", str(segment))
+    get_settings.cache_clear()
+
+
+def _worker_prompts() -> list[str]:
+    return [p for p in doubles.calls if p.startswith("You are worker")]
+
+
+def test_workers_read_in_order_and_carry_the_unit(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1400)
+    facts = {3: "The first clue is that the captain left at 0600 hours.",
+             30: "The second clue is that the captain returned at 2200 hours."}
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(50, facts))
+    answer = engine.ask(session, document, "At what hours did the captain leave and return?", strategy="chain", model=MODEL)
+    prompts = _worker_prompts()
+    assert len(prompts) >= 4
+    first_labels = [int(re.search(r"\[S(\d+)\]", p.split("labelled like [S12]):\n", 1)[1]).group(1)) for p in prompts]
+    assert first_labels == sorted(first_labels) and len(set(first_labels)) == len(first_labels)
+    steps = [int(re.match(r"You are worker (\d+) of", p).group(1)) for p in prompts]
+    assert steps == list(range(1, len(prompts) + 1))
+    # the unit written after the first clue is in every later worker's input
+    carrier = next(i for i, p in enumerate(prompts) if "0600" in p.split("Notes from the previous workers:", 1)[0])
+    for later in prompts[carrier + 1 :]:
+        assert "0600" in later.split("Notes from the previous workers:", 1)[1]
+    assert "0600" in answer.answer and "2200" in answer.answer
+    quotes = " ".join(c["quote"] for c in answer.citations)
+    assert facts[3] in quotes and facts[30] in quotes
+    assert answer.llm_calls == len(prompts) + 1
+
+
+def test_budget_never_overflows_the_window(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1200, unit=150)
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(60, {}))
+    question = "What did the engineers recommend about the old bridge and its steel beams?"
+    client = LLMClient(MODEL)
+    budget = chain_budget(client, question)
+    assert budget.window == 1200
+    engine.ask(session, document, question, strategy="chain", model=MODEL)
+    counter = token_counter_for(MODEL)
+    prompts = _worker_prompts()
+    assert prompts
+    for prompt in prompts:
+        assert counter.count(prompt) + budget.output_tokens <= budget.window
+
+
+def test_chunks_pack_whole_segments_and_reject_oversize(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1200)
+    from agents.segments import ensure_segments
+
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(30, {}))
+    segments = ensure_segments(session, document, MODEL)
+    chunks = plan_chunks(segments, 400)
+    assert chunks[0].first == 0 and chunks[-1].last == segments[-1].index
+    assert all(a.last + 1 == b.first for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(c.n_tokens <= 400 for c in chunks)
+    with pytest.raises(ValueError, match="exceeds the chunk budget"):
+        plan_chunks(segments, 50)
+
+
+def test_a_window_too_small_is_a_clear_error(monkeypatch, env) -> None:
+    _configure(monkeypatch, window=500, unit=200)
+    with pytest.raises(ValueError, match="no room"):
+        chain_budget(LLMClient(MODEL), "question?")
+
+
+def test_chain_resumes_from_persisted_steps(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1200)
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(50, {20: "The vault code is 9911."}))
+    question = "What is the vault code?"
+    import agents.chain as chain
+
+    real = chain.run_step
+    calls = {"n": 0}
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker died")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "run_step", crash_on_third)
+    with pytest.raises(RuntimeError):
+        engine.ask(session, document, question, strategy="chain", model=MODEL, answer_with=None)
+    monkeypatch.setattr(chain, "run_step", real)
+    client = LLMClient(MODEL)
+    key = chain.run_key(document, MODEL, question, chain.chain_budget(client, question))
+    assert len(stored_steps(session, key)) == 2
+    doubles.calls.clear()
+    answer = engine.ask(session, document, question, strategy="chain", model=MODEL)
+    resumed = [s for s in answer.trace if s.get("resumed")]
+    assert len(resumed) == 2
+    assert not any("You are worker 1 of" in p or "You are worker 2 of" in p for p in _worker_prompts())
+    assert "9911" in answer.answer
+
+
+def test_query_free_chain_summarises(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1400)
+    facts = {2: "The town was founded in 1820.", 40: "The railway arrived in 1871."}
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(50, facts))
+    summary = engine.summarize(session, document, strategy="chain", model=MODEL)
+    assert summary.kind == "summary" and summary.question is None
+    assert "1820" in summary.answer and "1871" in summary.answer
+    assert {c["quote"] for c in summary.citations} >= set(facts.values())
