@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
+    ALLOWED_MODELS: list[str] = Field(
+        default_factory=list,
+        description="Models an API request may name besides LLM (requests cannot pick arbitrary "
+        "litellm or scripted models).",
+    )
         return f"sqlite:///{(self.DATA_DIR / 'longread.db').resolve()}"
 
 

@@ -1,0 +1,41 @@
+"""The FastAPI application: `/v1` resources, OpenAPI docs at `/docs`, the web UI at `/`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.routes import answers, documents, health, jobs
+from storage.db import init_db
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(init_db)  # migrations, once per process
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Longread",
+        version="0.1.0",
+        summary="Answers with cited evidence, and summaries, over documents far longer than a model's window.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (documents, jobs, answers, health):
+        app.include_router(module.router)
+    if (FRONTEND / "index.html").exists():
+        app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")
+    return app
+
+
+app = create_app()

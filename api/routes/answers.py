@@ -1,0 +1,17 @@
+"""Answers and summaries: text, verified citations, navigation trace, calls, cost and latency."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.schemas import AnswerOut
+from api.service import owned_answer
+
+router = APIRouter(prefix="/v1/answers", tags=["answers"])
+
+
+@router.get("/{answer_id}", response_model=AnswerOut)
+def get_answer(answer_id: str, session: SessionDep, principal: CurrentPrincipal) -> AnswerOut:
+    """Get an answer (or summary) with its citations (segment, offsets, quote) and trace."""
+    return AnswerOut.of(owned_answer(session, principal, answer_id))

@@ -1,0 +1,224 @@
+"""Documents: upload (deduplicated), list, read, delete, text spans; and the jobs that read them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.errors import ApiError
+from api.schemas import (
+    AnswerOut,
+    DocumentDetail,
+    DocumentOut,
+    DocumentPage,
+    JobOut,
+    JobWithAnswer,
+    QuestionIn,
+    SummaryIn,
+    TextOut,
+    UploadOut,
+)
+from api.security import Principal
+from api.service import latest_job, owned_document, resolve_model, submit
+from api.uploads import Upload, receive_upload
+from longread import engine
+from longread.config import get_settings
+from longread.ingest import IngestError
+from storage.db import session_scope
+from storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
+from workers import jobs
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+MAX_TEXT_SPAN = 200_000
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def _store(upload: Upload, principal: Principal) -> tuple[UploadOut, bool]:
+    with session_scope() as session:
+        try:
+            document, created = engine.ingest_bytes(
+                session, filename=upload.filename, data=upload.path.read_bytes(), tenant_id=principal.tenant_id
+            )
+        except IngestError as exc:
+            session.rollback()
+            raise ApiError(422, "unreadable_document", str(exc)) from exc
+        if not created:
+            previous = latest_job(session, document.id, JobKind.INGEST)
+            return UploadOut(document_id=document.id, job_id=previous.id if previous else None, deduplicated=True), False
+        job = submit(session, principal, kind=JobKind.INGEST, document_id=document.id, params={})
+        return UploadOut(document_id=document.id, job_id=job.id, deduplicated=False), True
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadOut,
+    openapi_extra=UPLOAD_SCHEMA,
+    responses={200: {"model": UploadOut, "description": "same content uploaded before"}},
+)
+async def upload_document(request: Request, response: Response, principal: CurrentPrincipal) -> UploadOut:
+    """Upload a document (PDF, DOCX, EPUB, HTML, Markdown, text) as multipart field `file`."""
+    settings = get_settings()
+    upload = await receive_upload(
+        request, limit=settings.UPLOAD_MAX_BYTES, directory=settings.DATA_DIR.resolve() / "uploads"
+    )
+    try:
+        out, created = await run_in_threadpool(_store, upload, principal)
+    finally:
+        upload.discard()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get("", response_model=DocumentPage)
+def list_documents(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0),
+) -> DocumentPage:
+    """List your documents, newest first."""
+    where = col(Document.tenant_id) == principal.tenant_id
+    total = session.exec(select(func.count()).select_from(Document).where(where)).one()
+    # Select the columns, not the rows: a row carries the whole text.
+    rows = session.exec(
+        select(Document.id, Document.filename, Document.n_chars, Document.n_tokens, Document.created_at)
+        .where(where)
+        .order_by(col(Document.created_at).desc(), col(Document.id))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    items = [
+        DocumentOut(id=r[0], filename=r[1], n_chars=r[2], n_tokens=r[3], created_at=jobs.as_utc(r[4])) for r in rows
+    ]
+    return DocumentPage(items=items, total=int(total), limit=limit, offset=offset)
+
+
+@router.get("/{document_id}", response_model=DocumentDetail)
+def get_document(document_id: str, session: SessionDep, principal: CurrentPrincipal) -> DocumentDetail:
+    """Get a document's metadata and its ingest job."""
+    document = owned_document(session, principal, document_id)
+    ingest = latest_job(session, document.id, JobKind.INGEST)
+    return DocumentDetail(**DocumentOut.of(document).model_dump(), ingest_job_id=ingest.id if ingest else None)
+
+
+def _delete_document(session: Session, document: Document) -> None:
+    for job in session.exec(select(Job).where(Job.document_id == document.id)):
+        jobs.request_cancel(session, job)
+    tree_ids = list(session.exec(select(Tree.id).where(Tree.document_id == document.id)))
+    if tree_ids:
+        session.execute(delete(TreeNode).where(col(TreeNode.tree_id).in_(tree_ids)))
+        session.execute(delete(Tree).where(col(Tree.id).in_(tree_ids)))
+    session.execute(delete(Segment).where(col(Segment.document_id) == document.id))
+    session.execute(delete(Answer).where(col(Answer.document_id) == document.id))
+    session.execute(delete(Job).where(col(Job.document_id) == document.id))
+    session.execute(delete(Document).where(col(Document.id) == document.id))
+    session.commit()
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_document(document_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    """Delete a document with its segments, trees, answers and jobs (running jobs are canceled)."""
+    _delete_document(session, owned_document(session, principal, document_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{document_id}/text", response_model=TextOut)
+def get_text(
+    document_id: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    start: int = Query(0, ge=0),
+    end: int | None = Query(None, ge=0, description="exclusive; start + 10,000 when unset"),
+) -> TextOut:
+    """A span of the normalised text (citation offsets point into it)."""
+    document = owned_document(session, principal, document_id)
+    end = min(document.n_chars, start + 10_000) if end is None else end
+    if start > end or end > document.n_chars or end - start > MAX_TEXT_SPAN:
+        raise ApiError(400, "bad_range",
+                       f"need 0 <= start <= end <= {document.n_chars} and at most {MAX_TEXT_SPAN} characters")
+    text = session.exec(
+        select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document.id)
+    ).one()
+    return TextOut(document_id=document.id, start=start, end=end, n_chars=document.n_chars, text=text or "")
+
+
+def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -> JobOut:
+    with session_scope() as session:
+        document = owned_document(session, principal, document_id)
+        params = {"question": body.question.strip(), "strategy": body.strategy, "model": resolve_model(body.model)}
+        return JobOut.of(submit(session, principal, kind=JobKind.ASK, document_id=document.id, params=params))
+
+
+def _job_with_answer(job_id: str) -> JobWithAnswer | None:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        if job.status not in jobs.TERMINAL:
+            return None
+        answer = session.get(Answer, job.result_id) if job.result_id else None
+        return JobWithAnswer(**JobOut.of(job).model_dump(), answer=AnswerOut.of(answer) if answer else None)
+
+
+@router.post("/{document_id}/questions", status_code=status.HTTP_202_ACCEPTED, response_model=JobWithAnswer)
+async def ask_question(
+    document_id: str,
+    body: QuestionIn,
+    response: Response,
+    principal: CurrentPrincipal,
+    wait: float = Query(0, ge=0, le=30, description="hold the request up to this many seconds for the answer"),
+) -> JobWithAnswer:
+    """Ask a question; 202 with the job, or 200 with the answer when it finished within `wait`."""
+    job = await run_in_threadpool(_submit_question, document_id, body, principal)
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        finished = await run_in_threadpool(_job_with_answer, job.id)
+        if finished is not None:
+            response.status_code = status.HTTP_200_OK
+            return finished
+    return JobWithAnswer(**job.model_dump())
+
+
+@router.post("/{document_id}/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+def summarize_document(
+    document_id: str, session: SessionDep, principal: CurrentPrincipal, body: SummaryIn | None = None
+) -> JobOut:
+    """Start a background summary (summary tree or chain of agents); the job's result is an answer id."""
+    body = body or SummaryIn()
+    document = owned_document(session, principal, document_id)
+    params = {"strategy": body.strategy, "model": resolve_model(body.model)}
+    return JobOut.of(submit(session, principal, kind=JobKind.SUMMARIZE, document_id=document.id, params=params))
+
+
+@router.get("/{document_id}/answers", response_model=list[AnswerOut])
+def list_answers(
+    document_id: str, session: SessionDep, principal: CurrentPrincipal, limit: int = Query(20, ge=1, le=100)
+) -> list[AnswerOut]:
+    """Answers and summaries stored for a document, newest first."""
+    document = owned_document(session, principal, document_id)
+    rows = session.exec(
+        select(Answer).where(Answer.document_id == document.id).order_by(col(Answer.created_at).desc()).limit(limit)
+    )
+    return [AnswerOut.of(answer) for answer in rows]

@@ -1,0 +1,90 @@
+"""Jobs: state from the database (not Celery), a Server-Sent Events stream of it, and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import col, select
+from sse_starlette.sse import EventSourceResponse
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.schemas import JobOut
+from api.security import Principal
+from api.service import owned_job
+from storage.db import session_scope
+from storage.models import Job
+from workers import jobs
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+POLL_S = 0.25
+PING_S = 15
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    document_id: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+) -> list[JobOut]:
+    """Your recent jobs, newest first (optionally for one document)."""
+    query = select(Job).where(Job.tenant_id == principal.tenant_id)
+    if document_id is not None:
+        query = query.where(Job.document_id == document_id)
+    return [JobOut.of(job) for job in session.exec(query.order_by(col(Job.created_at).desc()).limit(limit))]
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    """Status, stage, progress, ETA, LLM calls, tokens and cost of a job."""
+    return JobOut.of(owned_job(session, principal, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    """Cancel a job: a queued one at once, a running one at its next step."""
+    return JobOut.of(jobs.request_cancel(session, owned_job(session, principal, job_id)))
+
+
+def _snapshot(principal: Principal, job_id: str) -> dict[str, Any]:
+    with session_scope() as session:
+        return JobOut.of(owned_job(session, principal, job_id)).model_dump(mode="json")
+
+
+def _changed(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+    if previous is None:
+        return True
+    keys = ("status", "stage", "done", "total", "llm_calls", "cached_calls", "result_id", "error", "attempts")
+    return any(previous[k] != current[k] for k in keys)
+
+
+async def job_events(request: Request, principal: Principal, job_id: str) -> AsyncIterator[dict[str, Any]]:
+    """One `progress` event per change of the job row, then one `end` event at a terminal state."""
+    previous: dict[str, Any] | None = None
+    sequence = 0
+    while True:
+        current = await run_in_threadpool(_snapshot, principal, job_id)
+        terminal = current["status"] in {s.value for s in jobs.TERMINAL}
+        if _changed(previous, current) or terminal:
+            sequence += 1
+            yield {"event": "end" if terminal else "progress", "id": str(sequence), "data": json.dumps(current)}
+            previous = current
+        if terminal or await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL_S)
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse)
+async def stream_job(job_id: str, request: Request, principal: CurrentPrincipal) -> EventSourceResponse:
+    """Server-Sent Events: `progress` on every change, a final `end` with the terminal state.
+
+    Browsers' EventSource cannot send headers: pass the key as `?access_token=`.
+    """
+    await run_in_threadpool(_snapshot, principal, job_id)  # 404 before the stream starts
+    return EventSourceResponse(job_events(request, principal, job_id), ping=PING_S)

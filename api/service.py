@@ -1,0 +1,74 @@
+"""What the routes share: tenant-scoped lookups, model checks, and job creation + enqueue."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from api.errors import ApiError, not_found
+from api.security import Principal
+from longread.config import get_settings
+from storage.models import Answer, Document, Job, JobKind, JobStatus
+from workers import jobs
+from workers.dispatch import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def owned_document(session: Session, principal: Principal, document_id: str) -> Document:
+    document = session.get(Document, document_id)
+    if document is None or document.tenant_id != principal.tenant_id:
+        raise not_found("document", document_id)
+    return document
+
+
+def owned_job(session: Session, principal: Principal, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != principal.tenant_id:
+        raise not_found("job", job_id)
+    return job
+
+
+def owned_answer(session: Session, principal: Principal, answer_id: str) -> Answer:
+    answer = session.get(Answer, answer_id)
+    if answer is None or answer.tenant_id != principal.tenant_id:
+        raise not_found("answer", answer_id)
+    return answer
+
+
+def resolve_model(requested: str | None) -> str:
+    """Requests may only name configured models: a model string selects code (scripted/local)."""
+    settings = get_settings()
+    if requested is None or requested == settings.LLM:
+        return settings.LLM
+    if requested in settings.ALLOWED_MODELS:
+        return requested
+    allowed = ", ".join([settings.LLM, *settings.ALLOWED_MODELS])
+    raise ApiError(422, "unknown_model", f"model '{requested}' is not offered here (choose from {allowed})")
+
+
+def submit(
+    session: Session, principal: Principal, *, kind: JobKind, document_id: str, params: dict[str, Any]
+) -> Job:
+    """Create the job row, then enqueue it; a broker outage fails the job instead of leaving it queued."""
+    job = jobs.create_job(session, tenant_id=principal.tenant_id, kind=kind, document_id=document_id, params=params)
+    try:
+        enqueue(session, job)
+    except Exception as exc:
+        log.exception("could not enqueue job %s", job.id)
+        jobs.finish(session, job.id, JobStatus.FAILED, error=f"broker unavailable: {exc}")
+        raise ApiError(503, "broker_unavailable", "the job queue is unreachable; try again shortly") from exc
+    session.refresh(job)
+    return job
+
+
+def latest_job(session: Session, document_id: str, kind: JobKind) -> Job | None:
+    query = (
+        select(Job)
+        .where(Job.document_id == document_id, Job.kind == kind)
+        .order_by(col(Job.created_at).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()

@@ -1,0 +1,127 @@
+"""Streaming a multipart upload to a temporary file, refusing it as soon as it passes the size limit.
+
+The body is parsed as it arrives (python-multipart's push parser), so an oversized upload is cut
+off after UPLOAD_MAX_BYTES instead of being spooled whole first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from api.errors import ApiError
+
+FIELD = "file"
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass
+class Upload:
+    filename: str
+    path: Path
+    size: int
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the upload exceeds the {limit}-byte limit", limit=limit)
+
+
+class _Collector:
+    """Parser callbacks: remembers each part's headers and writes the `file` part to disk."""
+
+    def __init__(self, directory: Path, limit: int) -> None:
+        self.directory, self.limit = directory, limit
+        self.header_field = b""
+        self.header_value = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.out: object | None = None
+        self.upload: Upload | None = None
+        self.over = False
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self.header_field.lower()] = self.header_value
+        self.header_field, self.header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == FIELD and self.upload is None and b"filename" in options:
+            filename = Path(options[b"filename"].decode("utf-8", "replace")).name or "upload"
+            fd, path = tempfile.mkstemp(prefix="upload-", dir=self.directory)
+            self.out = os.fdopen(fd, "wb")
+            self.upload = Upload(filename=filename, path=Path(path), size=0)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.out is None or self.upload is None or self.over:
+            return
+        self.upload.size += end - start
+        if self.upload.size > self.limit:
+            self.over = True
+            return
+        self.out.write(data[start:end])  # type: ignore[attr-defined]
+
+    def on_part_end(self) -> None:
+        if self.out is not None:
+            self.out.close()  # type: ignore[attr-defined]
+            self.out = None
+
+    def close(self) -> None:
+        self.on_part_end()
+
+
+async def receive_upload(request: Request, *, limit: int, directory: Path) -> Upload:
+    """The `file` field of a multipart/form-data body, on disk; 413 past `limit`, 400 when malformed."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise ApiError(415, "unsupported_media_type", "send the document as multipart/form-data, field 'file'")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise too_large(limit)
+    directory.mkdir(parents=True, exist_ok=True)
+    collector = _Collector(directory, limit)
+    callbacks = {name: getattr(collector, name) for name in (
+        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+        "on_headers_finished", "on_part_data", "on_part_end",
+    )}
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if collector.over:
+                raise too_large(limit)
+        parser.finalize()
+    except ApiError:
+        collector.close()
+        if collector.upload is not None:
+            collector.upload.discard()
+        raise
+    except Exception as exc:  # the multipart parser's own errors: a malformed body
+        collector.close()
+        if collector.upload is not None:
+            collector.upload.discard()
+        raise ApiError(400, "malformed_upload", f"could not parse the multipart body: {exc}") from exc
+    collector.close()
+    if collector.upload is None:
+        raise ApiError(422, "missing_file", "the form has no file field named 'file'")
+    if collector.upload.size == 0:
+        collector.upload.discard()
+        raise ApiError(422, "empty_file", "the uploaded file is empty")
+    return collector.upload

@@ -1,0 +1,1 @@
+"""Celery workers: tasks, job-row state, the shared provider cap and the embedded broker."""

@@ -1,0 +1,87 @@
+"""The Celery application: Redis broker and result backend, queues `default` and `local`.
+
+Settings follow what keeps long LLM jobs from being lost or run twice:
+- `task_acks_late` + `worker_prefetch_multiplier=1`: a message is acknowledged only after its task
+  finished, and a worker holds one message at a time, so a dead worker loses at most its own task;
+- visibility timeout > hard time limit > soft time limit: Redis redelivers an unacknowledged message
+  after the visibility timeout, so a task that may still be running must never reach it;
+- a result backend: chords (the per-level tree fan-out) count finished header tasks there.
+
+Task arguments are ids and small primitives only; job state lives in the database (`workers.jobs`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Queue
+
+from longread.config import get_settings
+from workers.embedded import redis_url
+
+TASK_MODULES = [
+    "workers.tasks.ingest",
+    "workers.tasks.tree",
+    "workers.tasks.answers",
+    "workers.tasks.maintenance",
+]
+
+
+def celery_config() -> dict[str, Any]:
+    """Celery settings derived from `Settings`; one function so tests and benches see the same values."""
+    settings = get_settings()
+    url = redis_url(settings)
+    hard = settings.TASK_TIME_LIMIT_S
+    visibility = hard + 600
+    transport = {"visibility_timeout": visibility}
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": hard,
+        "task_soft_time_limit": int(hard * 0.9),
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        "task_default_queue": "default",
+        "task_queues": [Queue("default"), Queue("local")],
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "sweep-stale-jobs": {
+                "task": "workers.tasks.maintenance.sweep_stale_jobs",
+                "schedule": settings.SWEEP_INTERVAL_S,
+            }
+        },
+        "beat_schedule_filename": str((settings.DATA_DIR / "celerybeat-schedule").resolve()),
+    }
+
+
+app = Celery("longread", include=TASK_MODULES)
+app.conf.update(celery_config())
+
+
+@worker_process_init.connect
+def _fresh_db_connections(**_kwargs: Any) -> None:
+    """Forked pool children must not share the parent's pooled database connections."""
+    from storage.db import engine_for
+
+    if engine_for.cache_info().currsize:
+        from storage.db import get_engine
+
+        get_engine().dispose(close=False)
+        engine_for.cache_clear()
+
+
+def queue_for(model: str | None, strategy: str | None = None) -> str:
+    """Local-model work (and the attention strategy, which needs the local transformer) goes to `local`."""
+    model = model or get_settings().LLM
+    if model.startswith("local/") or strategy == "attention":
+        return "local"
+    return "default"

@@ -1,0 +1,282 @@
+"""Job-row state transitions: the database, not Celery, is where the API and UI read job state.
+
+A job moves queued → running → succeeded | failed | canceled. A running job whose heartbeat is
+older than `JOB_HEARTBEAT_TIMEOUT_S` belonged to a worker that died; the sweeper marks it
+interrupted and enqueues it again, and the work resumes from what was persisted (tree nodes,
+chain steps). Every transition is a conditional UPDATE so two workers can never both claim a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from agents.base import JobCanceled, ProgressFn
+from longread.config import get_settings
+from longread.llm import Usage
+from storage.models import Job, JobKind, JobStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.INTERRUPTED)
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+PROGRESS_MIN_INTERVAL_S = 0.25
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC)
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant_id: str,
+    kind: JobKind,
+    document_id: str | None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    job = Job(tenant_id=tenant_id, kind=kind, document_id=document_id, params=params or {})
+    session.add(job)
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def _stale_before() -> datetime:
+    return utcnow() - timedelta(seconds=get_settings().JOB_HEARTBEAT_TIMEOUT_S)
+
+
+def claim(session: Session, job_id: str, task_id: str | None) -> Job | None:
+    """Take a job to run it; None when it is finished, canceled, or alive in another worker.
+
+    A redelivered or duplicated message therefore does no harm: it finds the job claimed.
+    """
+    now = utcnow()
+    claimable = or_(
+        col(Job.status).in_([JobStatus.QUEUED, JobStatus.INTERRUPTED]),
+        (col(Job.status) == JobStatus.RUNNING) & (col(Job.heartbeat_at) < _stale_before()),
+    )
+    result = session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id, claimable, col(Job.cancel_requested).is_(False))
+        .values(
+            status=JobStatus.RUNNING,
+            celery_task_id=task_id,
+            attempts=Job.attempts + 1,
+            heartbeat_at=now,
+            error=None,
+        )
+    )
+    session.commit()
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    session.refresh(job)
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        if job.started_at is None:
+            job.started_at = now
+            session.add(job)
+            session.commit()
+        return job
+    if job.cancel_requested and job.status not in TERMINAL:
+        finish(session, job_id, JobStatus.CANCELED)
+    return None
+
+
+def beat(session: Session, job_id: str) -> None:
+    session.execute(update(Job).where(col(Job.id) == job_id).values(heartbeat_at=utcnow()))
+    session.commit()
+
+
+@contextmanager
+def heartbeat(job_id: str, interval_s: float | None = None) -> Iterator[None]:
+    """Beat the job row from a thread while the block runs, so a long LLM call doesn't look dead."""
+    from storage.db import session_scope
+
+    interval = interval_s or max(get_settings().JOB_HEARTBEAT_TIMEOUT_S / 4, 0.5)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                with session_scope() as session:
+                    beat(session, job_id)
+            except Exception:  # a busy database must not kill the task; the next beat retries
+                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=run, name=f"heartbeat-{job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    return bool(session.execute(select(Job.cancel_requested).where(Job.id == job_id)).scalar())
+
+
+def set_progress(session: Session, job_id: str, *, stage: str, done: int, total: int) -> None:
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id)
+        .values(stage=stage, done=done, total=total, heartbeat_at=utcnow())
+    )
+    session.commit()
+
+
+def progress_callback(session: Session, job: Job, usage: Usage | None = None) -> ProgressFn:
+    """The ProgressFn handed to the engine: writes the job row (throttled) and honours cancel.
+
+    It also mirrors the running `usage` into the row, so calls and cost grow while the job runs.
+    It uses the engine's own session: on SQLite a second connection would wait on the engine's
+    open write transaction, in the very thread that holds it.
+    """
+    job_id = job.id
+    base = _counters(job)
+    last: dict[str, Any] = {"at": 0.0, "stage": None}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == last["stage"] and done < total and now - last["at"] < PROGRESS_MIN_INTERVAL_S:
+            return
+        last["at"], last["stage"] = now, stage
+        values: dict[str, Any] = {"stage": stage, "done": done, "total": total, "heartbeat_at": utcnow()}
+        if usage is not None:
+            values.update(usage_values(base, usage))
+        session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
+        session.commit()
+        if cancel_requested(session, job_id):
+            raise JobCanceled(job_id)
+
+    return progress
+
+
+def _counters(job: Job) -> dict[str, Any]:
+    return {
+        "llm_calls": job.llm_calls,
+        "cached_calls": job.cached_calls,
+        "prompt_tokens": job.prompt_tokens,
+        "completion_tokens": job.completion_tokens,
+        "cost_usd": job.cost_usd,
+    }
+
+
+def usage_values(base: dict[str, Any], usage: Usage) -> dict[str, Any]:
+    """The job's counters: what earlier attempts spent plus this attempt's usage so far."""
+    return {
+        "llm_calls": base["llm_calls"] + usage.calls,
+        "cached_calls": base["cached_calls"] + usage.cached_calls,
+        "prompt_tokens": base["prompt_tokens"] + usage.prompt_tokens,
+        "completion_tokens": base["completion_tokens"] + usage.completion_tokens,
+        "cost_usd": base["cost_usd"] + usage.cost_usd,
+    }
+
+
+def set_usage(session: Session, job: Job, base: dict[str, Any], usage: Usage) -> None:
+    session.execute(update(Job).where(col(Job.id) == job.id).values(**usage_values(base, usage)))
+    session.commit()
+
+
+def counters(job: Job) -> dict[str, Any]:
+    """The usage counters a job had when this attempt started."""
+    return _counters(job)
+
+
+def add_usage(session: Session, job_id: str, usage: Usage) -> None:
+    """Atomic increments: many node tasks of one job add their calls concurrently."""
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id)
+        .values(
+            llm_calls=Job.llm_calls + usage.calls,
+            cached_calls=Job.cached_calls + usage.cached_calls,
+            prompt_tokens=Job.prompt_tokens + usage.prompt_tokens,
+            completion_tokens=Job.completion_tokens + usage.completion_tokens,
+            cost_usd=Job.cost_usd + usage.cost_usd,
+            heartbeat_at=utcnow(),
+        )
+    )
+    session.commit()
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    status: JobStatus,
+    *,
+    result_id: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """Move a job to a terminal state once; False when it was already terminal."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow()}
+    if status is JobStatus.SUCCEEDED:
+        values["stage"] = "done"
+        values["done"] = Job.total
+    else:
+        values["stage"] = status.value
+    if result_id is not None:
+        values["result_id"] = result_id
+    if error is not None:
+        values["error"] = error[:4000]
+    result = session.execute(
+        update(Job).where(col(Job.id) == job_id, col(Job.status).not_in(TERMINAL)).values(**values)
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Flag the job; a queued one is canceled at once, a running one stops at its next step."""
+    if job.status in TERMINAL:
+        return job
+    session.execute(update(Job).where(col(Job.id) == job.id).values(cancel_requested=True))
+    session.commit()
+    if job.status in (JobStatus.QUEUED, JobStatus.INTERRUPTED):
+        finish(session, job.id, JobStatus.CANCELED)
+    session.refresh(job)
+    return job
+
+
+def stale_jobs(session: Session) -> list[Job]:
+    """Running jobs whose worker stopped beating (queued jobs are waiting, not stuck)."""
+    query = select(Job).where(Job.status == JobStatus.RUNNING, col(Job.heartbeat_at) < _stale_before())
+    return list(session.exec(query))
+
+
+def interrupt(session: Session, job_id: str) -> bool:
+    """Running-and-stale → interrupted, once, so exactly one sweeper re-enqueues it."""
+    result = session.execute(
+        update(Job)
+        .where(
+            col(Job.id) == job_id,
+            col(Job.status) == JobStatus.RUNNING,
+            col(Job.heartbeat_at) < _stale_before(),
+        )
+        .values(status=JobStatus.INTERRUPTED, stage="interrupted")
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def eta_seconds(job: Job) -> float | None:
+    """Linear estimate from the elapsed time and the done/total counters."""
+    started = as_utc(job.started_at)
+    if job.status is not JobStatus.RUNNING or started is None or job.done <= 0 or job.total <= 0:
+        return None
+    elapsed = (utcnow() - started).total_seconds()
+    return round(elapsed * (job.total - job.done) / job.done, 1)

@@ -1,0 +1,1 @@
+"""Celery tasks. Bodies stay thin: they claim the job row, call the engine, and record the outcome."""

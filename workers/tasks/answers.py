@@ -1,0 +1,103 @@
+"""Question and summary jobs. Tree-backed ones first build the tree across workers (tasks.tree)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session
+
+from agents.base import ProgressFn
+from agents.memwalker.tree import prepare_tree
+from longread import engine
+from longread.config import get_settings
+from longread.llm import LLMClient, Usage
+from storage.models import Answer, Document, Job, JobKind, TreeStatus
+from workers import jobs
+from workers.celery_app import app
+from workers.tasks.base import continue_job, run_job
+from workers.tasks.tree import start_build
+
+EngineCall = Callable[[Session, Document, ProgressFn, Usage], Answer]
+
+
+def _document(session: Session, job: Job) -> Document:
+    document = session.get(Document, job.document_id)
+    if document is None:
+        raise LookupError(f"document {job.document_id} no longer exists")
+    return document
+
+
+def _model(job: Job) -> str:
+    return str(job.params.get("model") or get_settings().LLM)
+
+
+def _needs_tree(session: Session, job: Job, document: Document) -> bool:
+    """Whether this job reads the summary tree, so the tree is built by the per-level fan-out first."""
+    strategy = str(job.params.get("strategy") or ("tree" if job.kind is JobKind.SUMMARIZE else "auto"))
+    if job.kind is JobKind.SUMMARIZE:
+        return strategy in {"tree", "auto"}
+    if strategy == "auto":
+        question = str(job.params.get("question", ""))
+        strategy = engine._route(document, question, "auto", LLMClient(_model(job))).strategy
+    return strategy == "tree"
+
+
+def _run_engine(session: Session, job: Job, call: EngineCall) -> str:
+    usage = Usage()
+    base = jobs.counters(job)
+    document = _document(session, job)
+    try:
+        answer = call(session, document, jobs.progress_callback(session, job, usage), usage)
+    except BaseException:
+        session.rollback()
+        jobs.set_usage(session, job, base, usage)
+        raise
+    jobs.set_usage(session, job, base, usage)
+    return answer.id
+
+
+def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, document: Document) -> Answer:
+    return engine.ask(
+        session, document, str(job.params["question"]), strategy=str(job.params.get("strategy") or "auto"),
+        model=_model(job), progress=progress, job=job, usage=usage,
+    )
+
+
+def _summarize(session: Session, job: Job, progress: ProgressFn, usage: Usage, document: Document) -> Answer:
+    return engine.summarize(
+        session, document, strategy=str(job.params.get("strategy") or "tree"), model=_model(job),
+        progress=progress, job=job, usage=usage,
+    )
+
+
+def answer_body(session: Session, job: Job) -> str | None:
+    """The reading itself, once any tree it needs is ready."""
+    call = _summarize if job.kind is JobKind.SUMMARIZE else _ask
+    return _run_engine(session, job, lambda s, d, p, u: call(s, job, p, u, d))
+
+
+def entry_body(session: Session, job: Job) -> str | None:
+    document = _document(session, job)
+    if _needs_tree(session, job, document):
+        tree = prepare_tree(session, document, _model(job))
+        if tree.status is not TreeStatus.READY:
+            return start_build(session, job, tree)
+    return answer_body(session, job)
+
+
+@app.task(bind=True, name="workers.tasks.answers.ask_task")
+def ask_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Answer a question (entry task; the sweeper re-sends it to resume)."""
+    return run_job(job_id, self.request.id, entry_body)
+
+
+@app.task(bind=True, name="workers.tasks.answers.summarize_task")
+def summarize_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Summarise a document (entry task; the sweeper re-sends it to resume)."""
+    return run_job(job_id, self.request.id, entry_body)
+
+
+@app.task(name="workers.tasks.answers.answer_task")
+def answer_task(job_id: str, attempt: int) -> str:
+    """After the tree fan-out: navigate (or summarise from the top) and store the answer."""
+    return continue_job(job_id, attempt, answer_body)

@@ -1,0 +1,33 @@
+"""Periodic upkeep: find running jobs whose worker died and enqueue them again."""
+
+from __future__ import annotations
+
+import logging
+
+from storage.db import session_scope
+from workers import jobs
+from workers.celery_app import app
+from workers.dispatch import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def sweep() -> list[str]:
+    """Interrupt and re-enqueue every stale running job; returns their ids.
+
+    `interrupt` is a conditional update, so with several sweepers each job is re-sent once. The
+    re-sent entry task claims the interrupted job and resumes from its persisted steps.
+    """
+    resumed = []
+    with session_scope() as session:
+        for job in jobs.stale_jobs(session):
+            if jobs.interrupt(session, job.id):
+                log.warning("job %s stopped beating; resuming it", job.id)
+                enqueue(session, job)
+                resumed.append(job.id)
+    return resumed
+
+
+@app.task(name="workers.tasks.maintenance.sweep_stale_jobs", ignore_result=True)
+def sweep_stale_jobs() -> list[str]:
+    return sweep()

@@ -1,0 +1,134 @@
+"""The summary tree built across workers: one chord per level, one task per node.
+
+Each level's nodes depend only on the level below, so a level is a Celery group whose chord body
+starts the next level. Nodes are upserted by (tree, level, position) and a level only dispatches
+the nodes still missing, so a job resumed after a worker died redoes no finished node, and a
+duplicate delivery of a node task costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import chord, group
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
+from longread.config import get_settings
+from longread.llm import LLMClient, Usage
+from storage.db import session_scope
+from storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
+from workers import jobs
+from workers.celery_app import app, queue_for
+from workers.tasks.base import continue_job, run_job
+
+log = logging.getLogger(__name__)
+
+
+def _stage(level: int, n_levels: int) -> str:
+    return f"summarising level {level + 1} of {n_levels}"
+
+
+def node_count(session: Session, tree_id: str) -> int:
+    query = select(func.count()).select_from(TreeNode).where(TreeNode.tree_id == tree_id)
+    return int(session.exec(query).one())
+
+
+def job_model(job: Job) -> str:
+    return str(job.params.get("model") or get_settings().LLM)
+
+
+def start_build(session: Session, job: Job, tree: Tree) -> str | None:
+    """Dispatch the first level that still misses nodes; when none does, finish the tree."""
+    if tree.status is not TreeStatus.READY:
+        sizes = tree_level_sizes(session, tree)
+        done = node_count(session, tree.id)
+        for level, size in enumerate(sizes):
+            have = {node.position for node in level_nodes(session, tree.id, level)}
+            todo = [position for position in range(size) if position not in have]
+            if todo:
+                jobs.set_progress(session, job.id, stage=_stage(level, len(sizes)), done=done, total=sum(sizes))
+                _dispatch_level(job, tree, level, todo)
+                return None
+        tree = finish_tree(session, tree)
+    return after_tree(session, job, tree)
+
+
+def _dispatch_level(job: Job, tree: Tree, level: int, positions: list[int]) -> None:
+    queue = queue_for(tree.model)
+    header = group(
+        summarize_node_task.si(job.id, tree.id, level, position, job.attempts).set(queue=queue)
+        for position in positions
+    )
+    body = tree_level_done.si(job.id, tree.id, level, job.attempts).set(queue=queue)
+    chord(header, body).apply_async()
+
+
+def after_tree(session: Session, job: Job, tree: Tree) -> str | None:
+    """A tree job ends here; a question or summary over the tree goes on to its answer task."""
+    if job.kind is JobKind.BUILD_TREE:
+        return tree.id
+    from workers.tasks.answers import answer_task
+
+    answer_task.apply_async((job.id, job.attempts), queue=queue_for(job_model(job)))
+    return None
+
+
+@app.task(bind=True, name="workers.tasks.tree.build_tree_task")
+def build_tree_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Entry task of a tree job (also what the sweeper re-sends to resume one)."""
+
+    def body(session: Session, job: Job) -> str | None:
+        document = session.get(Document, job.document_id)
+        if document is None:
+            raise LookupError(f"document {job.document_id} no longer exists")
+        return start_build(session, job, prepare_tree(session, document, job_model(job)))
+
+    return run_job(job_id, self.request.id, body)
+
+
+@app.task(name="workers.tasks.tree.summarize_node_task")
+def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, attempt: int) -> str:
+    """Summarise one node. Failures mark the job failed and return, so the chord body still runs."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status in jobs.TERMINAL:
+            return "skipped"
+        if job.cancel_requested:
+            jobs.finish(session, job_id, JobStatus.CANCELED)
+            return JobStatus.CANCELED.value
+        tree = session.get(Tree, tree_id)
+        if tree is None:
+            jobs.finish(session, job_id, JobStatus.FAILED, error=f"tree {tree_id} no longer exists")
+            return JobStatus.FAILED.value
+        usage = Usage()
+        try:
+            with jobs.heartbeat(job_id):
+                summarize_node(session, tree, level, position, LLMClient(tree.model, usage))
+        except Exception as exc:
+            log.exception("node (%s, %s) of tree %s failed", level, position, tree_id)
+            session.rollback()
+            jobs.add_usage(session, job_id, usage)
+            jobs.finish(session, job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            return JobStatus.FAILED.value
+        jobs.add_usage(session, job_id, usage)
+        sizes = tree_level_sizes(session, tree)
+        jobs.set_progress(
+            session, job_id, stage=_stage(level, len(sizes)), done=node_count(session, tree_id), total=sum(sizes)
+        )
+        return f"{level}:{position}"
+
+
+@app.task(name="workers.tasks.tree.tree_level_done")
+def tree_level_done(job_id: str, tree_id: str, level: int, attempt: int) -> str:
+    """Chord body: the level is complete, so start the next one (or finish the tree)."""
+
+    def body(session: Session, job: Job) -> str | None:
+        tree = session.get(Tree, tree_id)
+        if tree is None:
+            raise LookupError(f"tree {tree_id} no longer exists")
+        log.info("tree %s level %s done (job %s)", tree_id, level, job_id)
+        return start_build(session, job, tree)
+
+    return continue_job(job_id, attempt, body)
