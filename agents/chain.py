@@ -55,7 +55,11 @@ def unit_words(unit_tokens: int) -> int:
 
 def render_worker(question: str | None, *, step: int, total: int, chunk: str, unit: str, unit_tokens: int) -> str:
     variables: dict[str, object] = {
-        "step": step, "total": total, "chunk": chunk, "unit": unit, "max_words": unit_words(unit_tokens),
+        "step": step,
+        "total": total,
+        "chunk": chunk,
+        "unit": unit,
+        "max_words": unit_words(unit_tokens),
     }
     if question:
         variables["question"] = question
@@ -67,9 +71,10 @@ def chain_budget(client: LLMClient, question: str | None) -> ChainBudget:
     settings = get_settings()
     window = min(settings.CHAIN_CHUNK_TOKENS, client.context_window)
     unit_tokens = settings.CHAIN_UNIT_TOKENS
-    overhead = client.counter.count(
-        render_worker(question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens)
-    ) + 8  # chat-format tokens around the message
+    overhead = (
+        client.counter.count(render_worker(question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens))
+        + 8
+    )  # chat-format tokens around the message
     chunk_tokens = window - overhead - unit_tokens - unit_tokens
     if chunk_tokens < 64:
         raise ValueError(
@@ -102,13 +107,13 @@ def plan_chunks(segments: list[Segment], chunk_tokens: int) -> list[Chunk]:
 
 
 def chunk_text(document: Document, segments: list[Segment], chunk: Chunk) -> str:
-    return "\n\n".join(
-        f"[S{s.index}] {document.text[s.start : s.end]}" for s in segments[chunk.first : chunk.last + 1]
-    )
+    return "\n\n".join(f"[S{s.index}] {document.text[s.start : s.end]}" for s in segments[chunk.first : chunk.last + 1])
 
 
 def run_key(document: Document, model: str, question: str | None, budget: ChainBudget) -> str:
-    raw = "|".join([PROMPT_VERSION, document.id, model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)])
+    raw = "|".join(
+        [PROMPT_VERSION, document.id, model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)]
+    )
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
@@ -131,14 +136,23 @@ def run_step(
     """One worker: read chunk `step` with the incoming unit, persist the rewritten unit."""
     chunk = chunks[step]
     prompt = render_worker(
-        question, step=step + 1, total=len(chunks), chunk=chunk_text(document, segments, chunk), unit=unit,
+        question,
+        step=step + 1,
+        total=len(chunks),
+        chunk=chunk_text(document, segments, chunk),
+        unit=unit,
         unit_tokens=budget.unit_tokens,
     )
     completion = client.complete_messages([{"role": "user", "content": prompt}], max_tokens=budget.output_tokens)
     new_unit = client.counter.truncate(completion.text, budget.unit_tokens) or unit
     row = ChainStep(
-        run_key=key, step=step, chunk_start=chunk.start, chunk_end=chunk.end, segment_first=chunk.first,
-        segment_last=chunk.last, unit=new_unit,
+        run_key=key,
+        step=step,
+        chunk_start=chunk.start,
+        chunk_end=chunk.end,
+        segment_first=chunk.first,
+        segment_last=chunk.last,
+        unit=new_unit,
     )
     session.add(row)
     try:
@@ -165,8 +179,12 @@ def run_chain(
     done = stored_steps(session, key)
     unit = done[-1].unit if done else EMPTY_UNIT
     trace = [
-        {"step": s.step + 1, "segments": [s.segment_first, s.segment_last], "unit_tokens": client.counter.count(s.unit),
-         "resumed": True}
+        {
+            "step": s.step + 1,
+            "segments": [s.segment_first, s.segment_last],
+            "unit_tokens": client.counter.count(s.unit),
+            "resumed": True,
+        }
         for s in done
     ]
     for step in range(len(done), len(chunks)):
@@ -174,8 +192,11 @@ def run_chain(
         row = run_step(session, document, segments, chunks, step, unit, question, client, key, budget)
         unit = row.unit
         trace.append(
-            {"step": step + 1, "segments": [row.segment_first, row.segment_last],
-             "unit_tokens": client.counter.count(unit)}
+            {
+                "step": step + 1,
+                "segments": [row.segment_first, row.segment_last],
+                "unit_tokens": client.counter.count(unit),
+            }
         )
     progress("writing the answer" if question else "writing the summary", len(chunks), len(chunks) + 1)
     if question:
@@ -185,5 +206,8 @@ def run_chain(
     trace.append({"step": len(chunks) + 1, "role": "manager"})
     read = [Evidence(s.index, s.start, s.end) for s in segments]
     return AnswerDraft(
-        answer=completion.text, strategy="chain", read=read, trace=trace,
+        answer=completion.text,
+        strategy="chain",
+        read=read,
+        trace=trace,
     )

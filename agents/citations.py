@@ -100,10 +100,9 @@ def check_citations(
     for index in order:
         segment = by_index[index]
         exact = [e for e in spans.get(index, []) if segment.start <= e.start < e.end <= segment.end]
-        ranges = (
-            [(e.start, e.end) for e in exact if (e.start, e.end) != (segment.start, segment.end)]
-            or [best_sentence(document_text, segment, probe)]
-        )
+        ranges = [(e.start, e.end) for e in exact if (e.start, e.end) != (segment.start, segment.end)] or [
+            best_sentence(document_text, segment, probe)
+        ]
         for start, end in ranges:
             citations.append(
                 {

@@ -25,9 +25,7 @@ def ensure_segments(
     scheme = scheme_for(model, segment_tokens)
     existing = list(
         session.exec(
-            select(Segment)
-            .where(Segment.document_id == document.id, Segment.scheme == scheme)
-            .order_by(Segment.index)  # type: ignore[arg-type]
+            select(Segment).where(Segment.document_id == document.id, Segment.scheme == scheme).order_by(Segment.index)  # type: ignore[arg-type]
         )
     )
     if existing:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +39,12 @@ def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
         yield lambda _stage, _done, _total: None
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("starting", total=None)
 
@@ -93,7 +97,10 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
         out.print("[bold]evidence:[/]")
     for c in payload["citations"]:
         quote = c["quote"] if len(c["quote"]) <= QUOTE_CHARS else c["quote"][:QUOTE_CHARS] + "…"
-        out.print(f"  [{c['n']}] {c['label']} (segment {c['segment_id']}, chars {c['start']}–{c['end']}): \"{quote}\"", highlight=False)
+        out.print(
+            f'  [{c["n"]}] {c["label"]} (segment {c["segment_id"]}, chars {c["start"]}–{c["end"]}): "{quote}"',
+            highlight=False,
+        )
     if not payload["citations"]:
         out.print("[yellow]no evidence passage could be verified for this answer[/]")
     out.print(
@@ -170,11 +177,18 @@ def ingest(
             document, created = engine.ingest_file(session, path)
     except IngestError as exc:
         fail(f"{exc.filename}: {exc.reason}")
-    payload = {"document_id": document.id, "filename": document.filename, "tokens": document.n_tokens, "created": created}
+    payload = {
+        "document_id": document.id,
+        "filename": document.filename,
+        "tokens": document.n_tokens,
+        "created": created,
+    }
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
-        out.print(f"{document.id}  {document.filename}  {document.n_tokens} tokens{'' if created else ' (already stored)'}")
+        out.print(
+            f"{document.id}  {document.filename}  {document.n_tokens} tokens{'' if created else ' (already stored)'}"
+        )
 
 
 def main() -> None:

@@ -40,8 +40,13 @@ def store_text(session: Session, *, filename: str, text: str, tenant_id: str = L
     if existing is not None:
         return existing, False
     document = Document(
-        id=key, tenant_id=tenant_id, filename=filename, content_hash=content_hash, text=text,
-        n_chars=len(text), n_tokens=token_counter_for("cl100k").count(text),
+        id=key,
+        tenant_id=tenant_id,
+        filename=filename,
+        content_hash=content_hash,
+        text=text,
+        n_chars=len(text),
+        n_tokens=token_counter_for("cl100k").count(text),
     )
     session.add(document)
     session.commit()
@@ -60,7 +65,11 @@ def ingest_file(session: Session, path: Path, tenant_id: str = LOCAL_TENANT) -> 
 
 
 def build_tree(
-    session: Session, document: Document, *, model: str | None = None, progress: ProgressFn | None = None,
+    session: Session,
+    document: Document,
+    *,
+    model: str | None = None,
+    progress: ProgressFn | None = None,
     usage: Usage | None = None,
 ) -> Tree:
     client = LLMClient(model, usage)
@@ -77,8 +86,13 @@ def _route(document: Document, question: str, strategy: str, client: LLMClient) 
 
 
 def _read(
-    session: Session, document: Document, question: str, route: Route, client: LLMClient,
-    progress: ProgressFn, answer_with: str | None,
+    session: Session,
+    document: Document,
+    question: str,
+    route: Route,
+    client: LLMClient,
+    progress: ProgressFn,
+    answer_with: str | None,
 ) -> AnswerDraft:
     if route.strategy == "tree":
         tree = build_summary_tree(session, document, client, progress=progress)
@@ -92,8 +106,12 @@ def _read(
         from agents.attention.strategy import read_with_attention
 
         return read_with_attention(
-            document.text, question, segments=segments, answer_model=answer_with or client.model,
-            usage=client.usage, progress=progress,
+            document.text,
+            question,
+            segments=segments,
+            answer_model=answer_with or client.model,
+            usage=client.usage,
+            progress=progress,
         )
     from agents.baselines import answer_full
 
@@ -101,18 +119,39 @@ def _read(
 
 
 def _store_answer(
-    session: Session, document: Document, draft: AnswerDraft, *, question: str | None, kind: str, route: Route,
-    client: LLMClient, started: float, job: Job | None,
+    session: Session,
+    document: Document,
+    draft: AnswerDraft,
+    *,
+    question: str | None,
+    kind: str,
+    route: Route,
+    client: LLMClient,
+    started: float,
+    job: Job | None,
 ) -> Answer:
     segments = ensure_segments(session, document, client.model)
     checked = check_citations(draft, document.text, segments, question)
     usage = client.usage
     answer = Answer(
-        tenant_id=document.tenant_id, document_id=document.id, job_id=job.id if job else None, kind=kind,
-        question=question, strategy=route.strategy, strategy_reason=route.reason, model=client.model,
-        answer=checked.answer, citations=checked.citations, dropped_citations=checked.dropped, trace=draft.trace,
-        llm_calls=usage.calls, cached_calls=usage.cached_calls, prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd, latency_s=round(time.monotonic() - started, 3),
+        tenant_id=document.tenant_id,
+        document_id=document.id,
+        job_id=job.id if job else None,
+        kind=kind,
+        question=question,
+        strategy=route.strategy,
+        strategy_reason=route.reason,
+        model=client.model,
+        answer=checked.answer,
+        citations=checked.citations,
+        dropped_citations=checked.dropped,
+        trace=draft.trace,
+        llm_calls=usage.calls,
+        cached_calls=usage.cached_calls,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd,
+        latency_s=round(time.monotonic() - started, 3),
     )
     session.add(answer)
     session.commit()
@@ -214,4 +253,3 @@ def find_document(session: Session, key: str, tenant_id: str = LOCAL_TENANT) -> 
         session.exec(select(Document).where(Document.tenant_id == tenant_id, Document.id.startswith(key)).limit(2))  # type: ignore[attr-defined]
     )
     return matches[0] if len(matches) == 1 else None
-

@@ -79,8 +79,10 @@ def reader(messages: list[dict[str, str]]) -> str:
     if prompt.startswith("You searched a long document"):
         return "The answer could not be found."
     if prompt.startswith("You are worker"):
-        unit = _between(prompt, "previous workers:\n", "\n\nQuestion:") if question else _between(
-            prompt, "earlier parts:\n", "\n\nRewrite"
+        unit = (
+            _between(prompt, "previous workers:\n", "\n\nQuestion:")
+            if question
+            else _between(prompt, "earlier parts:\n", "\n\nRewrite")
         )
         unit = "" if unit.strip() == "(none yet)" else unit.strip()
         chunk = _between(prompt, "labelled like [S12]):\n", "\n\nNotes from" if question else "\n\nRunning summary")
@@ -93,8 +95,10 @@ def reader(messages: list[dict[str, str]]) -> str:
                     found.append(f"{sentence} [S{label}]")
         return " ".join([unit] + found).strip() or "(nothing relevant yet)"
     if prompt.startswith("A long document was too long"):
-        notes = _between(prompt, "Notes:\n", "\n\nQuestion:") if question else _between(
-            prompt, "Running summary:\n", "\n\nSummary:"
+        notes = (
+            _between(prompt, "Notes:\n", "\n\nQuestion:")
+            if question
+            else _between(prompt, "Running summary:\n", "\n\nSummary:")
         )
         return notes.strip()
     if prompt.startswith("Below is a summary tree"):

@@ -27,7 +27,9 @@ def filler(n_sentences: int, seed: int = 0) -> list[str]:
     return out
 
 
-def document_with_facts(n_paragraphs: int, facts: dict[int, str], seed: int = 0, sentences_per_paragraph: int = 8) -> str:
+def document_with_facts(
+    n_paragraphs: int, facts: dict[int, str], seed: int = 0, sentences_per_paragraph: int = 8
+) -> str:
     """Paragraphs of filler; `facts` maps a paragraph number to a sentence planted in its middle."""
     paragraphs = []
     sentences = filler(n_paragraphs * sentences_per_paragraph, seed)

@@ -30,10 +30,14 @@ def _worker_prompts() -> list[str]:
 
 def test_workers_read_in_order_and_carry_the_unit(session, monkeypatch) -> None:
     _configure(monkeypatch, window=1400)
-    facts = {3: "The first clue is that the captain left at 0600 hours.",
-             30: "The second clue is that the captain returned at 2200 hours."}
+    facts = {
+        3: "The first clue is that the captain left at 0600 hours.",
+        30: "The second clue is that the captain returned at 2200 hours.",
+    }
     document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(50, facts))
-    answer = engine.ask(session, document, "At what hours did the captain leave and return?", strategy="chain", model=MODEL)
+    answer = engine.ask(
+        session, document, "At what hours did the captain leave and return?", strategy="chain", model=MODEL
+    )
     prompts = _worker_prompts()
     assert len(prompts) >= 4
     first_labels = [int(re.search(r"\[S(\d+)\]", p.split("labelled like [S12]):\n", 1)[1]).group(1)) for p in prompts]
@@ -87,7 +91,9 @@ def test_a_window_too_small_is_a_clear_error(monkeypatch, env) -> None:
 
 def test_chain_resumes_from_persisted_steps(session, monkeypatch) -> None:
     _configure(monkeypatch, window=1200)
-    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(50, {20: "The vault code is 9911."}))
+    document, _ = engine.store_text(
+        session, filename="d.txt", text=document_with_facts(50, {20: "The vault code is 9911."})
+    )
     question = "What is the vault code?"
     import agents.chain as chain
 

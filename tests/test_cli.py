@@ -25,7 +25,10 @@ def test_ask_prints_answer_strategy_and_evidence(env, tmp_path, monkeypatch) -> 
 
     get_settings.cache_clear()
     path = _book(tmp_path)
-    result = runner.invoke(app, ["ask", str(path), "What is the code of the violet harbor?", "--strategy", "tree", "--model", MODEL, "--json"])
+    result = runner.invoke(
+        app,
+        ["ask", str(path), "What is the code of the violet harbor?", "--strategy", "tree", "--model", MODEL, "--json"],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert "4721" in payload["answer"]
@@ -33,7 +36,18 @@ def test_ask_prints_answer_strategy_and_evidence(env, tmp_path, monkeypatch) -> 
     citation = payload["citations"][0]
     text = path.read_text()
     assert text[citation["start"] : citation["end"]] == citation["quote"] == "The code of the violet harbor is 4721."
-    human = runner.invoke(app, ["ask", payload["document_id"][:12], "What is the code of the violet harbor?", "--strategy", "tree", "--model", MODEL])
+    human = runner.invoke(
+        app,
+        [
+            "ask",
+            payload["document_id"][:12],
+            "What is the code of the violet harbor?",
+            "--strategy",
+            "tree",
+            "--model",
+            MODEL,
+        ],
+    )
     assert human.exit_code == 0
     assert "strategy: tree" in human.stdout and "evidence:" in human.stdout and "[1] S" in human.stdout
 

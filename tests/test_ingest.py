@@ -110,7 +110,9 @@ def test_bad_files_fail_cleanly_and_store_nothing(session, name: str, data: byte
 
 def test_same_content_is_stored_once_with_a_stable_id(session) -> None:
     first, created = engine.ingest_bytes(session, filename="a.txt", data=make_txt())
-    second, created_again = engine.ingest_bytes(session, filename="b.md", data=b"\r\n".join(p.encode() for p in PARAGRAPHS).replace(b"\r\n", b"\n\n"))
+    second, created_again = engine.ingest_bytes(
+        session, filename="b.md", data=b"\r\n".join(p.encode() for p in PARAGRAPHS).replace(b"\r\n", b"\n\n")
+    )
     assert created and not created_again
     assert first.id == second.id
     other, _ = engine.ingest_bytes(session, filename="a.txt", data=make_txt(), tenant_id="tenant-b")

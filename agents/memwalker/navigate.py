@@ -107,7 +107,9 @@ def navigate(
     def revert(node: TreeNode, why: str) -> None:
         ruled_out.add((node.level, node.position))
         path.pop()
-        trace.append({"step": len(trace) + 1, "node": [node.level, node.position], "action": "revert", "reasoning": why})
+        trace.append(
+            {"step": len(trace) + 1, "node": [node.level, node.position], "action": "revert", "reasoning": why}
+        )
 
     for _ in range(max_steps):
         if not path:
@@ -123,8 +125,13 @@ def navigate(
             read.append(Evidence(node.segment_index or 0, node.start, node.end))
             if decision.action == "answer" and decision.answer:
                 trace.append(
-                    {"step": len(trace) + 1, "node": [0, node.position], "segment": node.segment_index,
-                     "action": "answer", "reasoning": decision.reasoning}
+                    {
+                        "step": len(trace) + 1,
+                        "node": [0, node.position],
+                        "segment": node.segment_index,
+                        "action": "answer",
+                        "reasoning": decision.reasoning,
+                    }
                 )
                 answer = decision.answer
                 if f"S{node.segment_index}" not in answer:
@@ -146,7 +153,9 @@ def navigate(
         )
         decision = parse_decision(completion.text)
         step: dict[str, Any] = {
-            "step": len(trace) + 1, "node": [node.level, node.position], "reasoning": decision.reasoning,
+            "step": len(trace) + 1,
+            "node": [node.level, node.position],
+            "reasoning": decision.reasoning,
         }
         if decision.action == "revert" and node is not root:
             memory.add(f"A section about: {node.summary[:300]} — did not hold the answer.")
@@ -159,9 +168,15 @@ def navigate(
             # An unreadable action, or a revert at the root: open the first child not yet ruled out,
             # so the walk still makes progress; the trace records that the model's action was invalid.
             chosen = options[0]
-            step.update(action="open", child=[chosen.level, chosen.position], invalid=True, model_action=decision.action)
+            step.update(
+                action="open", child=[chosen.level, chosen.position], invalid=True, model_action=decision.action
+            )
         trace.append(step)
-        memory.add(f"Opened {_labels(chosen)}: {chosen.summary[:400]}" if chosen.level else f"Opening [S{chosen.segment_index}]")
+        memory.add(
+            f"Opened {_labels(chosen)}: {chosen.summary[:400]}"
+            if chosen.level
+            else f"Opening [S{chosen.segment_index}]"
+        )
         path.append(chosen)
 
     completion = client.complete("nav_final", question=question, memory=memory.render())

@@ -67,7 +67,9 @@ def prepare_tree(session: Session, document: Document, model: str) -> Tree:
     tree = session.exec(query).first()
     if tree is not None:
         return tree
-    tree = Tree(document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=PROMPT_VERSION)
+    tree = Tree(
+        document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=PROMPT_VERSION
+    )
     session.add(tree)
     try:
         session.commit()
@@ -88,8 +90,10 @@ def tree_segments(session: Session, tree: Tree) -> list[Segment]:
 
 
 def segment_count(session: Session, tree: Tree) -> int:
-    query = select(func.count()).select_from(Segment).where(
-        Segment.document_id == tree.document_id, Segment.scheme == tree.scheme
+    query = (
+        select(func.count())
+        .select_from(Segment)
+        .where(Segment.document_id == tree.document_id, Segment.scheme == tree.scheme)
     )
     return int(session.exec(query).one())
 
@@ -107,9 +111,7 @@ def get_node(session: Session, tree_id: str, level: int, position: int) -> TreeN
 def level_nodes(session: Session, tree_id: str, level: int) -> list[TreeNode]:
     return list(
         session.exec(
-            select(TreeNode)
-            .where(TreeNode.tree_id == tree_id, TreeNode.level == level)
-            .order_by(TreeNode.position)  # type: ignore[arg-type]
+            select(TreeNode).where(TreeNode.tree_id == tree_id, TreeNode.level == level).order_by(TreeNode.position)  # type: ignore[arg-type]
         )
     )
 
@@ -135,8 +137,15 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
             "tree_leaf_summary", text=document.text[segment.start : segment.end], max_words=LEAF_SUMMARY_WORDS
         )
         node = TreeNode(
-            tree_id=tree.id, level=0, position=position, parent_position=parent, segment_index=segment.index,
-            start=segment.start, end=segment.end, summary=completion.text, n_tokens=client.counter.count(completion.text),
+            tree_id=tree.id,
+            level=0,
+            position=position,
+            parent_position=parent,
+            segment_index=segment.index,
+            start=segment.start,
+            end=segment.end,
+            summary=completion.text,
+            n_tokens=client.counter.count(completion.text),
         )
     else:
         start, end = child_range(sizes[level - 1], sizes[level], position)
@@ -147,9 +156,16 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         summaries = [child.summary for child in children if child is not None]
         completion = client.complete("tree_node_summary", summaries=summaries, max_words=NODE_SUMMARY_WORDS)
         node = TreeNode(
-            tree_id=tree.id, level=level, position=position, parent_position=parent, child_start=start,
-            child_end=end, start=children[0].start, end=children[-1].end,  # type: ignore[union-attr]
-            summary=completion.text, n_tokens=client.counter.count(completion.text),
+            tree_id=tree.id,
+            level=level,
+            position=position,
+            parent_position=parent,
+            child_start=start,
+            child_end=end,
+            start=children[0].start,
+            end=children[-1].end,  # type: ignore[union-attr]
+            summary=completion.text,
+            n_tokens=client.counter.count(completion.text),
         )
     session.add(node)
     try:
@@ -176,9 +192,7 @@ def finish_tree(session: Session, tree: Tree) -> Tree:
     return tree
 
 
-def build_tree(
-    session: Session, document: Document, client: LLMClient, *, progress: ProgressFn = no_progress
-) -> Tree:
+def build_tree(session: Session, document: Document, client: LLMClient, *, progress: ProgressFn = no_progress) -> Tree:
     """Build (or finish building) the tree level by level; each level's nodes run concurrently."""
     tree = prepare_tree(session, document, client.model)
     if tree.status == TreeStatus.READY:
@@ -186,7 +200,9 @@ def build_tree(
     sizes = tree_level_sizes(session, tree)
     total = sum(sizes)
     done = sum(len(level_nodes(session, tree.id, level)) for level in range(len(sizes)))
-    workers = 1 if is_in_process(client.model) and client.model.startswith("local/") else get_settings().LLM_MAX_CONCURRENCY
+    workers = (
+        1 if is_in_process(client.model) and client.model.startswith("local/") else get_settings().LLM_MAX_CONCURRENCY
+    )
     engine = session.get_bind()
     for level, size in enumerate(sizes):
         have = {node.position for node in level_nodes(session, tree.id, level)}

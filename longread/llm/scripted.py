@@ -54,7 +54,14 @@ def _build_handler() -> Any:
         entry for entry in litellm.custom_provider_map if entry.get("provider") != "scripted"
     ] + [{"provider": "scripted", "custom_handler": handler}]
     litellm.register_model(
-        {"scripted/*": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "litellm_provider": "scripted", "mode": "chat"}}
+        {
+            "scripted/*": {
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "litellm_provider": "scripted",
+                "mode": "chat",
+            }
+        }
     )
     return handler
 
