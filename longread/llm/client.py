@@ -85,7 +85,7 @@ def _router(model: str, api_base: str | None, api_key: str | None, timeout: floa
         params["api_key"] = api_key
     return Router(
         model_list=[{"model_name": model, "litellm_params": params}],
-        num_retries=0 if is_in_process(model) else retries,
+        num_retries=0 if provider_of(model) == "local" else retries,
         timeout=timeout,
         retry_after=1,
     )
