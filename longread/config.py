@@ -15,14 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Runtime settings. Defaults are the embedded, offline configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LONGREAD_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LONGREAD_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     DATA_DIR: Path = Field(default=Path("data"), description="Folder for SQLite, caches and uploads.")
-    DATABASE_URL: str | None = Field(
-        default=None, description="SQLAlchemy URL; SQLite in DATA_DIR when unset."
-    )
+    DATABASE_URL: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in DATA_DIR when unset.")
     REDIS_URL: str | None = Field(
         default=None, description="Broker/result backend; an embedded server is started when unset."
     )
@@ -62,6 +58,17 @@ class Settings(BaseSettings):
         default=None, description="Attention-retriever chunk size; 1024 on CPU, 4096 on GPU when unset."
     )
     ATTENTION_EVIDENCE_TOKENS: int = 1000
+    ATTENTION_LAYERS: str = Field(
+        default="band",
+        description="Scoring layers: 'last' (InfiniRetri), 'band' (global layers at 40-75% depth), "
+        "'all', or explicit indexes '5,11'; heads may be picked as 'layer:head' pairs '11:0,11:3'.",
+    )
+    ATTENTION_CARRY_TOKENS: int | None = Field(
+        default=None, description="Carried-cache budget placed before each chunk; chunk/8 when unset."
+    )
+    ATTENTION_BATCH_SIZE: int | None = Field(
+        default=None, description="Chunks scored together; 1 on CPU (exact InfiniRetri carry), 8 on GPU."
+    )
 
     EVIDENCE_TOKENS: int = Field(
         default=1000,
@@ -72,7 +79,8 @@ class Settings(BaseSettings):
         default=128, description="Size of the passages the bm25/dense baselines rank (whole sentences)."
     )
     EVAL_JUDGE_MODEL: str | None = Field(
-        default=None, description="Model that judges free-form answers in `longread eval`; the answering model when unset."
+        default=None,
+        description="Model that judges free-form answers in `longread eval`; the answering model when unset.",
     )
 
     UPLOAD_MAX_BYTES: int = 50 * 1024 * 1024
@@ -81,6 +89,11 @@ class Settings(BaseSettings):
     TASK_TIME_LIMIT_S: int = 3600
     SWEEP_INTERVAL_S: float = Field(
         default=30.0, description="How often workers look for running jobs whose heartbeat went stale."
+    )
+    ALLOWED_MODELS: list[str] = Field(
+        default_factory=list,
+        description="Models an API request may name besides LLM (requests cannot pick arbitrary "
+        "litellm or scripted models).",
     )
     ANONYMOUS_LOCAL: bool = Field(
         default=False,
@@ -93,11 +106,6 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
-    ALLOWED_MODELS: list[str] = Field(
-        default_factory=list,
-        description="Models an API request may name besides LLM (requests cannot pick arbitrary "
-        "litellm or scripted models).",
-    )
         return f"sqlite:///{(self.DATA_DIR / 'longread.db').resolve()}"
 
 
