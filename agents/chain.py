@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from agents.memwalker.tree import words_to_tokens
 from agents.segments import ensure_segments
 from longread.config import get_settings
 from longread.llm import LLMClient
@@ -25,6 +26,7 @@ from storage.models import ChainStep, Document, Segment
 PROMPT_VERSION = "chain-v1"
 LABEL_TOKENS = 6  # "[S123] " plus the blank line between passages
 EMPTY_UNIT = "(none yet)"
+SUMMARY_WORDS = 400
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,9 @@ def run_chain(
     if question:
         completion = client.complete("chain_manager", unit=unit, question=question)
     else:
-        completion = client.complete("chain_manager_summary", unit=unit, max_words=400)
+        completion = client.complete(
+            "chain_manager_summary", unit=unit, max_words=SUMMARY_WORDS, max_tokens=words_to_tokens(SUMMARY_WORDS)
+        )
     trace.append({"step": len(chunks) + 1, "role": "manager"})
     read = [Evidence(s.index, s.start, s.end) for s in segments]
     return AnswerDraft(

@@ -15,7 +15,7 @@ from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from agents.citations import check_citations
 from agents.memwalker.navigate import navigate
 from agents.memwalker.tree import build_tree as build_summary_tree
-from agents.memwalker.tree import get_node, tree_level_sizes
+from agents.memwalker.tree import get_node, tree_level_sizes, words_to_tokens
 from agents.router import STRATEGIES, Route, choose_strategy, local_model_available
 from agents.segments import ensure_segments
 from longread.ingest import document_id, load_document
@@ -195,7 +195,9 @@ def _tree_summary(session: Session, document: Document, client: LLMClient, progr
         first, last = _segment_span(session, tree, node)
         parts.append({"labels": f"S{first}–S{last}" if first != last else f"S{first}", "summary": node.summary})
     progress("writing the summary", 0, 1)
-    completion = client.complete("tree_root_summary", parts=parts, max_words=ROOT_SUMMARY_WORDS)
+    completion = client.complete(
+        "tree_root_summary", parts=parts, max_words=ROOT_SUMMARY_WORDS, max_tokens=words_to_tokens(ROOT_SUMMARY_WORDS)
+    )
     segments = ensure_segments(session, document, client.model)
     read = [Evidence(s.index, s.start, s.end) for s in segments]
     trace = [{"levels": len(sizes), "nodes": sum(sizes), "top_level": top_level, "parts": len(parts)}]

@@ -22,6 +22,7 @@ from longread.config import get_settings
 from longread.llm import LLMClient
 from storage.models import Document, Tree, TreeNode
 
+DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)
 _REVERT = re.compile(r"action\s*:\s*(?:revert|back|go back|return)", re.I)
 _ANSWER = re.compile(r"action\s*:\s*answer\s*:?\s*(.*)", re.I | re.S)
@@ -119,7 +120,12 @@ def navigate(
         if node.level == 0:
             text = document.text[node.start : node.end]
             completion = client.complete(
-                "nav_leaf", text=text, question=question, memory=memory.render(), segment_index=node.segment_index
+                "nav_leaf",
+                max_tokens=DECISION_TOKENS,
+                text=text,
+                question=question,
+                memory=memory.render(),
+                segment_index=node.segment_index,
             )
             decision = parse_decision(completion.text)
             read.append(Evidence(node.segment_index or 0, node.start, node.end))
@@ -147,6 +153,7 @@ def navigate(
             continue
         completion = client.complete(
             "nav_triage",
+            max_tokens=DECISION_TOKENS,
             question=question,
             memory=memory.render(),
             children=[{"number": i + 1, "summary": child.summary} for i, child in enumerate(options)],

@@ -25,6 +25,11 @@ from storage.models import Document, Segment, Tree, TreeNode, TreeStatus
 PROMPT_VERSION = "tree-v1"
 LEAF_SUMMARY_WORDS = 120
 NODE_SUMMARY_WORDS = 160
+TOKENS_PER_WORD = 1.6  # output caps leave room for the word limit in any tokenizer
+
+
+def words_to_tokens(words: int) -> int:
+    return int(words * TOKENS_PER_WORD) + 16
 
 
 def level_sizes(n_leaves: int, fanout: int) -> list[int]:
@@ -134,7 +139,10 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
             )
         ).one()
         completion = client.complete(
-            "tree_leaf_summary", text=document.text[segment.start : segment.end], max_words=LEAF_SUMMARY_WORDS
+            "tree_leaf_summary",
+            text=document.text[segment.start : segment.end],
+            max_words=LEAF_SUMMARY_WORDS,
+            max_tokens=words_to_tokens(LEAF_SUMMARY_WORDS),
         )
         node = TreeNode(
             tree_id=tree.id,
@@ -154,7 +162,12 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         if missing:
             raise RuntimeError(f"node ({level}, {position}) needs children {missing} of level {level - 1} first")
         summaries = [child.summary for child in children if child is not None]
-        completion = client.complete("tree_node_summary", summaries=summaries, max_words=NODE_SUMMARY_WORDS)
+        completion = client.complete(
+            "tree_node_summary",
+            summaries=summaries,
+            max_words=NODE_SUMMARY_WORDS,
+            max_tokens=words_to_tokens(NODE_SUMMARY_WORDS),
+        )
         node = TreeNode(
             tree_id=tree.id,
             level=level,
