@@ -50,15 +50,28 @@ def _cut_at_stops(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-def generate_text(model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
-                  stop: list[str] | None = None) -> tuple[str, int, int, str]:
-    """Greedy generation: (text, prompt_tokens, completion_tokens, finish_reason)."""
+def _stop_on_text(tokenizer: Any, n_prompt: int, stops: tuple[str, ...]) -> Any:
+    """Stop once the decoded continuation contains a stop string.
+
+    transformers' own `stop_strings` preprocesses the whole vocabulary (262K entries for Gemma 3) and
+    fails on tokenizers without byte-level pieces; decoding a few dozen new tokens per step is cheap.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnText(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            text = tokenizer.decode(input_ids[0, n_prompt:], skip_special_tokens=True)
+            return any(stop in text for stop in stops)
+
+    return StoppingCriteriaList([StopOnText()] if stops else [])
+
+
+def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[str, ...]) -> tuple[str, int, int, str]:
+    """Greedy continuation of a prompt: (text, prompt_tokens, completion_tokens, finish_reason)."""
     import torch
 
     local = load_local_model(model)
     tokenizer = local.tokenizer
-    prompt, stops = render_messages(tokenizer, messages)
-    stops = tuple(stops) + tuple(stop or ())
     budget = int(max_tokens or get_settings().LLM_MAX_OUTPUT_TOKENS)
     has_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
     enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)
@@ -74,16 +87,28 @@ def generate_text(model: str, messages: list[dict[str, Any]], *, max_tokens: int
             **enc,
             max_new_tokens=budget,
             do_sample=False,
-            stop_strings=list(stops) or None,
-            tokenizer=tokenizer if stops else None,
+            stopping_criteria=_stop_on_text(tokenizer, n_prompt, stops),
             pad_token_id=tokenizer.pad_token_id,
         )
     new_ids = output[0, n_prompt:]
     raw = tokenizer.decode(new_ids, skip_special_tokens=True)
     text, stopped = _cut_at_stops(raw, stops)
-    hit_eos = len(new_ids) < budget
-    finish = "stop" if stopped or hit_eos else "length"
+    finish = "stop" if stopped or len(new_ids) < budget else "length"
     return text.strip(), n_prompt, int(len(new_ids)), finish
+
+
+def generate_text(model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
+                  stop: list[str] | None = None) -> tuple[str, int, int, str]:
+    """Chat completion, greedy: (text, prompt_tokens, completion_tokens, finish_reason)."""
+    prompt, stops = render_messages(load_local_model(model).tokenizer, messages)
+    return _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stops) + tuple(stop or ()))
+
+
+def generate_raw(model: str, prompt: str, *, max_tokens: int | None = None,
+                 stop: list[str] | None = None) -> tuple[str, int, int]:
+    """Plain-text continuation (few-shot prompts for a base model): (text, prompt_tokens, completion_tokens)."""
+    text, n_prompt, n_out, _ = _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stop or ()))
+    return text, n_prompt, n_out
 
 
 class LocalLLM(CustomLLM):
