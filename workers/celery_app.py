@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 
 from longread.config import get_settings
@@ -65,6 +65,16 @@ def celery_config() -> dict[str, Any]:
 
 app = Celery("longread", include=TASK_MODULES)
 app.conf.update(celery_config())
+
+
+@worker_init.connect
+def _preload(**_kwargs: Any) -> None:
+    """Import litellm once in the parent, so every forked pool process starts warm (it takes seconds)."""
+    import litellm  # noqa: F401
+
+    from longread.llm.scripted import register_scripted_provider
+
+    register_scripted_provider()
 
 
 @worker_process_init.connect

@@ -197,20 +197,19 @@ def counters(job: Job) -> dict[str, Any]:
     return _counters(job)
 
 
-def add_usage(session: Session, job_id: str, usage: Usage) -> None:
+def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
     """Atomic increments: many node tasks of one job add their calls concurrently."""
-    session.execute(
-        update(Job)
-        .where(col(Job.id) == job_id)
-        .values(
-            llm_calls=Job.llm_calls + usage.calls,
-            cached_calls=Job.cached_calls + usage.cached_calls,
-            prompt_tokens=Job.prompt_tokens + usage.prompt_tokens,
-            completion_tokens=Job.completion_tokens + usage.completion_tokens,
-            cost_usd=Job.cost_usd + usage.cost_usd,
-            heartbeat_at=utcnow(),
-        )
-    )
+    values: dict[str, Any] = {
+        "llm_calls": Job.llm_calls + usage.calls,
+        "cached_calls": Job.cached_calls + usage.cached_calls,
+        "prompt_tokens": Job.prompt_tokens + usage.prompt_tokens,
+        "completion_tokens": Job.completion_tokens + usage.completion_tokens,
+        "cost_usd": Job.cost_usd + usage.cost_usd,
+        "heartbeat_at": utcnow(),
+    }
+    if done is not None:
+        values["done"] = done
+    session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
     session.commit()
 
 

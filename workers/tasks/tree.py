@@ -112,11 +112,10 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             jobs.add_usage(session, job_id, usage)
             jobs.finish(session, job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             return JobStatus.FAILED.value
-        jobs.add_usage(session, job_id, usage)
-        sizes = tree_level_sizes(session, tree)
-        jobs.set_progress(
-            session, job_id, stage=_stage(level, len(sizes)), done=node_count(session, tree_id), total=sum(sizes)
-        )
+        # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes
+        # (a recount, not an increment, so duplicate deliveries cannot inflate it).
+        done = select(func.count()).select_from(TreeNode).where(TreeNode.tree_id == tree_id).scalar_subquery()
+        jobs.add_usage(session, job_id, usage, done=done)
         return f"{level}:{position}"
 
 

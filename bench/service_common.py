@@ -1,0 +1,124 @@
+"""Shared harness for the service benchmarks: a scratch PostgreSQL database, a Redis DB, processes.
+
+The benchmarks run the real deployment shape (uvicorn, Celery worker processes, Redis, PostgreSQL)
+on this machine; only the LLM is a scripted double with a fixed latency.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/12"
+
+WORDS = (
+    "the council river harbour merchant winter ledger bridge festival archive northern valley lantern "
+    "engineer orchard treaty voyage garrison chapel quarry weaver market signal tower meadow granary"
+).split()
+
+
+def synthetic_text(n_tokens: int, seed: int = 0) -> str:
+    """Sentences of common words, about 1.3 tokens per word, in paragraphs of eight sentences."""
+    rng = random.Random(seed)
+    sentences, words = [], 0
+    while words * 1.3 < n_tokens:
+        length = rng.randint(10, 22)
+        sentence = " ".join(rng.choice(WORDS) for _ in range(length))
+        sentences.append(sentence.capitalize() + ".")
+        words += length
+    return "\n\n".join(" ".join(sentences[i : i + 8]) for i in range(0, len(sentences), 8))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def scratch_environment(extra: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database and Redis DB, exported to this process and its children."""
+    import psycopg
+    import redis
+
+    name = f"longread_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    data = Path(os.path.join("/tmp", name))
+    data.mkdir(parents=True, exist_ok=True)
+    values = {
+        "LONGREAD_DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
+        "LONGREAD_REDIS_URL": REDIS_URL,
+        "LONGREAD_DATA_DIR": str(data),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        **extra,
+    }
+    os.environ.update(values)
+    from longread.config import get_settings
+
+    get_settings.cache_clear()
+    from storage.db import init_db
+
+    init_db()
+    try:
+        yield dict(os.environ)
+    finally:
+        from storage.db import get_engine
+
+        get_engine().dispose()
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def worker_command(concurrency: int, name: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default,local",
+        "-c", str(concurrency), "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]

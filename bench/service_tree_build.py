@@ -1,0 +1,116 @@
+"""Tree build across Celery worker processes: wall time against the critical-path bound.
+
+A document of `--tokens` tokens is segmented once; then for N worker processes (a prefork pool of
+N) a BUILD_TREE job runs the per-level chord fan-out with the scripted LLM at a fixed 200 ms per call.
+The critical-path bound is sum over levels of ceil(nodes/N) x latency; the structural minimum of
+calls is the number of nodes. Usage: python -m bench.service_tree_build [--tokens 1000000] [--workers 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import uuid
+from pathlib import Path
+
+from bench.service_common import process, scratch_environment, synthetic_text, wait_for, worker_command
+
+LATENCY_S = 0.2
+MODEL = "scripted/bench.service_tree_build.fixed_latency_reply"
+
+
+def fixed_latency_reply(messages: list[dict[str, str]]) -> str:
+    """A summary after a fixed provider latency: the first words of the prompt's text."""
+    time.sleep(LATENCY_S)
+    content = str(messages[-1].get("content", ""))
+    body = content.split("Passage:", 1)[-1] if "Passage:" in content else content.split("Part 1:", 1)[-1]
+    return " ".join(body.split()[:40])
+
+
+def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) -> dict[str, float | int]:
+    from sqlalchemy import delete
+    from sqlmodel import select
+
+    from agents.memwalker.tree import level_sizes
+    from storage.db import session_scope
+    from storage.models import Document, Job, JobKind, JobStatus, Segment, Tree, TreeNode
+    from workers import jobs
+    from workers.celery_app import app
+    from workers.dispatch import enqueue
+
+    name = f"bench-{n_workers}-{uuid.uuid4().hex[:6]}@localhost"
+    with process(worker_command(n_workers, name), env, logs / f"worker-{n_workers}.log"):
+        wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 90, "worker")
+        with session_scope() as session:
+            document = session.get(Document, document_id)
+            assert document is not None
+            job = jobs.create_job(session, tenant_id=document.tenant_id, kind=JobKind.BUILD_TREE,
+                                  document_id=document_id, params={"model": MODEL})
+            started = time.monotonic()
+            enqueue(session, job)
+            job_id = job.id
+
+        def finished() -> Job | None:
+            with session_scope() as session:
+                row = session.get(Job, job_id)
+                return row if row is not None and row.status in jobs.TERMINAL else None
+
+        done = wait_for(finished, 3600, "the tree job", interval=0.1)
+        wall = time.monotonic() - started
+        assert done.status is JobStatus.SUCCEEDED, done.error
+        with session_scope() as session:
+            n_leaves = len(list(session.exec(select(Segment.id).where(Segment.document_id == document_id, Segment.scheme == "cl100k:1000"))))
+            fanout = session.exec(select(Tree.fanout).where(Tree.id == done.result_id)).one()
+            # The next run builds the same tree from scratch.
+            session.execute(delete(TreeNode).where(TreeNode.tree_id == done.result_id))
+            session.execute(delete(Tree).where(Tree.id == done.result_id))
+            session.commit()
+    sizes = level_sizes(n_leaves, fanout)
+    bound = sum(math.ceil(size / n_workers) for size in sizes) * LATENCY_S
+    return {
+        "workers": n_workers, "levels": len(sizes), "nodes": sum(sizes), "calls": done.llm_calls,
+        "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+        "wall_s": round(wall, 2), "bound_s": round(bound, 2), "wall_over_bound": round(wall / bound, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/service_tree_build.json"))
+    args = parser.parse_args()
+    extra = {"LONGREAD_LLM": MODEL, "LONGREAD_LLM_CACHE": "false", "LONGREAD_SEGMENT_TOKENS": "1000",
+             "LONGREAD_TREE_FANOUT": "8", "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": "600"}
+    with scratch_environment(extra) as env:
+        from agents.segments import ensure_segments
+        from longread import engine
+        from storage.db import session_scope
+
+        t0 = time.monotonic()
+        with session_scope() as session:
+            document, _ = engine.store_text(session, filename="bench.txt", text=synthetic_text(args.tokens))
+            segments = ensure_segments(session, document, MODEL)
+            document_id, n_tokens = document.id, document.n_tokens
+        print(f"document: {n_tokens} tokens, {len(segments)} segments (stored in {time.monotonic() - t0:.1f}s)")
+        logs = Path(env["LONGREAD_DATA_DIR"])
+        rows = []
+        for n in args.workers:
+            row = run_once(env, document_id, n, logs)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    base = rows[0]["wall_s"] * rows[0]["workers"] if rows else 0
+    print("\n| workers | levels | nodes (min calls) | calls | wall s | bound s | wall/bound | speedup |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        speedup = base / row["wall_s"] if row["workers"] and rows[0]["workers"] == 1 else float("nan")
+        print(f"| {row['workers']} | {row['levels']} | {row['nodes']} | {row['calls']} | {row['wall_s']} | "
+              f"{row['bound_s']} | {row['wall_over_bound']} | {speedup:.2f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"tokens": n_tokens, "latency_s": LATENCY_S, "runs": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
