@@ -1,0 +1,161 @@
+"""The web page in a real Chromium against the real API, worker, Redis and SQLite."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import UPLOAD_LIMIT, api_client
+from tests.service.conftest import needle_document, wait_job
+
+pytestmark = pytest.mark.browser
+
+JOB_TIMEOUT_MS = 90_000
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def _sign_in(page: Any, key: str) -> None:
+    page.goto("/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Save key").click()
+    _expect()(page.locator("#key-status")).to_have_text("Key saved in this browser.")
+
+
+def _upload(page: Any, *files: tuple[str, str, bytes]) -> None:
+    page.locator("#file-input").set_input_files(
+        [{"name": name, "mimeType": mime, "buffer": data} for name, mime, data in files]
+    )
+
+
+def test_upload_ask_and_open_the_cited_evidence(page: Any, site: str, new_key: Callable[[str], str]) -> None:
+    expect = _expect()
+    key = new_key("reader")
+    _sign_in(page, key)
+    code = random.randint(10_000, 99_999)
+    planted = f"The vault code is {code}."
+    _upload(page, ("vault.txt", "text/plain", needle_document(code, paragraphs=16).encode()))
+
+    # The upload opens the document and follows its ingest job to the end.
+    expect(page.locator("#document-title")).to_have_text("vault.txt")
+    expect(page.locator("#documents-list .document-open")).to_have_text(["vault.txt"])
+    ingest = page.locator("#ingest-job .job")
+    expect(ingest).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(ingest.locator(".job-status")).to_have_text("Done")
+    bar = ingest.locator("progress")
+    assert bar.evaluate("b => b.value === b.max && b.max > 0")
+    with api_client(site, key) as http:  # the page shows the job as the API reports it
+        job = http.get(f"/v1/jobs/{ingest.get_attribute('data-job-id')}").json()
+    expect(ingest.locator(".job-line")).to_have_text(f"{job['stage']} · {job['done']} / {job['total']}")
+
+    # Ask with an explicit strategy; the job's progress shows, then the answer with its strategy.
+    page.get_by_label("Ask a question").fill("What is the vault code?")
+    page.get_by_label("Strategy", exact=True).select_option("tree")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    ask = page.locator("#ask-job .job")
+    expect(ask).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(ask.locator(".job-stats")).to_contain_text(re.compile(r"[1-9]\d* LLM calls?"))
+    answer = page.locator("#answer")
+    expect(answer).to_be_visible()
+    expect(answer.locator(".answer-text")).to_contain_text(str(code))
+    expect(answer.locator(".strategy-name")).to_have_text("tree")
+    expect(answer.locator(".strategy-reason")).not_to_be_empty()
+    expect(answer.locator(".citations .citation").first).to_contain_text(planted)
+
+    # The inline citation opens the evidence view on the document text, the quote highlighted.
+    answer.locator(".answer-text .cite-ref").first.click()
+    dialog = page.locator("#evidence")
+    expect(dialog).to_be_visible()
+    mark = dialog.locator("mark")
+    expect(mark).to_have_text(planted)
+    expect(mark).to_be_in_viewport()
+    expect(dialog.locator("#evidence-warning")).to_be_hidden()
+    around = dialog.locator("#evidence-text").inner_text()
+    assert len(around) > len(planted) + 200 and around.count(planted) == 1
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+
+    # A summary runs as a background job and shows its result.
+    page.get_by_role("button", name="Summarize").click()
+    summary_job = page.locator("#summary-job .job")
+    expect(summary_job).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#summary .answer-text")).to_contain_text(str(code))
+    expect(page.locator("#summary .strategy-name")).to_have_text("tree")
+
+
+def test_rejected_uploads_show_the_api_error(page: Any, site: str, new_key: Callable[[str], str]) -> None:
+    expect = _expect()
+    key = new_key("careless")
+    broken = b"%PDF-1.7\nthis is not really a PDF document\n"
+    oversize = b"a" * (UPLOAD_LIMIT + 1)
+    with api_client(site, key) as http:  # what the API says about these files, to compare with the page
+        refused = http.post("/v1/documents", files={"file": ("broken.pdf", broken, "application/pdf")})
+    assert refused.status_code == 422, refused.text
+    message = refused.json()["error"]["message"]
+
+    _sign_in(page, key)
+    _upload(page, ("broken.pdf", "application/pdf", broken), ("huge.txt", "text/plain", oversize))
+    errors = page.locator("#upload-error")
+    expect(errors.locator(".upload-failure")).to_have_count(2)
+    first, second = errors.locator(".upload-failure").nth(0), errors.locator(".upload-failure").nth(1)
+    expect(first.locator(".error-title")).to_have_text("Could not upload broken.pdf:")
+    expect(first.locator(".error-message")).to_have_text(message)
+    expect(first.locator(".error-code")).to_have_text("unreadable_document (HTTP 422)")
+    expect(second.locator(".error-message")).to_have_text(f"the upload exceeds the {UPLOAD_LIMIT}-byte limit")
+    expect(second.locator(".error-code")).to_have_text("payload_too_large (HTTP 413)")
+    expect(page.locator("#documents-empty")).to_be_visible()
+    expect(page.locator("#document")).to_be_hidden()
+
+
+def test_missing_and_wrong_keys_are_explained(page: Any, site: str) -> None:
+    expect = _expect()
+    page.goto("/")
+    expect(page.locator("#health")).to_have_text("service ready")
+    expect(page.locator("#documents-error .error-code")).to_have_text("missing_api_key (HTTP 401)")
+    expect(page.locator("#documents-error .error-message")).to_contain_text("enter it at the top")
+    page.get_by_label("API key").fill("lr_not-a-real-key")
+    page.get_by_role("button", name="Save key").click()
+    expect(page.locator("#documents-error .error-message")).to_contain_text("the API key is unknown or revoked")
+
+
+def test_pages_through_documents_and_deletes_one(page: Any, site: str, new_key: Callable[[str], str]) -> None:
+    expect = _expect()
+    key = new_key("librarian")
+    with api_client(site, key) as http:  # eleven small documents: two pages of ten
+        stamp = random.randint(10_000, 99_999)
+        jobs = []
+        for i in range(11):
+            body = http.post(
+                "/v1/documents",
+                files={"file": (f"note-{i:02d}.txt", f"Note {i} of batch {stamp}. It is short.".encode(), "text/plain")},
+            ).json()
+            jobs.append(body["job_id"])
+        for job_id in jobs:
+            assert wait_job(http, job_id)["status"] == "succeeded"
+
+    _sign_in(page, key)
+    names = page.locator("#documents-list .document-open")
+    expect(names).to_have_count(10)
+    expect(page.locator("#documents-count")).to_have_text("1–10 of 11")
+    expect(page.locator("#page-prev")).to_be_disabled()
+    page.get_by_role("button", name="Next").click()
+    expect(names).to_have_count(1)
+    expect(page.locator("#documents-count")).to_have_text("11–11 of 11")
+    last = names.first.inner_text()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete {last}").click()
+    expect(page.locator("#upload-status")).to_have_text(f"{last} deleted.")
+    expect(page.locator("#documents-count")).to_have_text("1–10 of 10")  # the emptied page steps back
+    expect(page.get_by_role("button", name=last, exact=True)).to_have_count(0)
+    with api_client(site, key) as http:
+        listed = http.get("/v1/documents", params={"limit": 100}).json()
+    assert listed["total"] == 10 and last not in {d["filename"] for d in listed["items"]}
