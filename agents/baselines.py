@@ -37,6 +37,7 @@ _STOPWORDS = frozenset(
     "mentioned provided text document".split()
 )
 _ANSWER_PROMPT = "baseline_answer"
+_SUMMARY_PROMPT = "baseline_summary"
 _PROMPT_SLACK_TOKENS = 64
 
 
@@ -62,9 +63,7 @@ class Unit:
 # --------------------------------------------------------------------------------------------- units
 
 
-def _segments_for(
-    text: str, counter: TokenCounter, segments: Sequence[SegmentLike] | None
-) -> list[SegmentLike]:
+def _segments_for(text: str, counter: TokenCounter, segments: Sequence[SegmentLike] | None) -> list[SegmentLike]:
     if segments is not None:
         return list(segments)
     return list(segment_text(text, counter, get_settings().SEGMENT_TOKENS))
@@ -226,9 +225,7 @@ def bm25_evidence(
     """The BM25 top units within the evidence budget, in document order. Units sharing no term score 0 and
     are never shown: BM25 has nothing to say about them."""
     budget = get_settings().EVIDENCE_TOKENS if budget_tokens is None else budget_tokens
-    unit_list, scores = bm25_scores(
-        text, question, counter, units, segments=segments, unit_tokens=unit_tokens
-    )
+    unit_list, scores = bm25_scores(text, question, counter, units, segments=segments, unit_tokens=unit_tokens)
     keep = [i for i, s in enumerate(scores) if s > 0]
     picked = select_within_budget([unit_list[i] for i in keep], [scores[i] for i in keep], budget)
     return [u.evidence() for u in picked]
@@ -326,9 +323,7 @@ def dense_evidence(
 ) -> list[Evidence]:
     """The units most similar to the question under MiniLM, within the evidence budget, in document order."""
     budget = get_settings().EVIDENCE_TOKENS if budget_tokens is None else budget_tokens
-    unit_list, scores = dense_scores(
-        text, question, counter, units, segments=segments, unit_tokens=unit_tokens
-    )
+    unit_list, scores = dense_scores(text, question, counter, units, segments=segments, unit_tokens=unit_tokens)
     return [u.evidence() for u in select_within_budget(unit_list, scores, budget)]
 
 
@@ -389,18 +384,44 @@ def _draft(
     )
 
 
-def _prompt_overhead(client: LLMClient, question: str) -> int:
-    """Tokens the prompt costs without any passage, plus slack for the passage keys."""
+def _prompt_overhead(client: LLMClient, prompt: str, **variables: Any) -> int:
+    """Tokens a prompt costs without any passage, plus slack for the passage labels."""
     from longread.llm.prompts import render_prompt
 
-    empty = render_prompt(_ANSWER_PROMPT, question=question, passages=[], truncated=True)
+    empty = render_prompt(prompt, passages=[], truncated=True, **variables)
     return client.counter.count(empty) + _PROMPT_SLACK_TOKENS
 
 
-def full_context_budget(client: LLMClient, question: str) -> int:
+def full_context_budget(client: LLMClient, question: str, *, prompt: str = _ANSWER_PROMPT, **variables: Any) -> int:
     """How much document fits the model window next to the prompt and the reserved answer length."""
     reserve = get_settings().LLM_MAX_OUTPUT_TOKENS
-    return max(0, client.context_window - reserve - _prompt_overhead(client, question))
+    overhead = _prompt_overhead(client, prompt, question=question, **variables)
+    return max(0, client.context_window - reserve - overhead)
+
+
+def fill_window(
+    text: str, counter: TokenCounter, segments: Sequence[SegmentLike], budget: int
+) -> tuple[list[Evidence], bool]:
+    """Whole segments from the document's start while they fit, then the part of the next that fits.
+
+    Returns the shown evidence and whether the document was cut off.
+    """
+    shown: list[Evidence] = []
+    used = 0
+    for seg in segments:
+        # +6 per passage for the "[Sn] " label and the blank line between passages.
+        n = counter.count(text[seg.start : seg.end]) + 6
+        if used + n > budget:
+            room = budget - used
+            if room > 16:
+                cut = counter.truncate(text[seg.start : seg.end], room - 6)
+                if cut.strip():
+                    shown.append(Evidence(seg.index, seg.start, seg.start + len(cut)))
+            break
+        shown.append(Evidence(seg.index, seg.start, seg.end))
+        used += n
+    truncated = not shown or shown[-1].end < (segments[-1].end if segments else 0)
+    return shown, truncated
 
 
 def answer_full(
@@ -415,30 +436,48 @@ def answer_full(
 
     The classic long-context baseline: what does not fit is cut off (the prompt says so).
     """
-    counter = client.counter
     progress("read", 0, 1)
     budget = full_context_budget(client, question)
-    segs = _segments_for(text, counter, segments)
-    shown: list[Evidence] = []
-    used = 0
-    for seg in segs:
-        # +6 per passage for the "[Sn] " label and the blank line between passages.
-        n = counter.count(text[seg.start : seg.end]) + 6
-        if used + n > budget:
-            room = budget - used
-            if room > 16:
-                cut = counter.truncate(text[seg.start : seg.end], room - 6)
-                if cut.strip():
-                    shown.append(Evidence(seg.index, seg.start, seg.start + len(cut)))
-            break
-        shown.append(Evidence(seg.index, seg.start, seg.end))
-        used += n
-    truncated = not shown or shown[-1].end < (segs[-1].end if segs else 0)
+    segs = _segments_for(text, client.counter, segments)
+    shown, truncated = fill_window(text, client.counter, segs, budget)
     progress("read", 1, 1)
     trace = [{"stage": "read", "method": "full", "window_tokens": budget, "truncated": truncated}]
     draft = _draft("full", client, text, question, shown, truncated=truncated, trace=trace)
     progress("answer", 1, 1)
     return draft
+
+
+SUMMARY_WORDS = 400
+"""The same length the summary tree's root summary and the chain's final summary are asked for."""
+
+
+def summarize_full(
+    text: str,
+    client: LLMClient,
+    *,
+    segments: Sequence[SegmentLike] | None = None,
+    max_words: int = SUMMARY_WORDS,
+    progress: ProgressFn = no_progress,
+) -> AnswerDraft:
+    """Query-free summary from as much of the document as fits the window (the full-context baseline)."""
+    progress("read", 0, 1)
+    budget = full_context_budget(client, "", prompt=_SUMMARY_PROMPT, max_words=max_words)
+    segs = _segments_for(text, client.counter, segments)
+    shown, truncated = fill_window(text, client.counter, segs, budget)
+    completion = client.complete(
+        _SUMMARY_PROMPT, passages=passages_for(text, shown), truncated=truncated, max_words=max_words
+    )
+    labels = parse_citations(completion.text)
+    shown_segments = {e.segment_index for e in shown}
+    progress("answer", 1, 1)
+    return AnswerDraft(
+        answer=completion.text.strip(),
+        strategy="full",
+        cited=[e for e in shown if e.segment_index in labels],
+        read=shown,
+        trace=[{"stage": "read", "method": "full", "window_tokens": budget, "truncated": truncated}],
+        unknown_citations=sum(1 for label in labels if label not in shown_segments),
+    )
 
 
 def _answer_retrieved(
@@ -457,9 +496,7 @@ def _answer_retrieved(
     budget = get_settings().EVIDENCE_TOKENS if budget_tokens is None else budget_tokens
     # Never more than fits in the model window either (small local models have small windows).
     budget = min(budget, full_context_budget(client, question))
-    shown = finder(
-        text, question, counter=client.counter, budget_tokens=budget, units=units, segments=segments
-    )
+    shown = finder(text, question, counter=client.counter, budget_tokens=budget, units=units, segments=segments)
     progress("retrieve", 1, 1)
     trace = [
         {

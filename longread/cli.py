@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agents.base import ProgressFn
 from longread import engine
+from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMError
 from storage.db import session_scope
@@ -189,6 +190,9 @@ def ingest(
         out.print(
             f"{document.id}  {document.filename}  {document.n_tokens} tokens{'' if created else ' (already stored)'}"
         )
+
+
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from agents.baselines import (
     parse_citations,
     select_within_budget,
     split_units,
+    summarize_full,
 )
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
@@ -143,3 +144,27 @@ def test_answer_full_cuts_the_document_at_the_window(client, monkeypatch):
     assert "cut off" not in PROMPTS[-1]
     assert whole.read[0].start == 0 and whole.read[-1].end == len(short)
     assert any(NEEDLE in short[e.start : e.end] for e in whole.cited)
+
+
+def summarize_first(messages: list[dict[str, str]]) -> str:
+    prompt = messages[-1]["content"]
+    PROMPTS.append(prompt)
+    return "A summary of the opening [S0] and of a passage never shown [S77777]."
+
+
+def test_summarize_full_fits_the_window_and_checks_labels(monkeypatch):
+    monkeypatch.setenv("LONGREAD_LLM_CONTEXT_WINDOW", "1200")
+    monkeypatch.setenv("LONGREAD_LLM_MAX_OUTPUT_TOKENS", "100")
+    get_settings.cache_clear()
+    PROMPTS.clear()
+    try:
+        client = LLMClient(f"scripted/{__name__}.summarize_first", use_cache=False)
+        text = _haystack(500, 0.5)
+        draft = summarize_full(text, client)
+        assert "at most 400 words" in PROMPTS[-1] and "cut off" in PROMPTS[-1]
+        assert client.counter.count(PROMPTS[-1]) <= 1200 - 100
+        assert draft.read[0].start == 0 and draft.read[-1].end < len(text)
+        assert {e.segment_index for e in draft.cited} == {0}
+        assert draft.unknown_citations == 1
+    finally:
+        get_settings.cache_clear()

@@ -9,6 +9,26 @@ from longread.evaluation.base import Suite
 SUITES = ("ruler", "aa-lcr", "doc2dial", "aclsum", "niah")
 
 
+def suite_class(name: str) -> type[Suite]:
+    """The class of a suite, for its metric descriptions, without loading its data."""
+    from longread.evaluation.suites.aalcr import AALCRSuite
+    from longread.evaluation.suites.aclsum import ACLSumSuite
+    from longread.evaluation.suites.doc2dial import Doc2DialSuite
+    from longread.evaluation.suites.niah import NIAHSuite
+    from longread.evaluation.suites.ruler import RulerSuite
+
+    classes: dict[str, type[Suite]] = {
+        "ruler": RulerSuite,
+        "aa-lcr": AALCRSuite,
+        "doc2dial": Doc2DialSuite,
+        "aclsum": ACLSumSuite,
+        "niah": NIAHSuite,
+    }
+    if name not in classes:
+        raise ValueError(f"unknown suite '{name}' (choose from {', '.join(SUITES)})")
+    return classes[name]
+
+
 def make_suite(
     name: str,
     *,

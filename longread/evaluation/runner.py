@@ -1,0 +1,208 @@
+"""Running a suite through every requested strategy, the way the service would answer.
+
+tree, chain, attention and auto go through `longread.engine.ask` / `summarize` (stored documents,
+summary trees, chain steps and checked citations, in the evaluation's own database); full, bm25 and
+dense go through `agents.baselines` over the same stored segments, and their citations are checked
+the same way. Model calls are cached by the LLM layer, so a repeated run costs nothing new; results
+are appended per item, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from longread.evaluation.base import EvalItem, Judge, Outcome, Suite
+from longread.evaluation.results import ResultStore
+from longread.evaluation.scoring import parse_verdict
+from longread.llm import LLMClient, Usage
+
+STRATEGIES = ("full", "bm25", "dense", "tree", "chain", "attention", "auto")
+BASELINES = ("full", "bm25", "dense")
+SUMMARY_STRATEGIES = ("full", "tree", "chain", "auto")
+JUDGED_SUITES = ("aa-lcr",)
+_TEXT_LIMIT = 2000
+
+
+@dataclass
+class RunSummary:
+    planned: int = 0
+    skipped: int = 0
+    finished: int = 0
+    failed: int = 0
+    not_applicable: list[str] = field(default_factory=list)
+
+
+def parse_strategies(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STRATEGIES]
+    if unknown or not names:
+        raise ValueError(f"unknown strategies {unknown} (choose from {', '.join(STRATEGIES)})")
+    return list(dict.fromkeys(names))
+
+
+def make_judge(model: str, usage: Usage) -> Judge:
+    """AA-LCR's judge: the dataset's CORRECT/INCORRECT rubric; an unparseable reply counts as incorrect."""
+    client = LLMClient(model, usage)
+
+    def judge(question: str, official: str, candidate: str) -> bool:
+        reply = client.complete(
+            "eval_judge", max_tokens=16, question=question, official_answer=official, candidate_answer=candidate
+        )
+        return parse_verdict(reply.text) is True
+
+    return judge
+
+
+def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, model: str, usage: Usage) -> Outcome:
+    from agents import baselines
+    from agents.citations import check_citations
+    from agents.segments import ensure_segments
+
+    client = LLMClient(model, usage)
+    segments = ensure_segments(session, document, client.model)
+    if item.question is None:
+        draft = baselines.summarize_full(document.text, client, segments=segments)
+    else:
+        answer = {"full": baselines.answer_full, "bm25": baselines.answer_bm25, "dense": baselines.answer_dense}
+        draft = answer[strategy](document.text, item.question, client, segments=segments)
+    checked = check_citations(draft, document.text, segments, item.question)
+    return Outcome(checked.answer, checked.citations)
+
+
+def _run_engine(
+    session: Any, document: Any, item: EvalItem, strategy: str, model: str, usage: Usage
+) -> tuple[Outcome, str]:
+    from longread import engine
+
+    if item.question is None:
+        row = engine.summarize(session, document, strategy=strategy, model=model, usage=usage)
+    else:
+        row = engine.ask(session, document, item.question, strategy=strategy, model=model, usage=usage)
+    return Outcome(row.answer, list(row.citations)), row.strategy
+
+
+def run_item(
+    session: Any, suite: Suite, item: EvalItem, strategy: str, model: str, judge: Judge | None, judge_usage: Usage
+) -> dict[str, Any]:
+    """One (item, strategy): answer, score and account. Errors are recorded, not raised."""
+    from longread import engine
+
+    record: dict[str, Any] = {
+        "suite": suite.name,
+        "item_id": item.item_id,
+        "strategy": strategy,
+        "model": model,
+        "task": item.task,
+        "length": item.length,
+        "doc_key": item.doc_key,
+        "question": (item.question or "")[-_TEXT_LIMIT:],
+        "references": [r[:_TEXT_LIMIT] for r in item.references],
+        "meta": {k: v for k, v in item.meta.items() if isinstance(v, str | int | float | bool)},
+    }
+    usage = Usage()
+    judge_calls_before = judge_usage.calls + judge_usage.cached_calls
+    started = time.monotonic()
+    try:
+        filename, text = suite.document(item)
+        document, _ = engine.store_text(session, filename=filename, text=text)
+        used = strategy
+        if strategy in BASELINES:
+            outcome = _run_baseline(session, document, item, strategy, model, usage)
+        else:
+            outcome, used = _run_engine(session, document, item, strategy, model, usage)
+        wall = time.monotonic() - started
+        scores = suite.score(item, outcome, document.text, judge)
+        record.update(
+            answer=outcome.answer[:_TEXT_LIMIT],
+            citations=len(outcome.citations),
+            strategy_used=used,
+            error=None,
+            **scores,
+        )
+    except Exception as exc:  # noqa: BLE001 - one failing item must not stop a long run
+        session.rollback()
+        wall = time.monotonic() - started
+        record.update(error=f"{type(exc).__name__}: {exc}"[:_TEXT_LIMIT], accuracy=None, evidence_recall=None)
+    record.update(
+        llm_calls=usage.calls,
+        cached_calls=usage.cached_calls,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=round(usage.cost_usd, 6),
+        wall_s=round(wall, 3),
+        judge_calls=judge_usage.calls + judge_usage.cached_calls - judge_calls_before,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return record
+
+
+def run_eval(
+    suite: Suite,
+    strategies: list[str],
+    model: str,
+    out_dir: Path,
+    *,
+    limit: int | None = None,
+    judge_model: str | None = None,
+    workers: int = 1,
+    on_planned: Callable[[int], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> RunSummary:
+    """Run every (item, strategy) not yet finished and append its record to out_dir/results.jsonl.
+
+    Items sharing a document run in order on one worker (so a summary tree is built once); with
+    `workers` > 1 different documents run in parallel, which suits hosted models.
+    """
+    from storage.db import session_scope
+
+    summary = RunSummary()
+    if suite.kind == "summary":
+        summary.not_applicable = [s for s in strategies if s not in SUMMARY_STRATEGIES]
+        strategies = [s for s in strategies if s in SUMMARY_STRATEGIES]
+    store = ResultStore(Path(out_dir) / "results.jsonl")
+    items = suite.items(limit)
+    groups: dict[str, list[tuple[EvalItem, str]]] = {}
+    for item in items:
+        for strategy in strategies:
+            summary.planned += 1
+            if store.done((suite.name, item.item_id, strategy, model)):
+                summary.skipped += 1
+                continue
+            groups.setdefault(item.doc_key, []).append((item, strategy))
+    if on_planned is not None:
+        on_planned(sum(len(g) for g in groups.values()))
+    judge_usage = Usage()
+    judge = make_judge(judge_model or model, judge_usage) if suite.name in JUDGED_SUITES else None
+
+    lock = threading.Lock()
+
+    def run_group(work: list[tuple[EvalItem, str]]) -> None:
+        with session_scope() as session:
+            for item, strategy in work:
+                record = run_item(session, suite, item, strategy, model, judge, judge_usage)
+                if judge is not None:
+                    record["judge_model"] = judge_model or model
+                store.add(record)
+                with lock:
+                    if record["error"]:
+                        summary.failed += 1
+                    else:
+                        summary.finished += 1
+                    if on_record is not None:
+                        on_record(record)
+
+    if workers <= 1:
+        for work in groups.values():
+            run_group(work)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(run_group, work) for work in groups.values()]:
+                future.result()
+    return summary
