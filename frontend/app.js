@@ -321,7 +321,10 @@ function watchJob(jobId, view) {
       }
       timer = setTimeout(poll, POLL_MS);
     };
-    if (!("EventSource" in window)) return poll();
+    if (!("EventSource" in window)) {
+      view.root.dataset.transport = "polling";
+      return poll();
+    }
     const key = apiKey();
     const url = `/v1/jobs/${enc(jobId)}/events${key ? `?access_token=${enc(key)}` : ""}`;
     source = new EventSource(url);
@@ -462,6 +465,9 @@ async function loadDocuments(offset = state.offset) {
     showError(errors, err);
     list.textContent = "";
     $("#documents-count").textContent = "";
+    $("#documents-empty").hidden = true;
+    $("#page-prev").disabled = true;
+    $("#page-next").disabled = true;
     return;
   }
   if (!page.items.length && page.total > 0 && offset > 0) {
@@ -810,9 +816,17 @@ async function openEvidence(citation, panel) {
   const text = span.text;
   const at = (offset) => Math.max(0, Math.min(text.length, offset - span.start));
   const [s0, q0, q1, s1] = [at(segStart), at(citation.start), at(citation.end), at(segEnd)];
+  // Context outside the cited passage starts and ends on word boundaries.
+  let head = text.slice(0, s0);
+  let tail = text.slice(s1);
+  if (span.start > 0 && head) head = head.slice(head.search(/\s/) + 1);
+  if (span.end < span.n_chars && tail) {
+    const cut = tail.search(/\s\S*$/);
+    if (cut > 0) tail = tail.slice(0, cut);
+  }
   body.textContent = "";
   if (span.start > 0) body.append("… ");
-  body.append(text.slice(0, s0));
+  body.append(head);
   const segment = document.createElement("span");
   segment.className = "segment";
   segment.title = `passage ${citation.label}`;
@@ -820,7 +834,7 @@ async function openEvidence(citation, panel) {
   mark.id = "evidence-mark";
   mark.textContent = text.slice(q0, q1);
   segment.append(text.slice(s0, q0), mark, text.slice(q1, s1));
-  body.append(segment, text.slice(s1));
+  body.append(segment, tail);
   if (span.end < span.n_chars) body.append(" …");
   if (mark.textContent !== citation.quote) {
     warning.textContent = "The stored text at these offsets differs from the quote given with the answer.";

@@ -69,6 +69,7 @@ def test_upload_ask_and_open_the_cited_evidence(page: Any, site: str, new_key: C
     expect(answer.locator(".strategy-name")).to_have_text("tree")
     expect(answer.locator(".strategy-reason")).not_to_be_empty()
     expect(answer.locator(".citations .citation").first).to_contain_text(planted)
+    expect(ask).to_have_attribute("data-transport", "events")  # followed over Server-Sent Events
 
     # The inline citation opens the evidence view on the document text, the quote highlighted.
     answer.locator(".answer-text .cite-ref").first.click()
@@ -135,7 +136,9 @@ def test_pages_through_documents_and_deletes_one(page: Any, site: str, new_key: 
         for i in range(11):
             body = http.post(
                 "/v1/documents",
-                files={"file": (f"note-{i:02d}.txt", f"Note {i} of batch {stamp}. It is short.".encode(), "text/plain")},
+                files={
+                    "file": (f"note-{i:02d}.txt", f"Note {i} of batch {stamp}. It is short.".encode(), "text/plain")
+                },
             ).json()
             jobs.append(body["job_id"])
         for job_id in jobs:
@@ -159,3 +162,32 @@ def test_pages_through_documents_and_deletes_one(page: Any, site: str, new_key: 
     with api_client(site, key) as http:
         listed = http.get("/v1/documents", params={"limit": 100}).json()
     assert listed["total"] == 10 and last not in {d["filename"] for d in listed["items"]}
+
+
+def test_progress_falls_back_to_polling_and_auto_explains_its_choice(
+    page: Any, site: str, new_key: Callable[[str], str]
+) -> None:
+    expect = _expect()
+    page.add_init_script("delete window.EventSource")  # as behind a proxy that breaks event streams
+    key = new_key("no-streams")
+    _sign_in(page, key)
+    code = random.randint(10_000, 99_999)
+    _upload(page, ("short.md", "text/markdown", needle_document(code, paragraphs=4).encode()))
+    ingest = page.locator("#ingest-job .job")
+    expect(ingest).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+
+    page.get_by_label("Ask a question").fill("What is the vault code?")
+    page.get_by_role("button", name="Ask", exact=True).click()  # strategy left at auto
+    ask = page.locator("#ask-job .job")
+    expect(ask).to_have_attribute("data-transport", "polling")
+    expect(ask).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+    answer = page.locator("#answer")
+    expect(answer).to_be_visible()
+    with api_client(site, key) as http:
+        document_id = http.get("/v1/documents").json()["items"][0]["id"]
+        stored = http.get(f"/v1/documents/{document_id}/answers").json()[0]
+    assert stored["strategy"] != "auto" and stored["strategy_reason"]
+    expect(answer.locator(".strategy-name")).to_have_text(stored["strategy"])
+    expect(answer.locator(".strategy-reason")).to_have_text(f" ({stored['strategy_reason']})")
+    expect(answer.locator(".answer-text")).to_contain_text(str(code))
+    expect(answer.locator(".citations li")).to_have_count(len(stored["citations"]))
