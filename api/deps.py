@@ -50,7 +50,7 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
     else:
         raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <API key>'",
                        headers={"WWW-Authenticate": "Bearer"})
-    retry_after = ratelimit.hit(principal.key_id, settings.RATE_LIMIT_PER_MINUTE)
+    retry_after = ratelimit.hit(principal.key_id, settings.RATE_LIMIT_PER_MINUTE, settings.REDIS_KEY_PREFIX)
     if retry_after is not None:
         raise ApiError(429, "rate_limited",
                        f"more than {settings.RATE_LIMIT_PER_MINUTE} requests this minute; retry in {retry_after}s",

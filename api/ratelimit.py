@@ -18,7 +18,7 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2)
 
 
-def hit(key_id: str, limit: int) -> int | None:
+def hit(key_id: str, limit: int, prefix: str = "") -> int | None:
     """Count one request; returns seconds to wait when over the limit, else None.
 
     If Redis is unreachable the request is allowed: the limit protects capacity, and refusing
@@ -31,7 +31,7 @@ def hit(key_id: str, limit: int) -> int | None:
         return None
     now = time.time()
     window = int(now // 60)
-    name = f"longread:rate:{key_id}:{window}"
+    name = f"{prefix}longread:rate:{key_id}:{window}"
     try:
         pipe = _client(url).pipeline()
         pipe.incr(name)

@@ -66,12 +66,13 @@ def scratch_environment(extra: dict[str, str]) -> Iterator[dict[str, str]]:
     name = f"longread_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    prefix = f"{name}:"
     data = Path(os.path.join("/tmp", name))
     data.mkdir(parents=True, exist_ok=True)
     values = {
         "LONGREAD_DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
         "LONGREAD_REDIS_URL": REDIS_URL,
+        "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_DATA_DIR": str(data),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "HF_HUB_OFFLINE": "1",
@@ -91,7 +92,9 @@ def scratch_environment(extra: dict[str, str]) -> Iterator[dict[str, str]]:
         from storage.db import get_engine
 
         get_engine().dispose()
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

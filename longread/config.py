@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     SWEEP_INTERVAL_S: float = Field(
         default=30.0, description="How often workers look for running jobs whose heartbeat went stale."
     )
+    REDIS_KEY_PREFIX: str = Field(
+        default="",
+        description="Prefix of every Redis key (queues, results, rate limits, slots), so several "
+        "deployments or test runs can share one Redis server without seeing each other's tasks.",
+    )
     ALLOWED_MODELS: list[str] = Field(
         default_factory=list,
         description="Models an API request may name besides LLM (requests cannot pick arbitrary "

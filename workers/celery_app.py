@@ -35,12 +35,14 @@ def celery_config() -> dict[str, Any]:
     url = redis_url(settings)
     hard = settings.TASK_TIME_LIMIT_S
     visibility = hard + 600
-    transport = {"visibility_timeout": visibility}
+    transport: dict[str, Any] = {"visibility_timeout": visibility}
+    if settings.REDIS_KEY_PREFIX:
+        transport["global_keyprefix"] = settings.REDIS_KEY_PREFIX
     return {
         "broker_url": url,
         "result_backend": url,
         "broker_transport_options": transport,
-        "result_backend_transport_options": transport,
+        "result_backend_transport_options": dict(transport),
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
         "worker_prefetch_multiplier": 1,

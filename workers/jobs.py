@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
@@ -35,8 +35,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is None or value.tzinfo is not None:
         return value
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC)
 
 

@@ -90,7 +90,7 @@ def provider_slot(model: str) -> AbstractContextManager[None]:
     lease = settings.LLM_TIMEOUT_S * (settings.LLM_NUM_RETRIES + 1) + 30
     return redis_slot(
         _client(settings.REDIS_URL),
-        f"longread:slots:{provider_of(model)}",
+        f"{settings.REDIS_KEY_PREFIX}longread:slots:{provider_of(model)}",
         limit=settings.LLM_MAX_CONCURRENCY,
         lease_s=lease,
         wait_s=lease,

@@ -61,12 +61,14 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     from longread.config import get_settings
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    # A key prefix of its own: other runs may share this Redis server (and DB) at the same time.
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
     data = tmp_path_factory.mktemp("service-data")
     values = {
         "LONGREAD_DATA_DIR": str(data),
         "LONGREAD_DATABASE_URL": pg_url,
         "LONGREAD_REDIS_URL": REDIS_URL,
+        "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_LLM": MODEL,
         "LONGREAD_ALLOWED_MODELS": f'["{SLOW_MODEL}"]',
         "LONGREAD_SEGMENT_TOKENS": "60",
@@ -90,7 +92,9 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         init_db()
         yield dict(os.environ)
     get_settings.cache_clear()
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
 
 
 class Workers:

@@ -100,7 +100,10 @@ def test_summary_job_events_arrive_in_order_and_end(client: httpx.Client) -> Non
     assert final["status"] == "succeeded", final
     progress = [(data["done"], data["total"]) for _, _, data in events if data["status"] == "running"]
     assert progress, "no running state was streamed"
-    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    # Counters are per stage (tree nodes, then the summary call): within a stage they never go back.
+    for (done, total), (next_done, next_total) in zip(progress, progress[1:], strict=False):
+        assert next_total != total or next_done >= done, progress
+    assert any(total > 1 and done > 0 for done, total in progress), progress
     summary = client.get(f"/v1/answers/{final['result_id']}").json()
     assert summary["kind"] == "summary" and summary["answer"]
 
