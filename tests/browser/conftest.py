@@ -50,10 +50,11 @@ def _celery_client_for_this_tier() -> Iterator[None]:
     saved = {key: app.conf[key] for key in config} if loaded else None
 
     def point(values: dict[str, Any]) -> None:
-        pool = app._pool  # connections to the previous broker
-        if pool is not None:
-            pool.force_close_all()
-            app._pool = None
+        # Drop the pools of connections to the previous broker (what Celery itself does after a fork);
+        # they are rebuilt from the new settings on first use.
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
         app.conf.update(values)
 
     if loaded:
