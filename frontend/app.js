@@ -150,7 +150,7 @@ function initKeyForm() {
   const input = $("#api-key");
   const status = $("#key-status");
   const show = () => {
-    status.textContent = apiKey() ? "Key saved in this browser." : "No key: keyless local use.";
+    status.textContent = apiKey() ? "Key saved in this browser." : "No key saved.";
   };
   input.value = apiKey();
   show();

@@ -36,6 +36,23 @@ def _upload(page: Any, *files: tuple[str, str, bytes]) -> None:
     )
 
 
+def _drop(page: Any, name: str, mime: str, data: bytes) -> None:
+    """Drag a file over the drop zone (it lights up) and drop it, as a user dragging from the desktop."""
+    transfer = page.evaluate_handle(
+        """([name, mime, text]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([text], name, {type: mime}));
+            return transfer;
+        }""",
+        [name, mime, data.decode()],
+    )
+    zone = page.locator("#drop-zone")
+    zone.dispatch_event("dragenter", {"dataTransfer": transfer})
+    _expect()(zone).to_have_class(re.compile(r"\bdragging\b"))
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    _expect()(zone).not_to_have_class(re.compile(r"\bdragging\b"))
+
+
 def test_upload_ask_and_open_the_cited_evidence(page: Any, site: str, new_key: Callable[[str], str]) -> None:
     expect = _expect()
     key = new_key("reader")
@@ -164,15 +181,15 @@ def test_pages_through_documents_and_deletes_one(page: Any, site: str, new_key: 
     assert listed["total"] == 10 and last not in {d["filename"] for d in listed["items"]}
 
 
-def test_progress_falls_back_to_polling_and_auto_explains_its_choice(
-    page: Any, site: str, new_key: Callable[[str], str]
-) -> None:
+def test_dropped_file_polling_progress_and_auto_strategy(page: Any, site: str, new_key: Callable[[str], str]) -> None:
     expect = _expect()
     page.add_init_script("delete window.EventSource")  # as behind a proxy that breaks event streams
     key = new_key("no-streams")
     _sign_in(page, key)
     code = random.randint(10_000, 99_999)
-    _upload(page, ("short.md", "text/markdown", needle_document(code, paragraphs=4).encode()))
+    text = needle_document(code, paragraphs=4).encode()
+    _drop(page, "short.md", "text/markdown", text)
+    expect(page.locator("#document-title")).to_have_text("short.md")
     ingest = page.locator("#ingest-job .job")
     expect(ingest).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
 
@@ -191,3 +208,12 @@ def test_progress_falls_back_to_polling_and_auto_explains_its_choice(
     expect(answer.locator(".strategy-reason")).to_have_text(f" ({stored['strategy_reason']})")
     expect(answer.locator(".answer-text")).to_contain_text(str(code))
     expect(answer.locator(".citations li")).to_have_count(len(stored["citations"]))
+
+    # The same content again opens the existing document; a reload keeps the open document.
+    _upload(page, ("copy.md", "text/markdown", text))
+    expect(page.locator("#upload-status")).to_have_text("copy.md was uploaded before: opened the existing document.")
+    expect(page.locator("#documents-list .document-open")).to_have_text(["short.md"])
+    page.reload()
+    expect(page.locator("#document-title")).to_have_text("short.md")
+    expect(page.locator("#documents-list [aria-current=true] .document-open")).to_have_text("short.md")
+    expect(page.locator("#history-list li")).to_have_count(1)
