@@ -113,6 +113,7 @@ def read_with_attention(
     result: Retrieval = retrieve(lm, text, question, config, progress=progress or no_progress,
                                  multi_hop=multi_hop)
     evidence = result.evidence
+    carried = set(result.carried)
     read = [_evidence(segments, s) for s in evidence]
     trace: list[dict[str, Any]] = list(result.trace)
     trace.append({
@@ -120,7 +121,11 @@ def read_with_attention(
         "scored_tokens": result.scored_tokens, "seconds": round(result.seconds, 3),
         "layers": list(config.layers), "chunk_tokens": config.chunk_tokens,
         "evidence_tokens": config.evidence_tokens, "multi_hop": multi_hop,
-        "evidence": [{"start": s.unit.start, "end": s.unit.end, "score": round(s.score, 5)} for s in evidence],
+        "evidence": [
+            {"start": s.unit.start, "end": s.unit.end, "score": round(s.score, 5),
+             "carried": s.unit.index in carried}
+            for s in evidence
+        ],
     })
     if not evidence:
         return AnswerDraft(answer="The document has no readable text.", strategy=STRATEGY, trace=trace)
