@@ -9,8 +9,10 @@ client's broker) is torn down before other tiers' fixtures start.
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,17 +73,19 @@ def _celery_client_for_this_tier() -> Iterator[None]:
 
 @pytest.fixture(scope="package")
 def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Environment shared by this process, the API and the worker: SQLite, Redis DB 14, the double."""
+    """Environment shared by this process, the API and the worker: SQLite, Redis DB 14 under a key prefix."""
     _require_browser()
     import redis
 
     from longread.config import get_settings
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    # A key prefix of its own: another run of this tier may share the Redis server at the same time.
+    prefix = f"browser-{uuid.uuid4().hex[:8]}:"
     data = tmp_path_factory.mktemp("browser-data")
     values = {
         "LONGREAD_DATA_DIR": str(data),
         "LONGREAD_REDIS_URL": REDIS_URL,
+        "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_LLM": MODEL,
         "LONGREAD_SEGMENT_TOKENS": "60",
         "LONGREAD_TREE_FANOUT": "4",
@@ -101,12 +105,12 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         from storage.db import init_db
 
         init_db()  # migrate once, before two processes race to
-        import os
-
         with _celery_client_for_this_tier():
             yield dict(os.environ)
     get_settings.cache_clear()
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
 
 
 @pytest.fixture(scope="package")
