@@ -24,6 +24,7 @@ from workers.embedded import redis_url
 TASK_MODULES = [
     "workers.tasks.ingest",
     "workers.tasks.tree",
+    "workers.tasks.chain",
     "workers.tasks.answers",
     "workers.tasks.maintenance",
 ]

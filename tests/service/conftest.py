@@ -73,6 +73,8 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "LONGREAD_ALLOWED_MODELS": f'["{SLOW_MODEL}"]',
         "LONGREAD_SEGMENT_TOKENS": "60",
         "LONGREAD_TREE_FANOUT": "4",
+        "LONGREAD_CHAIN_CHUNK_TOKENS": "700",
+        "LONGREAD_CHAIN_UNIT_TOKENS": "100",
         "LONGREAD_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
         "LONGREAD_RATE_LIMIT_PER_MINUTE": "100000",
         "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),

@@ -57,6 +57,10 @@ def test_wait_option_returns_the_answer_inline(client: httpx.Client) -> None:
     assert body["status"] == "succeeded" and body["answer"]["strategy"] == "chain"
     assert str(code) in body["answer"]["answer"]
     _check_citation(client, doc_id, body["answer"], code)
+    # One task per chain step, then the manager: every step is in the trace and paid for once.
+    steps = [entry for entry in body["answer"]["trace"] if entry.get("role") != "manager"]
+    assert len(steps) >= 3 and [entry["step"] for entry in steps] == list(range(1, len(steps) + 1))
+    assert body["llm_calls"] == len(steps) + 1
 
 
 def test_unknown_model_and_strategy_are_refused(client: httpx.Client) -> None:

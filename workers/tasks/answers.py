@@ -31,15 +31,15 @@ def _model(job: Job) -> str:
     return str(job.params.get("model") or get_settings().LLM)
 
 
-def _needs_tree(session: Session, job: Job, document: Document) -> bool:
-    """Whether this job reads the summary tree, so the tree is built by the per-level fan-out first."""
+def effective_strategy(job: Job, document: Document) -> str:
+    """The strategy the engine will use, so tree and chain work can be spread over tasks first."""
     strategy = str(job.params.get("strategy") or ("tree" if job.kind is JobKind.SUMMARIZE else "auto"))
     if job.kind is JobKind.SUMMARIZE:
-        return strategy in {"tree", "auto"}
+        return "chain" if strategy == "chain" else "tree"
     if strategy == "auto":
         question = str(job.params.get("question", ""))
         strategy = engine._route(document, question, "auto", LLMClient(_model(job))).strategy
-    return strategy == "tree"
+    return strategy
 
 
 def _run_engine(session: Session, job: Job, call: EngineCall) -> str:
@@ -77,11 +77,18 @@ def answer_body(session: Session, job: Job) -> str | None:
 
 
 def entry_body(session: Session, job: Job) -> str | None:
+    """Tree jobs fan out per level, chain jobs run one task per step; the rest read in this task."""
     document = _document(session, job)
-    if _needs_tree(session, job, document):
+    strategy = effective_strategy(job, document)
+    if strategy == "tree":
         tree = prepare_tree(session, document, _model(job))
         if tree.status is not TreeStatus.READY:
             return start_build(session, job, tree)
+    elif strategy == "chain":
+        from workers.tasks.chain import start_chain
+
+        start_chain(session, job, document)
+        return None
     return answer_body(session, job)
 
 
