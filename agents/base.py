@@ -42,3 +42,5 @@ class AnswerDraft:
     trace: list[dict[str, Any]] = field(default_factory=list)
     strategy_reason: str = ""
     unknown_citations: int = 0
+    segment_tokens: int | None = None
+    """Size of the segmentation the [S<n>] labels refer to, when not the configured default."""

@@ -72,7 +72,8 @@ def chain_budget(client: LLMClient, question: str | None) -> ChainBudget:
     """Split a worker's window between instruction, question, carried unit, output and chunk."""
     settings = get_settings()
     window = min(settings.CHAIN_CHUNK_TOKENS, client.context_window)
-    unit_tokens = settings.CHAIN_UNIT_TOKENS
+    # A small window still needs room for text: the unit never takes more than a fifth of it.
+    unit_tokens = min(settings.CHAIN_UNIT_TOKENS, window // 5)
     overhead = (
         client.counter.count(render_worker(question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens))
         + 8
@@ -174,8 +175,10 @@ def run_chain(
     progress: ProgressFn = no_progress,
 ) -> AnswerDraft:
     """Read the whole document through the chain; answer the question, or summarise when there is none."""
-    segments = ensure_segments(session, document, client.model)
     budget = chain_budget(client, question)
+    # Chunks are runs of whole segments; with a small window, use segments that fit in one chunk.
+    segment_tokens = min(get_settings().SEGMENT_TOKENS, budget.chunk_tokens - LABEL_TOKENS)
+    segments = ensure_segments(session, document, client.model, segment_tokens=segment_tokens)
     chunks = plan_chunks(segments, budget.chunk_tokens)
     key = run_key(document, client.model, question, budget)
     done = stored_steps(session, key)
@@ -212,6 +215,7 @@ def run_chain(
     return AnswerDraft(
         answer=completion.text,
         strategy="chain",
+        segment_tokens=segment_tokens,
         read=read,
         trace=trace,
     )

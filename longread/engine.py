@@ -130,7 +130,7 @@ def _store_answer(
     started: float,
     job: Job | None,
 ) -> Answer:
-    segments = ensure_segments(session, document, client.model)
+    segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
     checked = check_citations(draft, document.text, segments, question)
     usage = client.usage
     answer = Answer(

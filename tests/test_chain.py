@@ -84,7 +84,7 @@ def test_chunks_pack_whole_segments_and_reject_oversize(session, monkeypatch) ->
 
 
 def test_a_window_too_small_is_a_clear_error(monkeypatch, env) -> None:
-    _configure(monkeypatch, window=500, unit=200)
+    _configure(monkeypatch, window=300, unit=200)
     with pytest.raises(ValueError, match="no room"):
         chain_budget(LLMClient(MODEL), "question?")
 
