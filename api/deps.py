@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlmodel import Session
@@ -15,12 +16,43 @@ from longread.config import Settings, get_settings
 from storage.db import init_db
 
 
-def get_db() -> Iterator[Session]:
-    with Session(init_db(), expire_on_commit=False) as session:
+async def get_db() -> AsyncIterator[Session]:
+    """A request's session, closed on the event loop.
+
+    A sync generator dependency would need a thread-pool slot to close its session after the
+    response; under load every slot can be taken by requests waiting for a pooled connection that
+    only those closes would free. Closing here needs no slot, so that wait cannot deadlock.
+    """
+    session = Session(init_db(), expire_on_commit=False)
+    try:
         yield session
+    finally:
+        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def releases_session(endpoint: Endpoint) -> Endpoint:
+    """Close the request's session when a sync endpoint returns, in the endpoint's own thread.
+
+    FastAPI validates a sync endpoint's response in another thread-pool call. A request that still
+    held its pooled connection there could wait for a thread while every thread waits for a
+    connection: under load that deadlocks until the pool times out.
+    """
+
+    @functools.wraps(endpoint)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            session = kwargs.get("session")
+            if isinstance(session, Session):
+                session.close()
+
+    return wrapper  # type: ignore[return-value]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -50,6 +82,10 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
     else:
         raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <API key>'",
                        headers={"WWW-Authenticate": "Bearer"})
+    # End the read transaction now: the route runs in another thread-pool call, and a request holding
+    # a pooled connection while it waits for a thread can deadlock with requests holding threads
+    # while they wait for a connection.
+    session.rollback()
     retry_after = ratelimit.hit(principal.key_id, settings.RATE_LIMIT_PER_MINUTE, settings.REDIS_KEY_PREFIX)
     if retry_after is not None:
         raise ApiError(429, "rate_limited",

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
@@ -15,10 +16,15 @@ from api.routes import answers, documents, health, jobs
 from storage.db import init_db
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+# Sync routes run in a thread pool and hold a database connection each; more threads than the
+# engine's connection pool (5 + 10 overflow) would make requests time out waiting for a connection
+# under load instead of queueing for a thread.
+API_THREADS = 15
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
     await run_in_threadpool(init_db)  # migrations, once per process
     yield
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, releases_session
 from api.schemas import AnswerOut
 from api.service import owned_answer
 
@@ -12,6 +12,7 @@ router = APIRouter(prefix="/v1/answers", tags=["answers"])
 
 
 @router.get("/{answer_id}", response_model=AnswerOut)
+@releases_session
 def get_answer(answer_id: str, session: SessionDep, principal: CurrentPrincipal) -> AnswerOut:
     """Get an answer (or summary) with its citations (segment, offsets, quote) and trace."""
     return AnswerOut.of(owned_answer(session, principal, answer_id))

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, releases_session
 from api.errors import ApiError
 from api.schemas import (
     AnswerOut,
@@ -92,6 +92,7 @@ async def upload_document(request: Request, response: Response, principal: Curre
 
 
 @router.get("", response_model=DocumentPage)
+@releases_session
 def list_documents(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -116,6 +117,7 @@ def list_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentDetail)
+@releases_session
 def get_document(document_id: str, session: SessionDep, principal: CurrentPrincipal) -> DocumentDetail:
     """Get a document's metadata and its ingest job."""
     document = owned_document(session, principal, document_id)
@@ -138,6 +140,7 @@ def _delete_document(session: Session, document: Document) -> None:
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+@releases_session
 def delete_document(document_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Delete a document with its segments, trees, answers and jobs (running jobs are canceled)."""
     _delete_document(session, owned_document(session, principal, document_id))
@@ -145,6 +148,7 @@ def delete_document(document_id: str, session: SessionDep, principal: CurrentPri
 
 
 @router.get("/{document_id}/text", response_model=TextOut)
+@releases_session
 def get_text(
     document_id: str,
     session: SessionDep,
@@ -202,6 +206,7 @@ async def ask_question(
 
 
 @router.post("/{document_id}/summaries", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@releases_session
 def summarize_document(
     document_id: str, session: SessionDep, principal: CurrentPrincipal, body: SummaryIn | None = None
 ) -> JobOut:
@@ -213,6 +218,7 @@ def summarize_document(
 
 
 @router.get("/{document_id}/answers", response_model=list[AnswerOut])
+@releases_session
 def list_answers(
     document_id: str, session: SessionDep, principal: CurrentPrincipal, limit: int = Query(20, ge=1, le=100)
 ) -> list[AnswerOut]:

@@ -6,7 +6,7 @@ import redis
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from api.deps import SessionDep
+from api.deps import SessionDep, releases_session
 from api.errors import ApiError
 from workers.embedded import redis_url
 
@@ -14,6 +14,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@releases_session
 def health(session: SessionDep) -> dict[str, str]:
     """200 when the database and the broker answer."""
     try:

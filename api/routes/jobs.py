@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, releases_session
 from api.schemas import JobOut
 from api.security import Principal
 from api.service import owned_job
@@ -27,6 +27,7 @@ PING_S = 15
 
 
 @router.get("", response_model=list[JobOut])
+@releases_session
 def list_jobs(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -41,12 +42,14 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
+@releases_session
 def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
     """Status, stage, progress, ETA, LLM calls, tokens and cost of a job."""
     return JobOut.of(owned_job(session, principal, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
+@releases_session
 def cancel_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
     """Cancel a job: a queued one at once, a running one at its next step."""
     return JobOut.of(jobs.request_cancel(session, owned_job(session, principal, job_id)))
