@@ -61,8 +61,11 @@ def _bearer(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    # Browsers' EventSource cannot set headers, so the event stream also accepts ?access_token=.
-    return request.query_params.get("access_token") or None
+    # Browsers' EventSource cannot set headers, so the event stream (only: keys in URLs end up in
+    # logs) also accepts ?access_token=.
+    if request.url.path.endswith("/events"):
+        return request.query_params.get("access_token") or None
+    return None
 
 
 def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:

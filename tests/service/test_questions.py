@@ -63,6 +63,12 @@ def test_wait_option_returns_the_answer_inline(client: httpx.Client) -> None:
     assert body["llm_calls"] == len(steps) + 1
 
 
+def test_access_token_query_parameter_only_opens_the_event_stream(client: httpx.Client) -> None:
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    listing = httpx.get(f"{client.base_url}/v1/documents", params={"access_token": key})
+    assert listing.status_code == 401
+
+
 def test_unknown_model_and_strategy_are_refused(client: httpx.Client) -> None:
     doc_id = upload(client, needle_document(random.randint(10_000, 99_999))).json()["document_id"]
     model = client.post(f"/v1/documents/{doc_id}/questions", json={"question": "q?", "model": "scripted/os.system"})
@@ -72,9 +78,12 @@ def test_unknown_model_and_strategy_are_refused(client: httpx.Client) -> None:
 
 
 def _events(client: httpx.Client, job_id: str) -> list[tuple[str, int, dict[str, Any]]]:
+    """Read the stream the way a browser's EventSource must: the key as ?access_token=, no header."""
     events: list[tuple[str, int, dict[str, Any]]] = []
     current: dict[str, str] = {}
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=120) as response:
+    key = client.headers["Authorization"].removeprefix("Bearer ")
+    url = f"{client.base_url}/v1/jobs/{job_id}/events"
+    with httpx.stream("GET", url, params={"access_token": key}, timeout=120) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
