@@ -26,7 +26,7 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
     )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.embedded", "--port", str(port), "--concurrency", "1"],
+        [sys.executable, "-m", "workers.embedded", "--port", str(port), "--concurrency", "2"],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -50,6 +50,13 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
             )
             assert answer.status_code == 200, answer.text
             assert str(code) in answer.json()["answer"]["answer"]
+            # The tree fan-out: node tasks of one chord written concurrently into SQLite.
+            tree = http.post(
+                f"/v1/documents/{doc_id}/questions", params={"wait": 30},
+                json={"question": "What is the vault code?", "strategy": "tree"},
+            )
+            assert tree.status_code == 200, tree.text
+            assert str(code) in tree.json()["answer"]["answer"] and tree.json()["answer"]["citations"]
         assert (tmp_path / "data" / "longread.db").exists()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
