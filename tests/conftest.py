@@ -88,7 +88,12 @@ def session(db_env: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _reset_double_calls() -> None:
+def _fresh_state() -> Iterator[None]:
+    """Each test reads settings from its own environment and starts with an empty call log."""
+    from longread.config import get_settings
     from tests import doubles
 
+    get_settings.cache_clear()
     doubles.calls.clear()
+    yield
+    get_settings.cache_clear()
