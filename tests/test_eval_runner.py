@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from longread.config import get_settings
 from longread.evaluation.cli import eval_command
-from longread.evaluation.report import length_bucket, strategy_table, write_report
+from longread.evaluation.report import length_bucket, publish_report, strategy_table, write_report
 from longread.evaluation.runner import make_judge, parse_strategies
 from longread.llm import Usage
 from tests import doubles
@@ -196,6 +196,9 @@ def test_report_writer_table_and_charts(tmp_path):
     assert length_bucket(4000) == 4096 and length_bucket(4096) == 4096 and length_bucket(None) is None
     with pytest.raises(ValueError):
         write_report(tmp_path / "empty")
+    published = publish_report(tmp_path, tmp_path / "docs" / "results.md", "longread eval ruler").read_text()
+    assert "```\nlongread eval ruler\n```" in published and "](img/ruler-accuracy-by-length.png)" in published
+    assert (tmp_path / "docs" / "img" / "ruler-accuracy-vs-cost.png").exists()
 
 
 def test_summary_suite_scores_rouge_and_skips_query_strategies(eval_env):

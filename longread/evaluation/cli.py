@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +85,9 @@ def eval_command(
         Path | None, typer.Option("--data-dir", help="The evaluation's own data folder; default DATA_DIR/eval.")
     ] = None,
     report_only: Annotated[bool, typer.Option("--report-only", help="Rewrite the report from results.jsonl.")] = False,
+    docs: Annotated[
+        Path | None, typer.Option(help="Also publish the report to this Markdown file, charts in its img/.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a benchmark suite through the chosen strategies and write a report folder (resumable)."""
@@ -94,7 +99,7 @@ def eval_command(
     model = model or settings.LLM
     out = out or Path("reports") / f"{_slug(suite)}-{_slug(model)}"
     if report_only:
-        _report(write_report, out)
+        _report(write_report, out, docs)
         return
     try:
         chosen = parse_strategies(strategies)
@@ -131,18 +136,24 @@ def eval_command(
         f"{result.finished} finished, {result.skipped} already done, {result.failed} failed (of {result.planned})",
         highlight=False,
     )
-    _report(write_report, out)
+    _report(write_report, out, docs)
     if result.failed:
         raise typer.Exit(1)
 
 
-def _report(write_report: Any, out: Path) -> None:
+def _report(write_report: Any, out: Path, docs: Path | None) -> None:
+    from longread.evaluation.report import publish_report
+
     try:
         report = write_report(out)
     except ValueError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     typer.echo(str(report))
+    if docs is not None:
+        # the run command (a resumed run rewrites the same report); --report-only is how it was published
+        command = " ".join(["longread", *(shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")])
+        typer.echo(str(publish_report(out, docs, command)))
 
 
 class _progress:

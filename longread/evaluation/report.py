@@ -8,6 +8,8 @@ against cost (or tokens, for models without a price), and for NIAH a length × d
 from __future__ import annotations
 
 import math
+import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -286,3 +288,26 @@ def write_report(out_dir: Path, records: Sequence[dict[str, Any]] | None = None)
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)/]+\.png)\)")
+
+
+def publish_report(out_dir: Path, docs_file: Path, command: str) -> Path:
+    """Copy a report into the docs: its charts into `<docs>/img/`, and the Markdown with the command
+    that regenerates it, so the published results are always a run's own output."""
+    out_dir, docs_file = Path(out_dir), Path(docs_file)
+    report = (out_dir / "report.md").read_text(encoding="utf-8")
+    images = docs_file.parent / "img"
+    images.mkdir(parents=True, exist_ok=True)
+
+    def move(match: re.Match[str]) -> str:
+        shutil.copyfile(out_dir / match.group(2), images / match.group(2))
+        return f"![{match.group(1)}](img/{match.group(2)})"
+
+    body = _IMAGE.sub(move, report)
+    body = body.replace("# Longread evaluation report", "# Evaluation results", 1)
+    header = f"Regenerate with:\n\n```\n{command}\n```\n"
+    first_break = body.index("\n\n") + 2
+    docs_file.write_text(body[:first_break] + header + "\n" + body[first_break:], encoding="utf-8")
+    return docs_file
