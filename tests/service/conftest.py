@@ -1,5 +1,7 @@
 """Real parts: PostgreSQL, Redis (a dedicated DB number), Celery worker processes and uvicorn.
 
+Fixtures are package-scoped: the environment they export must not outlive this package's tests.
+
 The API and the workers run as subprocesses with the same environment, exactly as deployed; the
 LLM is a scripted double served through litellm (tests.service.doubles).
 """
@@ -54,7 +56,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment shared by this process, the API and the workers; a clean database and Redis DB."""
     import redis
@@ -99,6 +101,17 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         client.delete(key)
 
 
+def control_app() -> Any:
+    """A Celery client for the current settings (the imported app may carry another suite's broker)."""
+    from celery import Celery
+
+    from workers.celery_app import celery_config
+
+    app = Celery("longread-test-control")
+    app.conf.update(celery_config())
+    return app
+
+
 class Workers:
     """Celery worker processes (each in its own process group, so a kill takes its pool too)."""
 
@@ -119,9 +132,8 @@ class Workers:
         self.procs[name] = subprocess.Popen(
             cmd, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        from workers.celery_app import app
-
-        wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 60, f"worker {name}")
+        control = control_app()
+        wait_for(lambda: control.control.ping(destination=[name], timeout=0.5), 60, f"worker {name}")
         return name
 
     def kill(self, name: str) -> None:
@@ -146,7 +158,7 @@ class Workers:
         self.procs.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def workers(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     pool = Workers(service_env, tmp_path_factory.mktemp("workers"))
     pool.start()
@@ -154,7 +166,7 @@ def workers(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     pool.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_url(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")  # noqa: SIM115
@@ -185,7 +197,7 @@ def _new_key(name: str) -> str:
     return plain
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def key_factory(service_env: dict[str, str]) -> Callable[[str], str]:
     return _new_key
 
@@ -194,13 +206,13 @@ def _client(api_url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(api_url: str, workers: Workers, key_factory: Callable[[str], str]) -> Iterator[httpx.Client]:
     with _client(api_url, key_factory("tenant-a")) as c:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def other_client(api_url: str, key_factory: Callable[[str], str]) -> Iterator[httpx.Client]:
     with _client(api_url, key_factory("tenant-b")) as c:
         yield c
