@@ -87,12 +87,22 @@ def session(db_env: str):  # type: ignore[no-untyped-def]
         yield s
 
 
+SERVICE_TIERS = {"service", "browser"}
+
+
 @pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    """Each test reads settings from its own environment and starts with an empty call log."""
+def _fresh_state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts from default settings and an empty call log.
+
+    The service tiers share one environment for their API and worker processes; every other test
+    must not inherit it, whatever order the tiers run in.
+    """
     from longread.config import get_settings
     from tests import doubles
 
+    if not SERVICE_TIERS & set(request.node.path.parts):
+        for key in [k for k in os.environ if k.startswith("LONGREAD_")]:
+            monkeypatch.delenv(key)
     get_settings.cache_clear()
     doubles.calls.clear()
     yield
