@@ -215,3 +215,55 @@ def test_summary_suite_scores_rouge_and_skips_query_strategies(eval_env):
     for r in records:
         assert r["error"] is None
         assert 0.0 < r["rouge1"] <= 1.0 and r["accuracy"] == r["rougeLsum"] and r["evidence_recall"] is None
+
+
+def test_retrieval_only_scores_what_would_be_shown_without_calls(eval_env):
+    tmp_path, haystack = eval_env
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "eval",
+            "niah",
+            "--model",
+            MODEL,
+            "--strategies",
+            "bm25,full",
+            "--haystack",
+            str(haystack),
+            "--lengths",
+            "1024",
+            "--depths",
+            "0.3,0.9",
+            "--limit",
+            "1",
+            "--retrieval-only",
+            "--out",
+            str(tmp_path / "report"),
+            "--data-dir",
+            str(tmp_path / "eval-data"),
+            "--quiet",
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    assert CALLS == []
+    records = _records(tmp_path)
+    assert sorted(r["strategy"] for r in records) == ["bm25-retrieval"] * 2 + ["full-retrieval"] * 2
+    assert all(r["retrieval_recall"] == 1.0 and r["llm_calls"] == 0 for r in records)
+    assert "| bm25-retrieval |" in (tmp_path / "report" / "report.md").read_text()
+    refused = CliRunner().invoke(
+        _app(),
+        [
+            "eval",
+            "niah",
+            "--model",
+            MODEL,
+            "--strategies",
+            "tree",
+            "--retrieval-only",
+            "--data-dir",
+            str(tmp_path / "eval-data"),
+            "--out",
+            str(tmp_path / "r2"),
+        ],
+    )
+    assert refused.exit_code == 2 and "baselines only" in refused.output

@@ -30,6 +30,8 @@ class Outcome:
 
     answer: str
     citations: list[dict[str, Any]]
+    read: list[tuple[int, int]] | None = None
+    """Character spans the strategy showed the model, where the strategy reports them (the baselines)."""
 
 
 class Suite(ABC):
@@ -47,6 +49,16 @@ class Suite(ABC):
     @abstractmethod
     def document(self, item: EvalItem) -> tuple[str, str]:
         """(filename, normalised text) of the item's document."""
+
+    def retrieval_recall(self, item: EvalItem, read: list[tuple[int, int]], text: str) -> float | None:
+        """Share of the gold strings occurring in the document that lie inside the shown spans."""
+        from longread.evaluation.scoring import strings_in
+
+        present = strings_in(text, item.references)
+        if not present:
+            return None
+        shown = "\n".join(text[a:b] for a, b in read).lower()
+        return sum(1.0 for s in present if s.lower() in shown) / len(present)
 
     @abstractmethod
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:

@@ -85,6 +85,10 @@ def eval_command(
         Path | None, typer.Option("--data-dir", help="The evaluation's own data folder; default DATA_DIR/eval.")
     ] = None,
     report_only: Annotated[bool, typer.Option("--report-only", help="Rewrite the report from results.jsonl.")] = False,
+    retrieval_only: Annotated[
+        bool,
+        typer.Option("--retrieval-only", help="full/bm25/dense: score what they would show, ask no model."),
+    ] = False,
     docs: Annotated[
         Path | None, typer.Option(help="Also publish the report to this Markdown file, charts in its img/.")
     ] = None,
@@ -124,7 +128,7 @@ def eval_command(
         )
         with _progress(quiet) as (on_planned, on_record):
             result = run_eval(
-                bench, chosen, model, out, limit=limit, judge_model=judge, workers=workers,
+                bench, chosen, model, out, limit=limit, judge_model=judge, workers=workers, retrieval_only=retrieval_only,
                 on_planned=on_planned, on_record=on_record,
             )  # fmt: skip
     except (ValueError, EvalDataMissing, RulerGenerationError) as exc:

@@ -52,6 +52,7 @@ def summarize_group(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "accuracy": _mean(r.get("accuracy") for r in ok),
         "evidence_recall": _mean(r.get("evidence_recall") for r in ok),
         "recall_n": sum(1 for r in ok if r.get("evidence_recall") is not None),
+        "retrieval_recall": _mean(r.get("retrieval_recall") for r in ok),
         "llm_calls": _mean(r.get("llm_calls", 0) for r in ok),
         "cached_calls": _mean(r.get("cached_calls", 0) for r in ok),
         "prompt_tokens": _mean(r.get("prompt_tokens", 0) for r in ok),
@@ -84,9 +85,9 @@ def strategy_table(records: Sequence[dict[str, Any]]) -> list[str]:
     models = sorted({r["model"] for r in records})
     head = "| model | strategy |" if len(models) > 1 else "| strategy |"
     lines = [
-        head + " n | accuracy % | evidence recall % | LLM calls | cached calls | input tokens | output tokens "
-        "| cost USD | wall s | errors |",
-        "|" + "---|" * (head.count("|") - 1 + 10),
+        head + " n | accuracy % | evidence recall % | retrieval recall % | LLM calls | cached calls | input tokens "
+        "| output tokens | cost USD | wall s | errors |",
+        "|" + "---|" * (head.count("|") - 1 + 11),
     ]
     for model in models:
         by_strategy = group_by([r for r in records if r["model"] == model], "strategy")
@@ -95,15 +96,16 @@ def strategy_table(records: Sequence[dict[str, Any]]) -> list[str]:
             recall = _pct(s["evidence_recall"]) + (f" (n={s['recall_n']})" if s["recall_n"] != s["n"] else "")
             prefix = f"| {model} | {strategy} |" if len(models) > 1 else f"| {strategy} |"
             lines.append(
-                f"{prefix} {s['n']} | {_pct(s['accuracy'])} | {recall} | {_num(s['llm_calls'])} | {_num(s['cached_calls'])} | "
+                f"{prefix} {s['n']} | {_pct(s['accuracy'])} | {recall} | {_pct(s['retrieval_recall'])} | "
+                f"{_num(s['llm_calls'])} | {_num(s['cached_calls'])} | "
                 f"{_num(s['prompt_tokens'], 0)} | {_num(s['completion_tokens'], 0)} | {_cost(s['cost_usd'])} | "
                 f"{_num(s['wall_s'])} | {s['errors']} |"
             )
     return lines
 
 
-def pivot_table(records: Sequence[dict[str, Any]], row_field: str, label: str) -> list[str]:
-    """Accuracy % (n) with one row per value of row_field and one column per strategy."""
+def pivot_table(records: Sequence[dict[str, Any]], row_field: str, label: str, metric: str = "accuracy") -> list[str]:
+    """metric % (n) with one row per value of row_field and one column per strategy."""
     strategies = _ordered({r["strategy"] for r in records})
     rows = sorted({r.get(row_field) for r in records if r.get(row_field) is not None}, key=lambda v: (str(type(v)), v))
     if not rows:
@@ -114,7 +116,7 @@ def pivot_table(records: Sequence[dict[str, Any]], row_field: str, label: str) -
         cells = []
         for strategy in strategies:
             s = summarize_group(groups.get((row, strategy), []))
-            cells.append(f"{_pct(s['accuracy'])} (n={s['n']})" if s["n"] else "—")
+            cells.append(f"{_pct(s[metric])} (n={s['n']})" if s["n"] and s[metric] is not None else "—")
         shown = length_label(row) if row_field == "bucket" else row
         lines.append(f"| {shown} | " + " | ".join(cells) + " |")
     return lines
@@ -134,7 +136,7 @@ def _plt() -> Any:
 
 
 def chart_accuracy_by_length(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    ok = [r for r in records if not r.get("error") and r.get("bucket")]
+    ok = [r for r in records if not r.get("error") and r.get("bucket") and r.get("accuracy") is not None]
     if not ok:
         return None
     plt = _plt()
@@ -145,7 +147,7 @@ def chart_accuracy_by_length(records: Sequence[dict[str, Any]], path: Path, titl
         xs, ys = [], []
         for bucket in buckets:
             s = summarize_group(groups.get((strategy, bucket), []))
-            if s["n"]:
+            if s["n"] and s["accuracy"] is not None:
                 xs.append(bucket)
                 ys.append(100 * s["accuracy"])
         ax.plot(xs, ys, marker="o", label=strategy)
@@ -165,7 +167,7 @@ def chart_accuracy_by_length(records: Sequence[dict[str, Any]], path: Path, titl
 
 
 def chart_accuracy_vs_cost(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    ok = [r for r in records if not r.get("error")]
+    ok = [r for r in records if not r.get("error") and r.get("accuracy") is not None]
     if not ok:
         return None
     priced = any((r.get("cost_usd") or 0) > 0 for r in ok)
@@ -176,6 +178,8 @@ def chart_accuracy_vs_cost(records: Sequence[dict[str, Any]], path: Path, title:
     groups = group_by(ok, "strategy")
     for i, strategy in enumerate(_ordered(k[0] for k in groups)):
         s = summarize_group(groups[(strategy,)])
+        if s["accuracy"] is None:
+            continue
         x = s["cost_usd"] if priced else (s["prompt_tokens"] or 0) + (s["completion_tokens"] or 0)
         xs.append(x or 0.0)
         ax.scatter([xs[-1]], [100 * s["accuracy"]], s=70, marker=markers[i % len(markers)], label=strategy, alpha=0.8)
@@ -195,7 +199,14 @@ def chart_accuracy_vs_cost(records: Sequence[dict[str, Any]], path: Path, title:
 
 
 def chart_niah_heatmap(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    ok = [r for r in records if not r.get("error") and r.get("meta", {}).get("depth") is not None and r.get("length")]
+    ok = [
+        r
+        for r in records
+        if not r.get("error")
+        and r.get("accuracy") is not None
+        and r.get("meta", {}).get("depth") is not None
+        and r.get("length")
+    ]
     if not ok:
         return None
     plt = _plt()
@@ -263,12 +274,17 @@ def write_report(out_dir: Path, records: Sequence[dict[str, Any]] | None = None)
         lines += ["", f"## {suite}", "", f"Model: `{models}`" + (f"; judge: `{', '.join(judges)}`" if judges else "")]
         lines += [f"Items: {items} (sample sizes per cell are in the tables).", ""]
         lines += _metric_lines(suite) + ["", "### By strategy", ""] + strategy_table(rows)
-        by_length = pivot_table(rows, "bucket", "context length")
-        if by_length and len({r["bucket"] for r in rows}) > 1:
-            lines += ["", "### Accuracy % by context length", ""] + by_length
-        tasks = {r.get("task") for r in rows}
-        if len(tasks) > 1:
-            lines += ["", "### Accuracy % by task", ""] + pivot_table(rows, "task", "task")
+        several_lengths = len({r["bucket"] for r in rows}) > 1
+        several_tasks = len({r.get("task") for r in rows}) > 1
+        for metric, title in (("accuracy", "Accuracy"), ("retrieval_recall", "Retrieval recall")):
+            if not any(r.get(metric) is not None for r in rows):
+                continue
+            if several_lengths:
+                lines += ["", f"### {title} % by context length", ""] + pivot_table(
+                    rows, "bucket", "context length", metric
+                )
+            if several_tasks:
+                lines += ["", f"### {title} % by task", ""] + pivot_table(rows, "task", "task", metric)
         slug = suite.replace("/", "-")
         charts = [
             chart_accuracy_by_length(

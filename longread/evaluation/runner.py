@@ -73,7 +73,25 @@ def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, mo
         answer = {"full": baselines.answer_full, "bm25": baselines.answer_bm25, "dense": baselines.answer_dense}
         draft = answer[strategy](document.text, item.question, client, segments=segments)
     checked = check_citations(draft, document.text, segments, item.question)
-    return Outcome(checked.answer, checked.citations)
+    return Outcome(checked.answer, checked.citations, read=[(e.start, e.end) for e in draft.read])
+
+
+def _retrieve_only(session: Any, document: Any, item: EvalItem, strategy: str, model: str) -> Outcome:
+    """What a baseline would show the model, without asking it: retrieval recall at no model cost."""
+    from agents import baselines
+    from agents.segments import ensure_segments
+
+    if item.question is None:
+        raise ValueError("retrieval-only runs need questions; summary suites have none")
+    client = LLMClient(model)
+    segments = ensure_segments(session, document, client.model)
+    if strategy == "full":
+        budget = baselines.full_context_budget(client, item.question)
+        shown, _ = baselines.fill_window(document.text, client.counter, segments, budget)
+    else:
+        finder = baselines.bm25_evidence if strategy == "bm25" else baselines.dense_evidence
+        shown = finder(document.text, item.question, counter=client.counter, segments=segments)
+    return Outcome("", [], read=[(e.start, e.end) for e in shown])
 
 
 def _run_engine(
@@ -88,16 +106,71 @@ def _run_engine(
     return Outcome(row.answer, list(row.citations)), row.strategy
 
 
-def run_item(
-    session: Any, suite: Suite, item: EvalItem, strategy: str, model: str, judge: Judge | None, judge_usage: Usage
+def _answer_and_score(
+    session: Any,
+    suite: Suite,
+    document: Any,
+    item: EvalItem,
+    strategy: str,
+    model: str,
+    usage: Usage,
+    judge: Judge | None,
+    retrieval_only: bool,
+    started: float,
 ) -> dict[str, Any]:
-    """One (item, strategy): answer, score and account. Errors are recorded, not raised."""
+    """The record's answer fields and scores; `wall_s` is the strategy's time, before any judging."""
+    if retrieval_only:
+        outcome = _retrieve_only(session, document, item, strategy, model)
+        return {
+            "answer": "",
+            "wall_s": time.monotonic() - started,
+            "citations": 0,
+            "strategy_used": strategy,
+            "error": None,
+            "accuracy": None,
+            "evidence_recall": None,
+            "retrieval_recall": suite.retrieval_recall(item, outcome.read or [], document.text),
+        }
+    used = strategy
+    if strategy in BASELINES:
+        outcome = _run_baseline(session, document, item, strategy, model, usage)
+    else:
+        outcome, used = _run_engine(session, document, item, strategy, model, usage)
+    wall = time.monotonic() - started
+    scores = suite.score(item, outcome, document.text, judge)
+    return {
+        "wall_s": wall,
+        "answer": outcome.answer[:_TEXT_LIMIT],
+        "citations": len(outcome.citations),
+        "strategy_used": used,
+        "error": None,
+        "retrieval_recall": suite.retrieval_recall(item, outcome.read, document.text) if outcome.read else None,
+        **scores,
+    }
+
+
+def run_item(
+    session: Any,
+    suite: Suite,
+    item: EvalItem,
+    strategy: str,
+    model: str,
+    judge: Judge | None,
+    judge_usage: Usage,
+    *,
+    retrieval_only: bool = False,
+) -> dict[str, Any]:
+    """One (item, strategy): answer, score and account. Errors are recorded, not raised.
+
+    With `retrieval_only` (baselines only) nothing is answered: the record holds the retrieval recall
+    of what would have been shown, under the strategy name `<strategy>-retrieval`.
+    """
     from longread import engine
 
     record: dict[str, Any] = {
         "suite": suite.name,
         "item_id": item.item_id,
-        "strategy": strategy,
+        "strategy": f"{strategy}-retrieval" if retrieval_only else strategy,
         "model": model,
         "task": item.task,
         "length": item.length,
@@ -112,20 +185,10 @@ def run_item(
     try:
         filename, text = suite.document(item)
         document, _ = engine.store_text(session, filename=filename, text=text)
-        used = strategy
-        if strategy in BASELINES:
-            outcome = _run_baseline(session, document, item, strategy, model, usage)
-        else:
-            outcome, used = _run_engine(session, document, item, strategy, model, usage)
-        wall = time.monotonic() - started
-        scores = suite.score(item, outcome, document.text, judge)
         record.update(
-            answer=outcome.answer[:_TEXT_LIMIT],
-            citations=len(outcome.citations),
-            strategy_used=used,
-            error=None,
-            **scores,
+            _answer_and_score(session, suite, document, item, strategy, model, usage, judge, retrieval_only, started)
         )
+        wall = record["wall_s"]
     except Exception as exc:  # noqa: BLE001 - one failing item must not stop a long run
         session.rollback()
         wall = time.monotonic() - started
@@ -152,6 +215,7 @@ def run_eval(
     limit: int | None = None,
     judge_model: str | None = None,
     workers: int = 1,
+    retrieval_only: bool = False,
     on_planned: Callable[[int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunSummary:
@@ -163,6 +227,8 @@ def run_eval(
     from storage.db import session_scope
 
     summary = RunSummary()
+    if retrieval_only and any(s not in BASELINES for s in strategies):
+        raise ValueError(f"retrieval-only runs take the baselines only ({', '.join(BASELINES)})")
     if suite.kind == "summary":
         summary.not_applicable = [s for s in strategies if s not in SUMMARY_STRATEGIES]
         strategies = [s for s in strategies if s in SUMMARY_STRATEGIES]
@@ -172,21 +238,25 @@ def run_eval(
     for item in items:
         for strategy in strategies:
             summary.planned += 1
-            if store.done((suite.name, item.item_id, strategy, model)):
+            label = f"{strategy}-retrieval" if retrieval_only else strategy
+            if store.done((suite.name, item.item_id, label, model)):
                 summary.skipped += 1
                 continue
             groups.setdefault(item.doc_key, []).append((item, strategy))
     if on_planned is not None:
         on_planned(sum(len(g) for g in groups.values()))
     judge_usage = Usage()
-    judge = make_judge(judge_model or model, judge_usage) if suite.name in JUDGED_SUITES else None
+    judged = suite.name in JUDGED_SUITES and not retrieval_only
+    judge = make_judge(judge_model or model, judge_usage) if judged else None
 
     lock = threading.Lock()
 
     def run_group(work: list[tuple[EvalItem, str]]) -> None:
         with session_scope() as session:
             for item, strategy in work:
-                record = run_item(session, suite, item, strategy, model, judge, judge_usage)
+                record = run_item(
+                    session, suite, item, strategy, model, judge, judge_usage, retrieval_only=retrieval_only
+                )
                 if judge is not None:
                     record["judge_model"] = judge_model or model
                 store.add(record)

@@ -75,6 +75,9 @@ class ACLSumSuite(Suite):
     def document(self, item: EvalItem) -> tuple[str, str]:
         return f"aclsum-{item.doc_key}.txt", self._text(item.doc_key)
 
+    def retrieval_recall(self, item: EvalItem, read: list[tuple[int, int]], text: str) -> float | None:
+        return None
+
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:
         scores: dict[str, float | None] = dict(rouge(strip_citations(outcome.answer), item.references))
         scores["accuracy"] = scores["rougeLsum"]

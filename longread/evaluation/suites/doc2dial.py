@@ -107,6 +107,10 @@ class Doc2DialSuite(Suite):
         self._load()
         return f"doc2dial-{item.doc_key}.txt", self._documents[item.doc_key][0]
 
+    def retrieval_recall(self, item: EvalItem, read: list[tuple[int, int]], text: str) -> float | None:
+        start, end = item.meta["gold_span"]
+        return 1.0 if any(a < end and start < b for a, b in read) else 0.0
+
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:
         f1 = max(token_f1(strip_citations(outcome.answer), ref) for ref in item.references if ref.strip())
         start, end = item.meta["gold_span"]

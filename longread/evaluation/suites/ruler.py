@@ -211,6 +211,9 @@ class RulerSuite(Suite):
             self.items()
         return f"ruler-{item.doc_key}.txt", self._documents[item.doc_key]
 
+    def retrieval_recall(self, item: EvalItem, read: list[tuple[int, int]], text: str) -> float | None:
+        return super().retrieval_recall(item, read, text) if item.task in _RECALL_TASKS else None
+
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:
         prediction = strip_citations(outcome.answer)
         match = string_match_part if item.task.startswith("qa") else string_match_all
