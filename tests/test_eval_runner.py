@@ -196,9 +196,16 @@ def test_report_writer_table_and_charts(tmp_path):
     assert length_bucket(4000) == 4096 and length_bucket(4096) == 4096 and length_bucket(None) is None
     with pytest.raises(ValueError):
         write_report(tmp_path / "empty")
-    published = publish_report(tmp_path, tmp_path / "docs" / "results.md", "longread eval ruler").read_text()
-    assert "```\nlongread eval ruler\n```" in published and "](img/ruler-accuracy-by-length.png)" in published
-    assert (tmp_path / "docs" / "img" / "ruler-accuracy-vs-cost.png").exists()
+    docs = tmp_path / "docs" / "results.md"
+    docs.parent.mkdir()
+    docs.write_text("# Evaluation results\n\nHand-written introduction.\n")
+    name = tmp_path.name
+    publish_report(tmp_path, docs, "longread eval ruler --limit 1")
+    published = publish_report(tmp_path, docs, "longread eval ruler --limit 2").read_text()
+    assert published.count(f"<!-- eval:{name} -->") == 1 and "Hand-written introduction." in published
+    assert "```\nlongread eval ruler --limit 2\n```" in published and "--limit 1" not in published
+    assert f"](img/{name}-ruler-accuracy-by-length.png)" in published and "\n### ruler\n" in published
+    assert (tmp_path / "docs" / "img" / f"{name}-ruler-accuracy-vs-cost.png").exists()
 
 
 def test_summary_suite_scores_rouge_and_skips_query_strategies(eval_env):

@@ -310,20 +310,31 @@ _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)/]+\.png)\)")
 
 
 def publish_report(out_dir: Path, docs_file: Path, command: str) -> Path:
-    """Copy a report into the docs: its charts into `<docs>/img/`, and the Markdown with the command
-    that regenerates it, so the published results are always a run's own output."""
+    """Publish a report into a docs page: its charts into `<docs>/img/`, its tables into a section of
+    the page named after the report folder, with the command that regenerates it.
+
+    Other sections of the page (other runs, and any text before the first section) are kept, so one
+    page can hold several runs, each rewritten by its own command.
+    """
     out_dir, docs_file = Path(out_dir), Path(docs_file)
+    name = out_dir.resolve().name
     report = (out_dir / "report.md").read_text(encoding="utf-8")
     images = docs_file.parent / "img"
     images.mkdir(parents=True, exist_ok=True)
 
     def move(match: re.Match[str]) -> str:
-        shutil.copyfile(out_dir / match.group(2), images / match.group(2))
-        return f"![{match.group(1)}](img/{match.group(2)})"
+        target = f"{name}-{match.group(2)}"
+        shutil.copyfile(out_dir / match.group(2), images / target)
+        return f"![{match.group(1)}](img/{target})"
 
-    body = _IMAGE.sub(move, report)
-    body = body.replace("# Longread evaluation report", "# Evaluation results", 1)
-    header = f"Regenerate with:\n\n```\n{command}\n```\n"
-    first_break = body.index("\n\n") + 2
-    docs_file.write_text(body[:first_break] + header + "\n" + body[first_break:], encoding="utf-8")
+    body = _IMAGE.sub(move, report).split("\n", 1)[1].strip()  # without the report's own title
+    body = re.sub(r"^(#{2,5}) ", lambda m: "#" + m.group(1) + " ", body, flags=re.M)
+    section = (
+        f"<!-- eval:{name} -->\n## Run `{name}`\n\nRegenerate with:\n\n```\n{command}\n```\n\n{body}\n"
+        f"<!-- /eval:{name} -->"
+    )
+    page = docs_file.read_text(encoding="utf-8") if docs_file.exists() else "# Evaluation results\n"
+    marker = re.compile(rf"<!-- eval:{re.escape(name)} -->.*?<!-- /eval:{re.escape(name)} -->", re.S)
+    page = marker.sub(lambda _m: section, page) if marker.search(page) else page.rstrip() + "\n\n" + section
+    docs_file.write_text(page.rstrip() + "\n", encoding="utf-8")
     return docs_file
