@@ -53,6 +53,8 @@ def releases_session(endpoint: Endpoint) -> Endpoint:
                 session.close()
 
     return wrapper  # type: ignore[return-value]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -78,22 +80,27 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
     if token is not None:
         principal = lookup(session, token)
         if principal is None:
-            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401, "invalid_api_key", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+            )
     elif settings.ANONYMOUS_LOCAL and not keys_exist(session):
         principal = ANONYMOUS
     else:
-        raise ApiError(401, "missing_api_key", "send 'Authorization: Bearer <API key>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "missing_api_key", "send 'Authorization: Bearer <API key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
     # End the read transaction now: the route runs in another thread-pool call, and a request holding
     # a pooled connection while it waits for a thread can deadlock with requests holding threads
     # while they wait for a connection.
     session.rollback()
     retry_after = ratelimit.hit(principal.key_id, settings.RATE_LIMIT_PER_MINUTE, settings.REDIS_KEY_PREFIX)
     if retry_after is not None:
-        raise ApiError(429, "rate_limited",
-                       f"more than {settings.RATE_LIMIT_PER_MINUTE} requests this minute; retry in {retry_after}s",
-                       headers={"Retry-After": str(retry_after)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {settings.RATE_LIMIT_PER_MINUTE} requests this minute; retry in {retry_after}s",
+            headers={"Retry-After": str(retry_after)},
+        )
     return principal
 
 

@@ -58,8 +58,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-        for err in exc.errors()
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")} for err in exc.errors()
     ]
     message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
     return JSONResponse(error_body("validation_error", message, details=details), 422)

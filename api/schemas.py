@@ -22,8 +22,13 @@ class DocumentOut(BaseModel):
 
     @classmethod
     def of(cls, document: Document) -> DocumentOut:
-        return cls(id=document.id, filename=document.filename, n_chars=document.n_chars,
-                   n_tokens=document.n_tokens, created_at=as_utc(document.created_at))
+        return cls(
+            id=document.id,
+            filename=document.filename,
+            n_chars=document.n_chars,
+            n_tokens=document.n_tokens,
+            created_at=as_utc(document.created_at),
+        )
 
 
 class DocumentDetail(DocumentOut):
@@ -69,13 +74,27 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         return cls(
-            id=job.id, kind=job.kind.value, status=job.status.value, stage=job.stage, done=job.done,
-            total=job.total, eta_s=eta_seconds(job), document_id=job.document_id, result_id=job.result_id,
-            error=job.error, llm_calls=job.llm_calls, cached_calls=job.cached_calls,
-            prompt_tokens=job.prompt_tokens, completion_tokens=job.completion_tokens,
-            cost_usd=round(job.cost_usd, 6), attempts=job.attempts, params=job.params,
-            created_at=as_utc(job.created_at), started_at=as_utc(job.started_at),
-            finished_at=as_utc(job.finished_at), heartbeat_at=as_utc(job.heartbeat_at),
+            id=job.id,
+            kind=job.kind.value,
+            status=job.status.value,
+            stage=job.stage,
+            done=job.done,
+            total=job.total,
+            eta_s=eta_seconds(job),
+            document_id=job.document_id,
+            result_id=job.result_id,
+            error=job.error,
+            llm_calls=job.llm_calls,
+            cached_calls=job.cached_calls,
+            prompt_tokens=job.prompt_tokens,
+            completion_tokens=job.completion_tokens,
+            cost_usd=round(job.cost_usd, 6),
+            attempts=job.attempts,
+            params=job.params,
+            created_at=as_utc(job.created_at),
+            started_at=as_utc(job.started_at),
+            finished_at=as_utc(job.finished_at),
+            heartbeat_at=as_utc(job.heartbeat_at),
         )
 
 
@@ -114,13 +133,25 @@ class AnswerOut(BaseModel):
     @classmethod
     def of(cls, answer: Answer) -> AnswerOut:
         return cls(
-            id=answer.id, kind=answer.kind, document_id=answer.document_id, job_id=answer.job_id,
-            question=answer.question, answer=answer.answer, strategy=answer.strategy,
-            strategy_reason=answer.strategy_reason, model=answer.model, citations=answer.citations,
-            dropped_citations=answer.dropped_citations, trace=answer.trace, llm_calls=answer.llm_calls,
-            cached_calls=answer.cached_calls, prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens, cost_usd=round(answer.cost_usd, 6),
-            latency_s=answer.latency_s, created_at=as_utc(answer.created_at),
+            id=answer.id,
+            kind=answer.kind,
+            document_id=answer.document_id,
+            job_id=answer.job_id,
+            question=answer.question,
+            answer=answer.answer,
+            strategy=answer.strategy,
+            strategy_reason=answer.strategy_reason,
+            model=answer.model,
+            citations=answer.citations,
+            dropped_citations=answer.dropped_citations,
+            trace=answer.trace,
+            llm_calls=answer.llm_calls,
+            cached_calls=answer.cached_calls,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            cost_usd=round(answer.cost_usd, 6),
+            latency_s=answer.latency_s,
+            created_at=as_utc(answer.created_at),
         )
 
 

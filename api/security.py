@@ -63,9 +63,7 @@ def keys_exist(session: Session) -> bool:
 
 
 def revoke(session: Session, prefix_or_id: str) -> int:
-    rows = session.exec(
-        select(ApiKey).where((ApiKey.id == prefix_or_id) | (ApiKey.prefix == prefix_or_id))
-    ).all()
+    rows = session.exec(select(ApiKey).where((ApiKey.id == prefix_or_id) | (ApiKey.prefix == prefix_or_id))).all()
     for row in rows:
         row.revoked = True
         session.add(row)

@@ -49,9 +49,7 @@ def resolve_model(requested: str | None) -> str:
     raise ApiError(422, "unknown_model", f"model '{requested}' is not offered here (choose from {allowed})")
 
 
-def submit(
-    session: Session, principal: Principal, *, kind: JobKind, document_id: str, params: dict[str, Any]
-) -> Job:
+def submit(session: Session, principal: Principal, *, kind: JobKind, document_id: str, params: dict[str, Any]) -> Job:
     """Create the job row, then enqueue it; a broker outage fails the job instead of leaving it queued."""
     job = jobs.create_job(session, tenant_id=principal.tenant_id, kind=kind, document_id=document_id, params=params)
     try:

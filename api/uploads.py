@@ -97,10 +97,18 @@ async def receive_upload(request: Request, *, limit: int, directory: Path) -> Up
         raise too_large(limit)
     directory.mkdir(parents=True, exist_ok=True)
     collector = _Collector(directory, limit)
-    callbacks = {name: getattr(collector, name) for name in (
-        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_part_data", "on_part_end",
-    )}
+    callbacks = {
+        name: getattr(collector, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():

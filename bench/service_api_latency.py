@@ -36,9 +36,12 @@ async def _load(url: str, headers: dict[str, str], path: str, clients: int, requ
     errors = await asyncio.gather(*(_client(url, headers, path, requests, latencies) for _ in range(clients)))
     wall = time.perf_counter() - started
     return {
-        "requests": len(latencies), "errors": sum(errors), "wall_s": round(wall, 2),
+        "requests": len(latencies),
+        "errors": sum(errors),
+        "wall_s": round(wall, 2),
         "throughput_rps": round(len(latencies) / wall, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
     }
 
 
@@ -57,12 +60,25 @@ def main() -> None:
 
         with session_scope() as session:
             key, row = create_key(session, "bench")
-            job = jobs.create_job(session, tenant_id=row.tenant_id, kind=JobKind.ASK, document_id=None,
-                                  params={"question": "q"})
+            job = jobs.create_job(
+                session, tenant_id=row.tenant_id, kind=JobKind.ASK, document_id=None, params={"question": "q"}
+            )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(args.uvicorn_workers), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.uvicorn_workers),
+            "--log-level",
+            "warning",
+        ]
         with process(cmd, env, Path(env["LONGREAD_DATA_DIR"]) / "api.log"):
             wait_for(lambda: _ok(f"{url}/healthz"), 60, "the API")
             headers = {"Authorization": f"Bearer {key}"}

@@ -46,8 +46,13 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
         with session_scope() as session:
             document = session.get(Document, document_id)
             assert document is not None
-            job = jobs.create_job(session, tenant_id=document.tenant_id, kind=JobKind.BUILD_TREE,
-                                  document_id=document_id, params={"model": MODEL})
+            job = jobs.create_job(
+                session,
+                tenant_id=document.tenant_id,
+                kind=JobKind.BUILD_TREE,
+                document_id=document_id,
+                params={"model": MODEL},
+            )
             started = time.monotonic()
             enqueue(session, job)
             job_id = job.id
@@ -61,7 +66,13 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
         wall = time.monotonic() - started
         assert done.status is JobStatus.SUCCEEDED, done.error
         with session_scope() as session:
-            n_leaves = len(list(session.exec(select(Segment.id).where(Segment.document_id == document_id, Segment.scheme == "cl100k:1000"))))
+            n_leaves = len(
+                list(
+                    session.exec(
+                        select(Segment.id).where(Segment.document_id == document_id, Segment.scheme == "cl100k:1000")
+                    )
+                )
+            )
             fanout = session.exec(select(Tree.fanout).where(Tree.id == done.result_id)).one()
             # The next run builds the same tree from scratch.
             session.execute(delete(TreeNode).where(TreeNode.tree_id == done.result_id))
@@ -70,9 +81,15 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
     sizes = level_sizes(n_leaves, fanout)
     bound = sum(math.ceil(size / n_workers) for size in sizes) * LATENCY_S
     return {
-        "workers": n_workers, "levels": len(sizes), "nodes": sum(sizes), "calls": done.llm_calls,
-        "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-        "wall_s": round(wall, 2), "bound_s": round(bound, 2), "wall_over_bound": round(wall / bound, 3),
+        "workers": n_workers,
+        "levels": len(sizes),
+        "nodes": sum(sizes),
+        "calls": done.llm_calls,
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "wall_s": round(wall, 2),
+        "bound_s": round(bound, 2),
+        "wall_over_bound": round(wall / bound, 3),
     }
 
 
@@ -82,8 +99,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--out", type=Path, default=Path("bench/results/service_tree_build.json"))
     args = parser.parse_args()
-    extra = {"LONGREAD_LLM": MODEL, "LONGREAD_LLM_CACHE": "false", "LONGREAD_SEGMENT_TOKENS": "1000",
-             "LONGREAD_TREE_FANOUT": "8", "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": "600"}
+    extra = {
+        "LONGREAD_LLM": MODEL,
+        "LONGREAD_LLM_CACHE": "false",
+        "LONGREAD_SEGMENT_TOKENS": "1000",
+        "LONGREAD_TREE_FANOUT": "8",
+        "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": "600",
+    }
     with scratch_environment(extra) as env:
         from agents.segments import ensure_segments
         from longread import engine
@@ -106,8 +128,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         speedup = base / row["wall_s"] if row["workers"] and rows[0]["workers"] == 1 else float("nan")
-        print(f"| {row['workers']} | {row['levels']} | {row['nodes']} | {row['calls']} | {row['wall_s']} | "
-              f"{row['bound_s']} | {row['wall_over_bound']} | {speedup:.2f} |")
+        print(
+            f"| {row['workers']} | {row['levels']} | {row['nodes']} | {row['calls']} | {row['wall_s']} | "
+            f"{row['bound_s']} | {row['wall_over_bound']} | {speedup:.2f} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"tokens": n_tokens, "latency_s": LATENCY_S, "runs": rows}, indent=2))
 

@@ -130,9 +130,7 @@ def cancel_requested(session: Session, job_id: str) -> bool:
 
 def set_progress(session: Session, job_id: str, *, stage: str, done: int, total: int) -> None:
     session.execute(
-        update(Job)
-        .where(col(Job.id) == job_id)
-        .values(stage=stage, done=done, total=total, heartbeat_at=utcnow())
+        update(Job).where(col(Job.id) == job_id).values(stage=stage, done=done, total=total, heartbeat_at=utcnow())
     )
     session.commit()
 

@@ -64,7 +64,9 @@ def _store(upload: Upload, principal: Principal) -> tuple[UploadOut, bool]:
             raise ApiError(422, "unreadable_document", str(exc)) from exc
         if not created:
             previous = latest_job(session, document.id, JobKind.INGEST)
-            return UploadOut(document_id=document.id, job_id=previous.id if previous else None, deduplicated=True), False
+            return UploadOut(
+                document_id=document.id, job_id=previous.id if previous else None, deduplicated=True
+            ), False
         job = submit(session, principal, kind=JobKind.INGEST, document_id=document.id, params={})
         return UploadOut(document_id=document.id, job_id=job.id, deduplicated=False), True
 
@@ -160,8 +162,9 @@ def get_text(
     document = owned_document(session, principal, document_id)
     end = min(document.n_chars, start + 10_000) if end is None else end
     if start > end or end > document.n_chars or end - start > MAX_TEXT_SPAN:
-        raise ApiError(400, "bad_range",
-                       f"need 0 <= start <= end <= {document.n_chars} and at most {MAX_TEXT_SPAN} characters")
+        raise ApiError(
+            400, "bad_range", f"need 0 <= start <= end <= {document.n_chars} and at most {MAX_TEXT_SPAN} characters"
+        )
     text = session.exec(
         select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document.id)
     ).one()

@@ -172,7 +172,10 @@ def api_url(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=service_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env=service_env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
 

@@ -100,11 +100,11 @@ def test_oversize_upload_is_rejected_with_nothing_stored(client: httpx.Client, s
     assert _uploads_left(service_env) == []
 
 
-def test_malformed_uploads_are_rejected_with_nothing_stored(
-    client: httpx.Client, service_env: dict[str, str]
-) -> None:
+def test_malformed_uploads_are_rejected_with_nothing_stored(client: httpx.Client, service_env: dict[str, str]) -> None:
     before = _count_documents()
-    broken_pdf = client.post("/v1/documents", files={"file": ("paper.pdf", b"%PDF-1.4\nnot really a pdf", "application/pdf")})
+    broken_pdf = client.post(
+        "/v1/documents", files={"file": ("paper.pdf", b"%PDF-1.4\nnot really a pdf", "application/pdf")}
+    )
     assert broken_pdf.status_code == 422
     assert broken_pdf.json()["error"]["code"] == "unreadable_document"
     not_multipart = client.post("/v1/documents", content=b"hello", headers={"Content-Type": "text/plain"})
@@ -118,7 +118,9 @@ def test_malformed_uploads_are_rejected_with_nothing_stored(
 
 
 def test_documents_are_listed_in_pages_and_deleted(client: httpx.Client) -> None:
-    ids = [upload(client, needle_document(random.randint(10_000, 99_999), seed=i)).json()["document_id"] for i in range(3)]
+    ids = [
+        upload(client, needle_document(random.randint(10_000, 99_999), seed=i)).json()["document_id"] for i in range(3)
+    ]
     first = client.get("/v1/documents?limit=2&offset=0").json()
     second = client.get("/v1/documents?limit=2&offset=2").json()
     assert len(first["items"]) == 2 and first["total"] >= 3

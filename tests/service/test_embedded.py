@@ -21,16 +21,25 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LONGREAD_")}
     env.update(
-        LONGREAD_DATA_DIR=str(tmp_path / "data"), LONGREAD_LLM=MODEL, LONGREAD_SEGMENT_TOKENS="60",
-        HF_HUB_OFFLINE="1", LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(REPO),
+        LONGREAD_DATA_DIR=str(tmp_path / "data"),
+        LONGREAD_LLM=MODEL,
+        LONGREAD_SEGMENT_TOKENS="60",
+        HF_HUB_OFFLINE="1",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        PYTHONPATH=str(REPO),
     )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers.embedded", "--port", str(port), "--concurrency", "2"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def healthy() -> bool:
             try:
                 return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -45,14 +54,16 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
             assert doc.status_code == 202, doc.text
             doc_id = doc.json()["document_id"]
             answer = http.post(
-                f"/v1/documents/{doc_id}/questions", params={"wait": 30},
+                f"/v1/documents/{doc_id}/questions",
+                params={"wait": 30},
                 json={"question": "What is the vault code?", "strategy": "chain"},
             )
             assert answer.status_code == 200, answer.text
             assert str(code) in answer.json()["answer"]["answer"]
             # The tree fan-out: node tasks of one chord written concurrently into SQLite.
             tree = http.post(
-                f"/v1/documents/{doc_id}/questions", params={"wait": 30},
+                f"/v1/documents/{doc_id}/questions",
+                params={"wait": 30},
                 json={"question": "What is the vault code?", "strategy": "tree"},
             )
             assert tree.status_code == 200, tree.text

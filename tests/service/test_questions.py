@@ -33,7 +33,9 @@ def _check_citation(client: httpx.Client, doc_id: str, answer: dict[str, Any], c
 def test_question_over_the_tree_is_answered_with_citations(client: httpx.Client) -> None:
     code = random.randint(10_000, 99_999)
     doc_id = _ingested(client, needle_document(code, paragraphs=16))
-    response = client.post(f"/v1/documents/{doc_id}/questions", json={"question": "What is the vault code?", "strategy": "tree"})
+    response = client.post(
+        f"/v1/documents/{doc_id}/questions", json={"question": "What is the vault code?", "strategy": "tree"}
+    )
     assert response.status_code == 202, response.text
     job = wait_job(client, response.json()["id"])
     assert job["status"] == "succeeded", job
@@ -49,7 +51,8 @@ def test_wait_option_returns_the_answer_inline(client: httpx.Client) -> None:
     code = random.randint(10_000, 99_999)
     doc_id = _ingested(client, needle_document(code))
     response = client.post(
-        f"/v1/documents/{doc_id}/questions", params={"wait": 25},
+        f"/v1/documents/{doc_id}/questions",
+        params={"wait": 25},
         json={"question": "What is the vault code?", "strategy": "chain"},
     )
     assert response.status_code == 200, response.text

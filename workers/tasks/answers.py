@@ -58,15 +58,26 @@ def _run_engine(session: Session, job: Job, call: EngineCall) -> str:
 
 def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, document: Document) -> Answer:
     return engine.ask(
-        session, document, str(job.params["question"]), strategy=str(job.params.get("strategy") or "auto"),
-        model=_model(job), progress=progress, job=job, usage=usage,
+        session,
+        document,
+        str(job.params["question"]),
+        strategy=str(job.params.get("strategy") or "auto"),
+        model=_model(job),
+        progress=progress,
+        job=job,
+        usage=usage,
     )
 
 
 def _summarize(session: Session, job: Job, progress: ProgressFn, usage: Usage, document: Document) -> Answer:
     return engine.summarize(
-        session, document, strategy=str(job.params.get("strategy") or "tree"), model=_model(job),
-        progress=progress, job=job, usage=usage,
+        session,
+        document,
+        strategy=str(job.params.get("strategy") or "tree"),
+        model=_model(job),
+        progress=progress,
+        job=job,
+        usage=usage,
     )
 
 

@@ -83,8 +83,18 @@ def chain_step_task(job_id: str, attempt: int) -> str:
         step = len(done)
         if step < len(chain.chunks):
             unit = done[-1].unit if done else EMPTY_UNIT
-            run_step(session, document, chain.segments, chain.chunks, step, unit, chain.question, chain.client,
-                     chain.key, chain.budget)
+            run_step(
+                session,
+                document,
+                chain.segments,
+                chain.chunks,
+                step,
+                unit,
+                chain.question,
+                chain.client,
+                chain.key,
+                chain.budget,
+            )
             jobs.add_usage(session, job.id, usage)
             jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(chain.chunks) + 1)
             if jobs.cancel_requested(session, job.id):
