@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, releases_session
@@ -29,7 +30,7 @@ from api.service import latest_job, owned_document, resolve_model, submit
 from api.uploads import Upload, receive_upload
 from longread import engine
 from longread.config import get_settings
-from longread.ingest import IngestError
+from longread.ingest import IngestError, load_document
 from storage.db import session_scope
 from storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
 from workers import jobs
@@ -54,14 +55,20 @@ UPLOAD_SCHEMA = {
 
 
 def _store(upload: Upload, principal: Principal) -> tuple[UploadOut, bool]:
+    try:
+        text = load_document(upload.filename, upload.path.read_bytes())
+    except IngestError as exc:
+        raise ApiError(422, "unreadable_document", str(exc)) from exc
     with session_scope() as session:
         try:
-            document, created = engine.ingest_bytes(
-                session, filename=upload.filename, data=upload.path.read_bytes(), tenant_id=principal.tenant_id
+            document, created = engine.store_text(
+                session, filename=upload.filename, text=text, tenant_id=principal.tenant_id
             )
-        except IngestError as exc:
+        except IntegrityError:  # the same content uploaded concurrently: the other request stored it
             session.rollback()
-            raise ApiError(422, "unreadable_document", str(exc)) from exc
+            document, created = engine.store_text(
+                session, filename=upload.filename, text=text, tenant_id=principal.tenant_id
+            )
         if not created:
             previous = latest_job(session, document.id, JobKind.INGEST)
             return UploadOut(
