@@ -26,10 +26,11 @@ COPY api api
 COPY workers workers
 COPY bench bench
 COPY frontend frontend
-RUN pip install --no-cache-dir . \
+# Editable, so the code runs from /app: the API serves /app/frontend next to it.
+RUN pip install --no-cache-dir -e . \
     && if [ "$LOCAL" = "1" ]; then \
          pip install --no-cache-dir --index-url "$TORCH_INDEX" torch==2.13.0 \
-         && pip install --no-cache-dir ".[local]"; \
+         && pip install --no-cache-dir -e ".[local]"; \
        fi
 
 RUN mkdir -p /data && chown longread /data
