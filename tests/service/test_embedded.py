@@ -53,6 +53,9 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
             doc = http.post("/v1/documents", files={"file": ("a.txt", needle_document(code).encode(), "text/plain")})
             assert doc.status_code == 202, doc.text
             doc_id = doc.json()["document_id"]
+            # The ingest job finishing shows the worker is up (its start is slow on a busy machine).
+            ingest = doc.json()["job_id"]
+            wait_for(lambda: http.get(f"/v1/jobs/{ingest}").json()["status"] == "succeeded", 120, "ingest")
             answer = http.post(
                 f"/v1/documents/{doc_id}/questions",
                 params={"wait": 30},
