@@ -76,7 +76,8 @@ def build_tree(
     return build_summary_tree(session, document, client, progress=progress or no_progress)
 
 
-def _route(document: Document, question: str, strategy: str, client: LLMClient) -> Route:
+def route_question(document: Document, question: str, strategy: str, client: LLMClient) -> Route:
+    """The strategy a question will be read with, and why (`auto` decides here)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
     if strategy != "auto":
@@ -176,7 +177,7 @@ def ask(
         raise ValueError("the question is empty")
     started = time.monotonic()
     client = LLMClient(model, usage)
-    route = _route(document, question, strategy, client)
+    route = route_question(document, question, strategy, client)
     draft = _read(session, document, question, route, client, progress or no_progress, answer_with)
     return _store_answer(
         session, document, draft, question=question, kind="answer", route=route, client=client, started=started, job=job

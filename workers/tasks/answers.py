@@ -38,7 +38,7 @@ def effective_strategy(job: Job, document: Document) -> str:
         return "chain" if strategy == "chain" else "tree"
     if strategy == "auto":
         question = str(job.params.get("question", ""))
-        strategy = engine._route(document, question, "auto", LLMClient(_model(job))).strategy
+        strategy = engine.route_question(document, question, "auto", LLMClient(_model(job))).strategy
     return strategy
 
 
