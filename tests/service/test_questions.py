@@ -52,7 +52,7 @@ def test_wait_option_returns_the_answer_inline(client: httpx.Client) -> None:
     doc_id = _ingested(client, needle_document(code))
     response = client.post(
         f"/v1/documents/{doc_id}/questions",
-        params={"wait": 25},
+        params={"wait": 30},
         json={"question": "What is the vault code?", "strategy": "chain"},
     )
     assert response.status_code == 200, response.text
