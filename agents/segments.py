@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from longread.config import get_settings
@@ -43,3 +44,12 @@ def ensure_segments(
 def label(index: int) -> str:
     """How passages are named to the model and in answers."""
     return f"[S{index}]"
+
+
+def document_slice(session: Session, document_id: str, start: int, end: int) -> str:
+    """`text[start:end]` of a stored document, read in SQL so a worker never loads a whole book for a page."""
+    query = select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document_id)
+    piece = session.exec(query).one_or_none()
+    if piece is None:
+        raise LookupError(f"document {document_id} does not exist")
+    return str(piece)

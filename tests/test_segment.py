@@ -36,3 +36,14 @@ def test_normalize_is_stable() -> None:
     raw = "Title\r\n\r\n\r\n\r\nBody\u00a0text  here.\t\n"
     assert normalize_text(raw) == "Title\n\nBody text here."
     assert normalize_text(normalize_text(raw)) == normalize_text(raw)
+
+
+def test_document_slice_reads_exact_characters(session) -> None:
+    from agents.segments import document_slice
+    from longread import engine
+
+    text = "Ünïcode first. " + document_with_facts(20, {5: "The code is 4721."})
+    document, _ = engine.store_text(session, filename="d.txt", text=text)
+    start = document.text.index("The code is 4721.")
+    assert document_slice(session, document.id, start, start + 17) == "The code is 4721."
+    assert document_slice(session, document.id, 0, 7) == document.text[0:7]

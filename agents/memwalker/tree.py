@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agents.base import ProgressFn, no_progress
-from agents.segments import ensure_segments, scheme_for
+from agents.segments import document_slice, ensure_segments, scheme_for
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import is_in_process
@@ -126,8 +126,6 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
     existing = get_node(session, tree.id, level, position)
     if existing is not None:
         return existing
-    document = session.get(Document, tree.document_id)
-    assert document is not None
     sizes = tree_level_sizes(session, tree)
     if not 0 <= level < len(sizes) or not 0 <= position < sizes[level]:
         raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
@@ -140,7 +138,7 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         ).one()
         completion = client.complete(
             "tree_leaf_summary",
-            text=document.text[segment.start : segment.end],
+            text=document_slice(session, tree.document_id, segment.start, segment.end),
             max_words=LEAF_SUMMARY_WORDS,
             max_tokens=words_to_tokens(LEAF_SUMMARY_WORDS),
         )
