@@ -39,6 +39,7 @@ _STOPWORDS = frozenset(
 _ANSWER_PROMPT = "baseline_answer"
 _SUMMARY_PROMPT = "baseline_summary"
 _PROMPT_SLACK_TOKENS = 64
+_PROBE = "Tokenizer fingerprint: Ünïcode, numbers 1234567 and words like antidisestablishmentarianism."
 
 
 class SegmentLike(Protocol):
@@ -137,9 +138,12 @@ def _cache_key(
     unit_tokens: int | None,
 ) -> tuple[Any, ...]:
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+    # Counters are re-created whenever a tokenizer factory is registered, so they are keyed by what
+    # they do, not by object identity.
+    tokenizer = (type(counter).__name__, counter.count(_PROBE), len(counter.truncate(_PROBE, 7)))
     seg_key = None if segments is None else tuple((s.index, s.start, s.end) for s in segments)
     size = unit_tokens or get_settings().RETRIEVAL_UNIT_TOKENS
-    return (digest, id(counter), units, size, get_settings().SEGMENT_TOKENS, seg_key)
+    return (digest, tokenizer, units, size, get_settings().SEGMENT_TOKENS, seg_key)
 
 
 def _units_cached(

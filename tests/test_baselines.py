@@ -168,3 +168,22 @@ def test_summarize_full_fits_the_window_and_checks_labels(monkeypatch):
         assert draft.unknown_citations == 1
     finally:
         get_settings.cache_clear()
+
+
+def test_document_index_survives_a_new_counter_object(monkeypatch):
+    """Counters are re-created when a tokenizer factory registers; the per-document index must not be."""
+    import agents.baselines as baselines
+
+    text = _haystack(120, 0.5, seed=11)
+    first = token_counter_for("scripted/x")
+    baselines.bm25_evidence(text, QUESTION, counter=first, budget_tokens=100)
+    token_counter_for.cache_clear()
+    second = token_counter_for("scripted/x")
+    assert second is not first
+
+    def no_resplit(*_args, **_kwargs):
+        raise AssertionError("the document was split into units again")
+
+    monkeypatch.setattr(baselines, "split_units", no_resplit)
+    found = baselines.bm25_evidence(text, QUESTION, counter=second, budget_tokens=100)
+    assert any(NEEDLE in text[e.start : e.end] for e in found)
