@@ -21,7 +21,7 @@ from agents.baselines import (
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
 from longread.llm import LLMClient
-from longread.tokens import token_counter_for
+from longread.tokens import TiktokenCounter, token_counter_for
 
 NEEDLE = "The secret launch code for the orchard project is 7741-Q."
 QUESTION = "What is the secret launch code for the orchard project?"
@@ -177,8 +177,7 @@ def test_document_index_survives_a_new_counter_object(monkeypatch):
     text = _haystack(120, 0.5, seed=11)
     first = token_counter_for("scripted/x")
     baselines.bm25_evidence(text, QUESTION, counter=first, budget_tokens=100)
-    token_counter_for.cache_clear()
-    second = token_counter_for("scripted/x")
+    second = TiktokenCounter()  # a new object counting the same way
     assert second is not first
 
     def no_resplit(*_args, **_kwargs):
