@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     SWEEP_INTERVAL_S: float = Field(
         default=30.0, description="How often workers look for running jobs whose heartbeat went stale."
     )
+    QUEUED_RESEND_AFTER_S: int = Field(
+        default=900,
+        description="A job still queued after this long is sent once more, in case its broker message "
+        "was lost (claims are conditional, so a duplicate message is harmless).",
+    )
     REDIS_KEY_PREFIX: str = Field(
         default="",
         description="Prefix of every Redis key (queues, results, rate limits, slots), so several "

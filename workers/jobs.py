@@ -253,6 +253,19 @@ def stale_jobs(session: Session) -> list[Job]:
     return list(session.exec(query))
 
 
+def unclaimed_jobs(session: Session) -> list[Job]:
+    """Queued jobs older than QUEUED_RESEND_AFTER_S that were never claimed nor re-sent yet."""
+    cutoff = utcnow() - timedelta(seconds=get_settings().QUEUED_RESEND_AFTER_S)
+    query = select(Job).where(Job.status == JobStatus.QUEUED, Job.attempts == 0, col(Job.created_at) < cutoff)
+    return [job for job in session.exec(query) if not job.params.get("resent_at")]
+
+
+def mark_resent(session: Session, job: Job) -> None:
+    job.params = {**job.params, "resent_at": utcnow().isoformat()}
+    session.add(job)
+    session.commit()
+
+
 def interrupt(session: Session, job_id: str) -> bool:
     """Running-and-stale → interrupted, once, so exactly one sweeper re-enqueues it."""
     result = session.execute(

@@ -81,6 +81,7 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "LONGREAD_RATE_LIMIT_PER_MINUTE": "100000",
         "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
         "LONGREAD_SWEEP_INTERVAL_S": "1",
+        "LONGREAD_QUEUED_RESEND_AFTER_S": "3",
         "LONGREAD_ANONYMOUS_LOCAL": "false",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -54,3 +54,22 @@ def test_killed_worker_tree_build_is_resumed_without_gaps_or_duplicates(client: 
     assert job["llm_calls"] <= sum(sizes) + 6, job
     answer = client.get(f"/v1/answers/{job['result_id']}").json()
     assert answer["kind"] == "summary" and answer["answer"]
+
+
+def test_queued_job_whose_message_was_lost_is_sent_again(client: httpx.Client) -> None:
+    from storage.db import session_scope
+    from storage.models import Document, Job, JobKind
+
+    body = upload(client, needle_document(random.randint(10_000, 99_999))).json()
+    assert wait_job(client, body["job_id"])["status"] == "succeeded"
+    with session_scope() as session:
+        document = session.get(Document, body["document_id"])
+        assert document is not None
+        # A job row whose broker message never arrived (as after a Redis restart without persistence).
+        job = Job(tenant_id=document.tenant_id, kind=JobKind.INGEST, document_id=document.id)
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    finished = wait_job(client, job_id, timeout=60)
+    assert finished["status"] == "succeeded" and finished["attempts"] == 1
+    assert "resent_at" in finished["params"]

@@ -1,4 +1,4 @@
-"""Periodic upkeep: find running jobs whose worker died and enqueue them again."""
+"""Periodic upkeep: resume running jobs whose worker died; re-send queued jobs whose message was lost."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def sweep() -> list[str]:
                 log.warning("job %s stopped beating; resuming it", job.id)
                 enqueue(session, job)
                 resumed.append(job.id)
+        # A message lost by the broker (a Redis without persistence restarted) would leave its job
+        # queued forever; send such a job once more. The first message to arrive claims it.
+        for job in jobs.unclaimed_jobs(session):
+            log.warning("job %s is still queued; sending it again", job.id)
+            jobs.mark_resent(session, job)
+            enqueue(session, job)
+            resumed.append(job.id)
     return resumed
 
 
