@@ -149,6 +149,7 @@ def run_step(
     completion = client.complete_messages([{"role": "user", "content": prompt}], max_tokens=budget.output_tokens)
     new_unit = client.counter.truncate(completion.text, budget.unit_tokens) or unit
     row = ChainStep(
+        document_id=document.id,
         run_key=key,
         step=step,
         chunk_start=chunk.start,

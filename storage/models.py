@@ -166,6 +166,7 @@ class ChainStep(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("run_key", "step"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
     run_key: str = Field(index=True, description="hash of document, model, question and chunking")
     step: int
     chunk_start: int

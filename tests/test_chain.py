@@ -129,3 +129,17 @@ def test_query_free_chain_summarises(session, monkeypatch) -> None:
     assert summary.kind == "summary" and summary.question is None
     assert "1820" in summary.answer and "1871" in summary.answer
     assert {c["quote"] for c in summary.citations} >= set(facts.values())
+
+
+def test_deleting_a_document_deletes_its_chain_steps(session, monkeypatch) -> None:
+    _configure(monkeypatch, window=1200)
+    from sqlmodel import func, select
+
+    from storage.models import ChainStep
+
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(30, {}))
+    engine.ask(session, document, "What did the choir do?", strategy="chain", model=MODEL)
+    assert session.exec(select(func.count()).select_from(ChainStep)).one() > 0
+    session.delete(document)
+    session.commit()
+    assert session.exec(select(func.count()).select_from(ChainStep)).one() == 0
