@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     lm = load_local_model(args.model)
     counter = HFTokenCounter(lm.tokenizer)
     config = attention_config(lm.model.config, lm.device, evidence_tokens=args.budget, layers=args.layers,
-                              chunk_tokens=args.chunk, batch_size=args.batch)
+                              chunk_tokens=args.chunk, batch_size=args.batch, multi_hop_rounds=args.hops)
     print(f"model {lm.name} on {lm.device}; layers {config.layers}; W={config.chunk_tokens}; "
           f"carry={config.carry_tokens}; budget={config.evidence_tokens}; batch={config.batch_size}")
     out_dir = Path(args.out)
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for sample in _load_samples(task, length, args.samples, cache):
                     for method in methods:
                         key = (task, length, sample["index"], method)
-                        if key in done:
+                        if key in done or (method == "attention" and args.multi_hop_vt and task == "vt"
+                                           and (task, length, sample["index"], "attention_mh") in done):
                             continue
                         row = _score(method, sample, task, length, lm, counter, config, args)
                         sink.write(json.dumps(row) + "\n")
@@ -133,6 +134,8 @@ def _score(method: str, sample: dict[str, Any], task: str, length: int, lm: Any,
         raise SystemExit(f"unknown method {method}")
     seconds = time.perf_counter() - started
     evidence_text = "\n".join(document[a:b] for a, b in spans)
+    if method == "attention" and args.multi_hop_vt and task == "vt":
+        method = "attention_mh"  # label what actually ran
     return {
         "task": task, "length": length, "index": sample["index"], "method": method,
         "found": found(evidence_text, refs, task), "depth": depth_of(document, refs),
@@ -166,7 +169,8 @@ def summarise(rows: list[dict[str, Any]], out_dir: Path) -> str:
         lines.append(f"Attention retrieval read {tok} document tokens in {sec:.0f} s ({tok / max(sec, 1e-9):.0f} tokens/s).")
     table = "\n".join(lines)
     (out_dir / "attention_ruler.md").write_text(table + "\n", encoding="utf-8")
-    _heatmap(rows, out_dir / "attention_ruler_heatmap.png", methods, lengths)
+    niah = [r for r in rows if r["task"].startswith("niah")] or rows
+    _heatmap(niah, out_dir / "attention_ruler_heatmap.png", methods, sorted({r["length"] for r in niah}))
     return table
 
 
@@ -192,7 +196,7 @@ def _heatmap(rows: list[dict[str, Any]], path: Path, methods: list[str], lengths
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
         ax.set_xticks(range(len(lengths)), [f"{n // 1024}K" for n in lengths])
         ax.set_yticks(range(DEPTH_BINS), [f"{100 * i // DEPTH_BINS}%" for i in range(DEPTH_BINS)])
-        ax.set_title(method)
+        ax.set_title(f"{method} ({'NIAH' if all(r['task'].startswith('niah') for r in rows) else 'all tasks'})")
         ax.set_xlabel("length")
         ax.set_ylabel("depth")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="evidence recall")
@@ -210,6 +214,7 @@ def main() -> None:
     parser.add_argument("--layers", default=None, help="ATTENTION_LAYERS override (last, band, all, 5,11)")
     parser.add_argument("--chunk", type=int, default=None, help="chunk tokens W")
     parser.add_argument("--batch", type=int, default=None, help="chunks per forward (GPU)")
+    parser.add_argument("--hops", type=int, default=3, help="multi-hop rounds (VT chains need one per hop)")
     parser.add_argument("--multi-hop-vt", action="store_true", help="multi-hop mode for variable tracking")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     parser.add_argument("--model", default=None, help="LOCAL_MODEL override (bundled, hub id, folder, .gguf)")

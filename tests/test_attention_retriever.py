@@ -324,3 +324,16 @@ def test_read_with_attention_local_answer(tiny_local: LocalModel) -> None:
     assert draft.read and draft.cited
     assert all(c in draft.read for c in draft.cited)
     assert usage.calls == 1 and usage.prompt_tokens > 0
+
+
+def test_carry_selection_respects_token_budget_and_unit_cap() -> None:
+    from agents.attention.retriever import Unit, _select
+
+    units = [Unit(i, 10 * i, 10 * i + 5, 2 * i, 2 * i + (5 if i == 0 else 2)) for i in range(10)]
+    candidates = [(u, float(i)) for i, u in enumerate(units)]
+    assert [u.index for u, _ in _select(candidates, budget=100, max_units=3)] == [9, 8, 7]  # best first
+    assert [u.index for u, _ in _select(candidates, budget=5, max_units=8)] == [9, 8]  # 2 + 2 tokens
+    # A unit too large for what is left is skipped, not the end of the selection.
+    big_first = [(units[0], 100.0)] + candidates[1:]
+    assert [u.index for u, _ in _select(big_first, budget=6, max_units=8)] == [0]
+    assert [u.index for u, _ in _select(big_first, budget=7, max_units=8)] == [0, 9]

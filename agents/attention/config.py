@@ -31,6 +31,8 @@ class AttentionConfig:
     unit_max_tokens: int = 128
     null_query: str = "N/A"
     multi_hop_rounds: int = 3
+    carry_units: int = 8
+    hop_facts: int = 2
 
 
 def global_layers(model_config: Any) -> list[int]:

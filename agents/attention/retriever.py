@@ -123,11 +123,16 @@ def pack_chunks(units: list[Unit], chunk_tokens: int) -> list[list[Unit]]:
     return chunks
 
 
-def _select(candidates: list[tuple[Unit, float]], budget: int) -> list[tuple[Unit, float]]:
-    """Best-scoring units that fit the token budget (at least one)."""
+def _select(candidates: list[tuple[Unit, float]], budget: int, max_units: int) -> list[tuple[Unit, float]]:
+    """Best-scoring units that fit the token budget and unit cap (at least one), best first.
+
+    The unit cap keeps a budget from filling up with many tiny filler sentences.
+    """
     chosen: list[tuple[Unit, float]] = []
     used = 0
     for unit, score in sorted(candidates, key=lambda c: -c[1]):
+        if len(chosen) >= max_units:
+            break
         if chosen and used + unit.n_tokens > budget:
             continue
         chosen.append((unit, score))
@@ -185,13 +190,13 @@ class AttentionRetriever:
                     "carried": len(carry_units),
                     "top": [{"start": u.start, "end": u.end, "score": round(s, 5)} for u, s in ranked],
                 })
-            carry = _select(list(candidates.values()), cfg.carry_tokens)
+            carry = _select(list(candidates.values()), cfg.carry_tokens, cfg.carry_units)
             progress(stage, min(first + len(batch), total), total)
         evidence = self._final(carry, best, hop)
         return Retrieval(
             evidence=evidence, trace=trace, n_tokens=len(doc.ids), n_chunks=total,
             scored_tokens=scored_tokens, seconds=time.perf_counter() - started,
-            carried=[u.index for u, _ in carry],
+            carried=[u.index for u, _ in carry],  # best first
         )
 
     @staticmethod
@@ -243,29 +248,26 @@ def retrieve(lm: Any, text: str, question: str, config: AttentionConfig, *,
         return result
     expand = expand or _expand_query
     found = {s.unit.index: s for s in result.evidence}
-    carried = _carried(doc, result)
+    # Facts: the best carried units of each round. Units already known are skipped when ranking a
+    # round's new facts, since a fact quoted in the query draws attention to its own source by copying.
+    facts: list[int] = result.carried[: config.hop_facts]
     trace, chunks, scored, seconds = list(result.trace), result.n_chunks, result.scored_tokens, result.seconds
     for hop in range(1, config.multi_hop_rounds):
-        facts = [text[u.start : u.end] for u in sorted(carried.values(), key=lambda u: u.index)]
-        hop_result = retriever.read(doc, expand(question, facts), progress=progress, hop=hop,
+        known = [text[doc.units[i].start : doc.units[i].end] for i in sorted(facts)]
+        hop_result = retriever.read(doc, expand(question, known), progress=progress, hop=hop,
                                     stage=f"attention hop {hop + 1}")
         trace += hop_result.trace
         chunks += hop_result.n_chunks
         scored += hop_result.scored_tokens
         seconds += hop_result.seconds
-        new = {i: u for i, u in _carried(doc, hop_result).items() if i not in carried}
         for scored_unit in hop_result.evidence:
             found.setdefault(scored_unit.unit.index, scored_unit)
+        new = [i for i in hop_result.carried if i not in facts][: config.hop_facts]
         if not new:
             break
-        carried.update(new)
-    evidence = _merge_hops(carried, found, config.evidence_tokens)
-    return Retrieval(evidence, trace, len(doc.ids), chunks, scored, seconds, carried=sorted(carried))
-
-
-def _carried(doc: DocumentTokens, result: Retrieval) -> dict[int, Unit]:
-    """Units the pass kept in its final carry (unit.index is the position in doc.units)."""
-    return {i: doc.units[i] for i in result.carried}
+        facts += new
+    evidence = _merge_hops({i: doc.units[i] for i in facts}, found, config.evidence_tokens)
+    return Retrieval(evidence, trace, len(doc.ids), chunks, scored, seconds, carried=list(facts))
 
 
 def _expand_query(question: str, facts: list[str]) -> str:
