@@ -135,8 +135,11 @@ def _plt() -> Any:
     return plt
 
 
-def chart_accuracy_by_length(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    ok = [r for r in records if not r.get("error") and r.get("bucket") and r.get("accuracy") is not None]
+def chart_accuracy_by_length(
+    records: Sequence[dict[str, Any]], path: Path, title: str, metric: str = "accuracy"
+) -> Path | None:
+    """One line per strategy: the metric (accuracy, or retrieval recall) against context length."""
+    ok = [r for r in records if not r.get("error") and r.get("bucket") and r.get(metric) is not None]
     if not ok:
         return None
     plt = _plt()
@@ -147,16 +150,16 @@ def chart_accuracy_by_length(records: Sequence[dict[str, Any]], path: Path, titl
         xs, ys = [], []
         for bucket in buckets:
             s = summarize_group(groups.get((strategy, bucket), []))
-            if s["n"] and s["accuracy"] is not None:
+            if s["n"] and s[metric] is not None:
                 xs.append(bucket)
-                ys.append(100 * s["accuracy"])
+                ys.append(100 * s[metric])
         ax.plot(xs, ys, marker="o", label=strategy)
     ax.set_xscale("log", base=2)
     ax.set_xticks(buckets, [length_label(b) for b in buckets])
     ax.minorticks_off()
     ax.set_ylim(-3, 103)
     ax.set_xlabel("context length (tokens)")
-    ax.set_ylabel("accuracy %")
+    ax.set_ylabel("retrieval recall %" if metric == "retrieval_recall" else "accuracy %")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -291,6 +294,12 @@ def write_report(out_dir: Path, records: Sequence[dict[str, Any]] | None = None)
                 rows, out_dir / f"{slug}-accuracy-by-length.png", f"{suite}: accuracy by context length"
             ),
             chart_accuracy_vs_cost(rows, out_dir / f"{slug}-accuracy-vs-cost.png", f"{suite}: accuracy vs cost"),
+            chart_accuracy_by_length(
+                rows,
+                out_dir / f"{slug}-retrieval-by-length.png",
+                f"{suite}: retrieval recall by context length",
+                metric="retrieval_recall",
+            ),
         ]
         if suite == "niah":
             charts.append(
