@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 import jinja2
+
+# `prompts/` sits beside the `longread` package, in a checkout and in an installed wheel alike; a path
+# (not importlib.resources) keeps a same-named namespace package elsewhere on sys.path from shadowing it.
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -17,7 +21,7 @@ class PromptError(KeyError):
 @lru_cache(maxsize=64)
 def _template(name: str) -> jinja2.Template:
     try:
-        source = resources.files("prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+        source = (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PromptError(f"no prompt file prompts/{name}.txt") from exc
     return _ENV.from_string(source)
