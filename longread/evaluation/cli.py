@@ -156,8 +156,32 @@ def _report(write_report: Any, out: Path, docs: Path | None) -> None:
     typer.echo(str(report))
     if docs is not None:
         # the run command (a resumed run rewrites the same report); --report-only is how it was published
-        command = " ".join(["longread", *(shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")])
+        args = [shlex.quote(a) for a in sys.argv[1:] if a != "--report-only"]
+        command = " ".join([*_changed_settings(), "longread", *args])
         typer.echo(str(publish_report(out, docs, command)))
+
+
+_RESULT_SETTINGS = (
+    "LLM_MAX_OUTPUT_TOKENS",
+    "LLM_CONTEXT_WINDOW",
+    "EVIDENCE_TOKENS",
+    "RETRIEVAL_UNIT_TOKENS",
+    "SEGMENT_TOKENS",
+    "TREE_FANOUT",
+    "CHAIN_CHUNK_TOKENS",
+    "ATTENTION_EVIDENCE_TOKENS",
+)
+
+
+def _changed_settings() -> list[str]:
+    """`LONGREAD_X=value` for the settings that change results and differ from their defaults."""
+    settings = get_settings()
+    fields = type(settings).model_fields
+    return [
+        f"LONGREAD_{name}={getattr(settings, name)}"
+        for name in _RESULT_SETTINGS
+        if name in fields and getattr(settings, name) != fields[name].default
+    ]
 
 
 class _progress:
