@@ -146,7 +146,8 @@ def register_local_provider() -> None:
     Idempotent; appends to litellm.custom_provider_map without touching other providers.
     """
     with _register_lock:
-        if not any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
-            litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _handler})
+        if any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
+            return
+        litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _handler})
         litellm.utils.custom_llm_setup()
         register_local_tokenizer_factory(local_tokenizer)
