@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from agents.citations import cited_labels
 from longread.config import get_settings
 from longread.ingest.segment import bounded_sentences, pack_sentences, segment_text
 from longread.tokens import TokenCounter
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 Units = Literal["sentence", "passage", "segment"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_BRACKET = re.compile(r"\[([^\[\]]{1,120})\]")
-_CITATION_GROUP = re.compile(r"\s*S\s*\d+(?:\s*(?:[,;]|and)\s*S?\s*\d+)*\s*", re.IGNORECASE)
 _STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
     "where which who whom why how with does do did there their they them than then these those into about "
@@ -334,18 +333,6 @@ def dense_evidence(
 # ------------------------------------------------------------------------------------------ answering
 
 
-def parse_citations(answer: str) -> list[int]:
-    """Cited segment labels in order of first mention: `[S3]`, `[s 3]`, and grouped forms like `[S3, S5]`."""
-    keys: list[int] = []
-    for match in _BRACKET.finditer(answer):
-        if not _CITATION_GROUP.fullmatch(match.group(1)):
-            continue
-        for number in re.findall(r"\d+", match.group(1)):
-            if int(number) not in keys:
-                keys.append(int(number))
-    return keys
-
-
 def passages_for(text: str, shown: Sequence[Evidence]) -> list[dict[str, Any]]:
     """Shown evidence grouped by segment, labelled with the segment index like every other strategy
     ([S12]); spans of one segment are joined with an ellipsis in document order."""
@@ -370,7 +357,7 @@ def _draft(
 ) -> AnswerDraft:
     passages = passages_for(text, shown)
     completion = client.complete(_ANSWER_PROMPT, question=question, passages=passages, truncated=truncated)
-    labels = parse_citations(completion.text)
+    labels = cited_labels(completion.text)
     by_segment: dict[int, list[Evidence]] = {}
     for evidence in shown:
         by_segment.setdefault(evidence.segment_index, []).append(evidence)
@@ -471,7 +458,7 @@ def summarize_full(
     completion = client.complete(
         _SUMMARY_PROMPT, passages=passages_for(text, shown), truncated=truncated, max_words=max_words
     )
-    labels = parse_citations(completion.text)
+    labels = cited_labels(completion.text)
     shown_segments = {e.segment_index for e in shown}
     progress("answer", 1, 1)
     return AnswerDraft(

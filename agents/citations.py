@@ -17,8 +17,8 @@ from agents.base import AnswerDraft, Evidence
 from longread.ingest.segment import split_sentences
 from storage.models import Segment
 
-_BRACKET = re.compile(r"\[((?:\s*S\d+\s*[,;]?)+)\]")
-_LABEL = re.compile(r"S(\d+)")
+_BRACKET = re.compile(r"\[((?:\s*(?:and\s+|&\s*)?[Ss]\s?\d+\s*[,;]?)+)\]")
+_LABEL = re.compile(r"[Ss]\s?(\d+)")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _STOP = frozenset(
     "a an and are as at be by for from has have he her his in is it its of on or she that the their they this to "

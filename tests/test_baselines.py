@@ -13,11 +13,11 @@ from agents.baselines import (
     answer_full,
     bm25_evidence,
     dense_evidence,
-    parse_citations,
     select_within_budget,
     split_units,
     summarize_full,
 )
+from agents.citations import cited_labels
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
 from longread.llm import LLMClient
@@ -109,9 +109,9 @@ def test_bm25_returns_nothing_when_no_word_is_shared(counter):
     assert bm25_evidence(_haystack(50, 0.5), "zebra xylophone", counter=counter, budget_tokens=500) == []
 
 
-def test_parse_citations_forms():
-    assert parse_citations("A [S2][S5], B [S1, S3] and [s 7 and S8]. [x] [2] [S2]") == [2, 5, 1, 3, 7, 8]
-    assert parse_citations("no citations here") == []
+def test_cited_labels_forms():
+    assert cited_labels("A [S2][S5], B [S1, S3] and [s 7 and S8]. [x] [2] [S2]") == [2, 5, 1, 3, 7, 8]
+    assert cited_labels("no citations here") == []
 
 
 def test_answer_bm25_shows_labelled_passages_and_maps_citations(client):
