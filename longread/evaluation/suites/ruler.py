@@ -95,6 +95,7 @@ def marked_template(template: str) -> str:
 def generate(task: str, length: int, samples: int, out_dir: Path, *, seed: int = SEED) -> Path:
     """Run the package's generator for one task and length; returns the JSONL it wrote."""
     config = task_config(task)
+    out_dir = out_dir.resolve()  # the generator runs in its own folder: relative paths would land there
     target = out_dir / f"{task}-{length}-n{samples}-s{seed}-{FORMAT}.jsonl"
     if target.exists():
         return target
