@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.service_common import free_port as _free_port
+from bench.service_common import wait_for
 from tests.factories import document_with_facts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,26 +34,10 @@ HEARTBEAT_TIMEOUT_S = 4
 pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def needle_document(code: int, *, paragraphs: int = 12, at: int | None = None, seed: int = 0) -> str:
     """Filler paragraphs (no digits) with one planted fact; a fresh `code` makes the content unique."""
     at = paragraphs * 2 // 3 if at is None else at
     return document_with_facts(paragraphs, {at: f"The vault code is {code}."}, seed=seed)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="package")
