@@ -19,7 +19,7 @@ from agents.base import ProgressFn, no_progress
 from agents.segments import document_slice, ensure_segments, scheme_for
 from longread.config import get_settings
 from longread.llm import LLMClient
-from longread.llm.client import is_in_process
+from longread.llm.client import provider_of
 from storage.models import Document, Segment, Tree, TreeNode, TreeStatus
 
 PROMPT_VERSION = "tree-v1"
@@ -82,16 +82,6 @@ def prepare_tree(session: Session, document: Document, model: str) -> Tree:
         session.rollback()
         tree = session.exec(query).one()
     return tree
-
-
-def tree_segments(session: Session, tree: Tree) -> list[Segment]:
-    return list(
-        session.exec(
-            select(Segment)
-            .where(Segment.document_id == tree.document_id, Segment.scheme == tree.scheme)
-            .order_by(Segment.index)  # type: ignore[arg-type]
-        )
-    )
 
 
 def segment_count(session: Session, tree: Tree) -> int:
@@ -211,9 +201,7 @@ def build_tree(session: Session, document: Document, client: LLMClient, *, progr
     sizes = tree_level_sizes(session, tree)
     total = sum(sizes)
     done = sum(len(level_nodes(session, tree.id, level)) for level in range(len(sizes)))
-    workers = (
-        1 if is_in_process(client.model) and client.model.startswith("local/") else get_settings().LLM_MAX_CONCURRENCY
-    )
+    workers = 1 if provider_of(client.model) == "local" else get_settings().LLM_MAX_CONCURRENCY
     engine = session.get_bind()
     for level, size in enumerate(sizes):
         have = {node.position for node in level_nodes(session, tree.id, level)}
