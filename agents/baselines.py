@@ -377,9 +377,7 @@ def _draft(
 
 def _prompt_overhead(client: LLMClient, prompt: str, **variables: Any) -> int:
     """Tokens a prompt costs without any passage, plus slack for the passage labels."""
-    from longread.llm.prompts import render_prompt
-
-    empty = render_prompt(prompt, passages=[], truncated=True, **variables)
+    empty, _ = client.render_prompt(prompt, passages=[], truncated=True, **variables)
     return client.counter.count(empty) + _PROMPT_SLACK_TOKENS
 
 

@@ -20,7 +20,6 @@ from agents.memwalker.tree import words_to_tokens
 from agents.segments import ensure_segments
 from longread.config import get_settings
 from longread.llm import LLMClient
-from longread.llm.prompts import render_prompt
 from storage.models import ChainStep, Document, Segment
 
 PROMPT_VERSION = "chain-v1"
@@ -55,7 +54,10 @@ def unit_words(unit_tokens: int) -> int:
     return max(50, int(unit_tokens * 0.6))
 
 
-def render_worker(question: str | None, *, step: int, total: int, chunk: str, unit: str, unit_tokens: int) -> str:
+def render_worker(
+    client: LLMClient, question: str | None, *, step: int, total: int, chunk: str, unit: str, unit_tokens: int
+) -> tuple[str, bool]:
+    """(prompt, raw) for one worker, in the prompt style of the client's model."""
     variables: dict[str, object] = {
         "step": step,
         "total": total,
@@ -65,7 +67,7 @@ def render_worker(question: str | None, *, step: int, total: int, chunk: str, un
     }
     if question:
         variables["question"] = question
-    return render_prompt(_worker_prompt(question), **variables)
+    return client.render_prompt(_worker_prompt(question), **variables)
 
 
 def chain_budget(client: LLMClient, question: str | None) -> ChainBudget:
@@ -75,7 +77,9 @@ def chain_budget(client: LLMClient, question: str | None) -> ChainBudget:
     # A small window still needs room for text: the unit never takes more than a fifth of it.
     unit_tokens = min(settings.CHAIN_UNIT_TOKENS, window // 5)
     overhead = (
-        client.counter.count(render_worker(question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens))
+        client.counter.count(
+            render_worker(client, question, step=9999, total=9999, chunk="", unit="", unit_tokens=unit_tokens)[0]
+        )
         + 8
     )  # chat-format tokens around the message
     chunk_tokens = window - overhead - unit_tokens - unit_tokens
@@ -138,7 +142,8 @@ def run_step(
 ) -> ChainStep:
     """One worker: read chunk `step` with the incoming unit, persist the rewritten unit."""
     chunk = chunks[step]
-    prompt = render_worker(
+    prompt, raw = render_worker(
+        client,
         question,
         step=step + 1,
         total=len(chunks),
@@ -146,7 +151,9 @@ def run_step(
         unit=unit,
         unit_tokens=budget.unit_tokens,
     )
-    completion = client.complete_messages([{"role": "user", "content": prompt}], max_tokens=budget.output_tokens)
+    completion = client.complete_messages(
+        [{"role": "user", "content": prompt}], max_tokens=budget.output_tokens, raw=raw
+    )
     new_unit = client.counter.truncate(completion.text, budget.unit_tokens) or unit
     row = ChainStep(
         document_id=document.id,

@@ -80,6 +80,37 @@ def _strip_unknown(answer: str, allowed: set[int]) -> tuple[str, int]:
     return re.sub(r"[ \t]{2,}", " ", cleaned).strip(), dropped
 
 
+_MAX_MATCHED_CITATIONS = 3
+
+
+def answer_occurrences(
+    answer: str, document_text: str, read: Sequence[Evidence], by_index: dict[int, Segment]
+) -> list[tuple[int, Evidence]]:
+    """(segment index, sentence) for the first read passages whose text contains the answer verbatim."""
+    needle = re.sub(r"\s+", " ", answer).strip().strip(".,;:!?\"'").lower()
+    if len(needle) < 2:
+        return []
+    found: list[tuple[int, Evidence]] = []
+    for evidence in sorted(read, key=lambda e: e.start):
+        segment = by_index.get(evidence.segment_index)
+        if segment is None:
+            continue
+        at = re.sub(r"\s", " ", document_text[evidence.start : evidence.end]).lower().find(needle)
+        if at < 0:
+            continue
+        hit = evidence.start + at
+        piece = document_text[segment.start : segment.end]
+        start, end = segment.start, segment.end
+        for sentence in split_sentences(piece):
+            if segment.start + sentence.start <= hit < segment.start + sentence.end:
+                start, end = segment.start + sentence.start, segment.start + sentence.end
+                break
+        found.append((segment.index, Evidence(segment_index=segment.index, start=start, end=end)))
+        if len(found) >= _MAX_MATCHED_CITATIONS:
+            break
+    return found
+
+
 def check_citations(
     draft: AnswerDraft, document_text: str, segments: Sequence[Segment], question: str | None
 ) -> CheckedAnswer:
@@ -95,6 +126,12 @@ def check_citations(
         else:
             dropped += 1
     order = cited_labels(answer) + [i for i in spans if i not in cited_labels(answer)]
+    if not order:
+        # A model that cites nothing (a base model often copies the answer without a label) still gets
+        # evidence: the passages it read that contain the answer's text, at the sentence holding it.
+        for index, span in answer_occurrences(answer, document_text, draft.read, by_index):
+            spans.setdefault(index, []).append(span)
+        order = list(spans)
     citations: list[dict[str, Any]] = []
     probe = f"{answer} {question or ''}"
     for index in order:

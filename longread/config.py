@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
         default=None, description="Override of the model's context window in tokens."
     )
     LLM_CACHE: bool = True
+    LLM_PROMPT_STYLE: Literal["auto", "chat", "completion"] = Field(
+        default="auto",
+        description="'chat': instruction prompts; 'completion': few-shot continuation prompts for base "
+        "(not instruction-tuned) models, from prompts/completion/; 'auto': completion for a local model "
+        "without a chat template, chat otherwise.",
+    )
 
     LOCAL_MODEL: str = Field(
         default="bundled",

@@ -26,6 +26,7 @@ DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)
 _REVERT = re.compile(r"action\s*:\s*(?:revert|back|go back|return)", re.I)
 _ANSWER = re.compile(r"action\s*:\s*answer\s*:?\s*(.*)", re.I | re.S)
+_BARE_ACTION = re.compile(r"\s*(?:open|revert|answer)\b", re.I)
 _REASONING_HEADER = re.compile(r"^\s*reasoning\s*:\s*", re.I)
 
 
@@ -38,7 +39,12 @@ class Decision:
 
 
 def parse_decision(text: str) -> Decision:
-    """Read the model's reasoning and action; anything unreadable is 'invalid'."""
+    """Read the model's reasoning and action; anything unreadable is 'invalid'.
+
+    A completion prompt ends in the `Action:` cue, so a base model's reply starts with the verb itself.
+    """
+    if _BARE_ACTION.match(text) and not re.search(r"action\s*:", text, re.I):
+        text = f"Action: {text.lstrip()}"
     head = re.split(r"action\s*:", text, maxsplit=1, flags=re.I)[0]
     reasoning = _REASONING_HEADER.sub("", head).strip()
     if match := _ANSWER.search(text):

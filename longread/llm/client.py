@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from longread.config import get_settings
-from longread.llm.prompts import render_prompt
+from longread.llm.prompts import COMPLETION, has_completion_variant, render_prompt
 from longread.llm.usage import Usage
 from longread.tokens import TokenCounter, token_counter_for
 
@@ -27,6 +27,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 DEFAULT_CONTEXT_WINDOW = 8192
 LOCAL_CONTEXT_WINDOW = 8192
+# A base model continuing a few-shot prompt goes on to invent the next worked example; every completion
+# prompt separates its examples with a blank line, so the first one ends the answer.
+COMPLETION_STOPS = ("\n\n", "\nQuestion:", "\nPassage:")
 
 
 class LLMError(RuntimeError):
@@ -91,9 +94,12 @@ def _router(model: str, api_base: str | None, api_key: str | None, timeout: floa
     )
 
 
-def cache_key(model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> str:
+def cache_key(
+    model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool = False
+) -> str:
     payload = json.dumps(
-        {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature},
+        {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        | ({"raw": True} if raw else {}),
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -130,28 +136,58 @@ class LLMClient:
         except Exception:  # unknown to litellm's price map (self-hosted, scripted): use a safe default
             return DEFAULT_CONTEXT_WINDOW
 
+    @property
+    def prompt_style(self) -> str:
+        """'completion' for a base model (few-shot continuation prompts), 'chat' for an instruction model."""
+        style = self._settings.LLM_PROMPT_STYLE
+        if style != "auto":
+            return style
+        if provider_of(self.model) == "local":
+            from longread.llm.local_provider import is_base_model
+
+            return COMPLETION if is_base_model(self.model) else "chat"
+        return "chat"
+
     def complete(
         self, prompt_name: str, *, system: str | None = None, max_tokens: int | None = None, **variables: object
     ) -> Completion:
-        """Render prompts/<prompt_name>.txt and complete it as one user message."""
+        """Render prompts/<prompt_name>.txt and complete it as one user message.
+
+        A base model gets the prompt's completion variant instead, continued as plain text.
+        """
+        text, raw = self.render_prompt(prompt_name, **variables)
+        if raw:
+            return self.complete_messages([{"role": "user", "content": text}], max_tokens=max_tokens, raw=True)
         messages: list[dict[str, str]] = []
         if system is not None:
             messages.append({"role": "system", "content": render_prompt(system, **variables)})
-        messages.append({"role": "user", "content": render_prompt(prompt_name, **variables)})
+        messages.append({"role": "user", "content": text})
         return self.complete_messages(messages, max_tokens=max_tokens)
 
+    def render_prompt(self, prompt_name: str, **variables: object) -> tuple[str, bool]:
+        """(text, raw): the prompt this model gets; raw when it is a completion variant to continue as is."""
+        if self.prompt_style == COMPLETION and has_completion_variant(prompt_name):
+            return render_prompt(f"{COMPLETION}/{prompt_name}", **variables), True
+        return render_prompt(prompt_name, **variables), False
+
     def complete_messages(
-        self, messages: list[dict[str, str]], *, max_tokens: int | None = None, temperature: float = 0.0
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        raw: bool = False,
     ) -> Completion:
+        """Complete a conversation; `raw` sends one user message as a text to continue (base models)."""
         max_tokens = max_tokens or self.max_output_tokens
-        key = cache_key(self.model, messages, max_tokens, temperature)
+        key = cache_key(self.model, messages, max_tokens, temperature, raw)
         if self.use_cache:
             hit = _cache_get(key)
             if hit is not None:
                 self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
                 return hit
         with self._slot():
-            response = self._call(messages, max_tokens, temperature)
+            response = self._call(messages, max_tokens, temperature, raw)
         completion = _to_completion(response)
         self.usage.record(
             prompt_tokens=completion.prompt_tokens,
@@ -163,14 +199,20 @@ class LLMClient:
             _cache_put(key, self.model, completion)
         return completion
 
-    def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Any:
+    def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
         settings = self._settings
         router = _router(
             self.model, settings.LLM_API_BASE, settings.LLM_API_KEY, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES
         )
+        extra: dict[str, Any] = {}
+        if raw:
+            extra["stop"] = list(COMPLETION_STOPS)
+            if provider_of(self.model) == "local":
+                # The local provider then skips the chat layout; a hosted server applies its own template.
+                extra["raw_prompt"] = True
         try:
             return router.completion(
-                model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature
+                model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature, **extra
             )
         except Exception as exc:  # litellm raises provider-specific types; callers need one
             raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc

@@ -97,6 +97,11 @@ def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[s
     return text.strip(), n_prompt, int(len(new_ids)), finish
 
 
+def is_base_model(model: str) -> bool:
+    """A model without a chat template was not instruction-tuned: it gets few-shot completion prompts."""
+    return not getattr(load_local_model(model).tokenizer, "chat_template", None)
+
+
 def generate_text(model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
                   stop: list[str] | None = None) -> tuple[str, int, int, str]:
     """Chat completion, greedy: (text, prompt_tokens, completion_tokens, finish_reason)."""
@@ -120,10 +125,13 @@ class LocalLLM(CustomLLM):
         stop = params.get("stop")
         if isinstance(stop, str):
             stop = [stop]
-        text, n_prompt, n_out, finish = generate_text(
-            model, messages, max_tokens=params.get("max_tokens") or params.get("max_completion_tokens"),
-            stop=stop,
-        )
+        max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+        if params.get("raw_prompt"):
+            # A completion prompt: the text itself is continued, with no chat layout around it.
+            prompt = "".join(_content(m) for m in messages)
+            text, n_prompt, n_out, finish = _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stop or ()))
+        else:
+            text, n_prompt, n_out, finish = generate_text(model, messages, max_tokens=max_tokens, stop=stop)
         response.choices[0].message.content = text  # type: ignore[union-attr]
         response.choices[0].finish_reason = finish
         response.model = f"{PROVIDER}/{model}" if not model.startswith(f"{PROVIDER}/") else model

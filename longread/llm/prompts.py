@@ -1,4 +1,9 @@
-"""Prompt files in `prompts/`, rendered strictly: a missing variable is an error, not an empty string."""
+"""Prompt files in `prompts/`, rendered strictly: a missing variable is an error, not an empty string.
+
+`prompts/<name>.txt` is the instruction prompt every chat model gets. A base (not instruction-tuned)
+model continues text rather than following instructions, so a prompt may also have a completion variant,
+`prompts/completion/<name>.txt`: worked examples ending in a cue ("Answer:") that the model continues.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,14 @@ def _template(name: str) -> jinja2.Template:
     except FileNotFoundError as exc:
         raise PromptError(f"no prompt file prompts/{name}.txt") from exc
     return _ENV.from_string(source)
+
+
+COMPLETION = "completion"
+
+
+def has_completion_variant(name: str) -> bool:
+    """Whether prompts/completion/<name>.txt exists (base models then get it instead of the chat prompt)."""
+    return (PROMPTS_DIR / COMPLETION / f"{name}.txt").is_file()
 
 
 def render_prompt(name: str, **variables: object) -> str:
