@@ -47,3 +47,19 @@ def test_exact_spans_from_a_strategy_are_kept(session) -> None:
     assert checked.dropped == 1
     assert [(c["start"], c["end"]) for c in checked.citations] == [(span.start, span.end)]
     assert checked.citations[0]["quote"] == fact
+
+
+def test_an_answer_without_labels_cites_the_read_sentence_that_holds_it(session) -> None:
+    fact = "The code of the violet harbor is 4721."
+    document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(30, {12: fact}))
+    segments = ensure_segments(session, document, MODEL, segment_tokens=120)
+    read = [Evidence(s.index, s.start, s.end) for s in segments]
+    checked = check_citations(AnswerDraft(answer="4721.", strategy="test", read=read), document.text, segments, "?")
+    assert [c["quote"] for c in checked.citations] == [fact]
+    assert checked.dropped == 0
+    # Not found verbatim in what was read: no citation is invented.
+    holder = next(s for s in segments if fact in document.text[s.start : s.end])
+    unread = [e for e in read if e.segment_index != holder.index]
+    for answer, shown in (("4721", unread), ("not stated", read), ("", read)):
+        draft = AnswerDraft(answer=answer, strategy="test", read=shown)
+        assert check_citations(draft, document.text, segments, "?").citations == []

@@ -128,3 +128,21 @@ def test_generation_stops_at_stop_strings(tiny: Any, monkeypatch: pytest.MonkeyP
     assert (text, stopped) == ("Paris", True)
     with pytest.raises(LocalModelError, match="exceeds the local model's window"):
         local_provider.generate_raw("local/default", "word " * 5000, max_tokens=8)
+
+
+def test_a_base_model_continues_completion_prompts_without_the_chat_layout(tiny: Any) -> None:
+    import litellm
+
+    from longread.llm import LLMClient
+    from longread.llm.local_provider import register_local_provider, render_messages
+
+    register_local_provider()
+    client = LLMClient("local/default", use_cache=False)
+    assert client.prompt_style == "completion"  # the tiny tokenizer has no chat template
+    prompt = "The farmer walked to the bridge. Capital France Paris"
+    messages = [{"role": "user", "content": prompt}]
+    raw = litellm.completion(model="local/default", messages=messages, max_tokens=3, raw_prompt=True)
+    chat = litellm.completion(model="local/default", messages=messages, max_tokens=3)
+    assert raw.usage.prompt_tokens == len(tiny.tokenizer(prompt)["input_ids"])
+    layout, _ = render_messages(tiny.tokenizer, messages)
+    assert chat.usage.prompt_tokens == len(tiny.tokenizer(layout)["input_ids"]) > raw.usage.prompt_tokens

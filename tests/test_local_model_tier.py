@@ -95,3 +95,22 @@ def test_needle_found_and_cited_with_exact_offsets(bundled: dict[str, Any], dept
     carried = [text[e["start"] : e["end"]] for e in draft.trace[-1]["evidence"] if e["carried"]]
     assert NEEDLE in carried
     assert usage.calls == 1
+
+
+def test_base_model_answers_from_retrieved_passages_with_the_completion_prompt(bundled: dict[str, Any]) -> None:
+    from agents.baselines import answer_bm25
+    from agents.citations import answer_occurrences
+    from longread.ingest import segment_text
+    from longread.llm import LLMClient
+    from longread.tokens import HFTokenCounter
+
+    text = haystack(0.6)
+    segments = segment_text(text, HFTokenCounter(bundled["second"].tokenizer), 1000)
+    client = LLMClient("local/default", use_cache=False)
+    assert client.prompt_style == "completion"  # Gemma 3 270M base ships no chat template
+    draft = answer_bm25(text, QUESTION, client, segments=segments)
+    assert "7392" in draft.answer
+    holder = next(s for s in segments if NEEDLE in text[s.start : s.end])
+    assert holder.index in {e.segment_index for e in draft.read}
+    found = answer_occurrences("7392", text, draft.read, {s.index: s for s in segments})
+    assert [text[e.start : e.end] for _, e in found] == [NEEDLE]
