@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from longread.config import get_settings
 from longread.evaluation.cli import eval_command
-from longread.evaluation.report import length_bucket, publish_report, strategy_table, write_report
+from longread.evaluation.report import (
+    length_bucket,
+    publish_report,
+    publish_summary,
+    strategy_table,
+    write_report,
+)
 from longread.evaluation.runner import make_judge, parse_strategies
 from longread.llm import Usage
 from tests import doubles
@@ -206,6 +212,30 @@ def test_report_writer_table_and_charts(tmp_path):
     assert "```\nlongread eval ruler --limit 2\n```" in published and "--limit 1" not in published
     assert f"](img/{name}-ruler-accuracy-by-length.png)" in published and "\n### ruler\n" in published
     assert (tmp_path / "docs" / "img" / f"{name}-ruler-accuracy-vs-cost.png").exists()
+
+
+def test_readme_summary_rewrites_only_its_marked_section(tmp_path):
+    from longread.evaluation.results import ResultStore
+
+    run = tmp_path / "ruler-local"
+    store = ResultStore(run / "results.jsonl")
+    for record in (_record("bm25", 1.0, 4000), _record("bm25", 0.0, 8000), _record("tree", 1.0, 8000)):
+        store.add(record)
+    write_report(run)
+    docs = tmp_path / "docs" / "eval-results.md"
+    publish_report(run, docs, "longread eval ruler")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\nBefore.\n\n<!-- eval-summary:ruler-local --><!-- /eval-summary:ruler-local -->\n\nAfter.\n")
+    publish_summary(run, readme, docs, "longread eval ruler --limit 1")
+    page = publish_summary(run, readme, docs, "longread eval ruler --limit 2").read_text()
+    assert page.startswith("# Project\n\nBefore.\n") and page.rstrip().endswith("After.")
+    assert page.count("<!-- eval-summary:ruler-local -->") == 1 and "--limit 1" not in page
+    assert "| context length | bm25 | tree |" in page
+    assert "| 4K | 100.0 (n=1) | — |" in page and "| 8K | 0.0 (n=1) | 100.0 (n=1) |" in page
+    assert "](docs/img/ruler-local-ruler-accuracy-by-length.png)" in page
+    assert "(docs/eval-results.md#run-ruler-local)" in page
+    with pytest.raises(ValueError, match="no section for run"):
+        publish_summary(run, docs, docs, "longread eval ruler")
 
 
 def test_summary_suite_scores_rouge_and_skips_query_strategies(eval_env):

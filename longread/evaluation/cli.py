@@ -92,6 +92,10 @@ def eval_command(
     docs: Annotated[
         Path | None, typer.Option(help="Also publish the report to this Markdown file, charts in its img/.")
     ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="Also put the headline table and chart into this page's marked section (needs --docs)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a benchmark suite through the chosen strategies and write a report folder (resumable)."""
@@ -102,8 +106,11 @@ def eval_command(
     settings = get_settings()
     model = model or settings.LLM
     out = out or Path("reports") / f"{_slug(suite)}-{_slug(model)}"
+    if readme is not None and docs is None:
+        err.print("[bold red]error:[/] --readme needs --docs (the full tables and charts it links to)", highlight=False)
+        raise typer.Exit(2)
     if report_only:
-        _report(write_report, out, docs)
+        _report(write_report, out, docs, readme)
         return
     try:
         chosen = parse_strategies(strategies)
@@ -140,13 +147,13 @@ def eval_command(
         f"{result.finished} finished, {result.skipped} already done, {result.failed} failed (of {result.planned})",
         highlight=False,
     )
-    _report(write_report, out, docs)
+    _report(write_report, out, docs, readme)
     if result.failed:
         raise typer.Exit(1)
 
 
-def _report(write_report: Any, out: Path, docs: Path | None) -> None:
-    from longread.evaluation.report import publish_report
+def _report(write_report: Any, out: Path, docs: Path | None, readme: Path | None = None) -> None:
+    from longread.evaluation.report import publish_report, publish_summary
 
     try:
         report = write_report(out)
@@ -159,6 +166,12 @@ def _report(write_report: Any, out: Path, docs: Path | None) -> None:
         args = [shlex.quote(a) for a in sys.argv[1:] if a != "--report-only"]
         command = " ".join([*_changed_settings(), "longread", *args])
         typer.echo(str(publish_report(out, docs, command)))
+        if readme is not None:
+            try:
+                typer.echo(str(publish_summary(out, readme, docs, command)))
+            except ValueError as exc:
+                err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                raise typer.Exit(2) from None
 
 
 _RESULT_SETTINGS = (

@@ -8,6 +8,7 @@ against cost (or tokens, for models without a price), and for NIAH a length × d
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -347,3 +348,51 @@ def publish_report(out_dir: Path, docs_file: Path, command: str) -> Path:
     page = marker.sub(lambda _m: section, page) if marker.search(page) else page.rstrip() + "\n\n" + section
     docs_file.write_text(page.rstrip() + "\n", encoding="utf-8")
     return docs_file
+
+
+def headline_metric(records: Sequence[dict[str, Any]]) -> str:
+    """The metric a run is judged by: accuracy when a model answered, retrieval recall otherwise."""
+    return "accuracy" if any(r.get("accuracy") is not None for r in records) else "retrieval_recall"
+
+
+def publish_summary(out_dir: Path, page_file: Path, docs_file: Path, command: str) -> Path:
+    """Put a run's headline into a page (the README): its metric by strategy and context length (or by
+    strategy alone), its chart as published with the docs page, a link to the full tables and the
+    command that regenerates it, in a section marked with the run's name that a rerun rewrites.
+    """
+    out_dir, page_file, docs_file = Path(out_dir), Path(page_file), Path(docs_file)
+    name = out_dir.resolve().name
+    records = _with_buckets(ResultStore(out_dir / "results.jsonl").records())
+    if not records:
+        raise ValueError(f"no results in {out_dir / 'results.jsonl'}")
+    metric = headline_metric(records)
+    title = "accuracy" if metric == "accuracy" else "retrieval recall"
+    suites = ", ".join(sorted({r["suite"] for r in records}))
+    models = ", ".join(sorted({r["model"] for r in records}))
+    if len({r["bucket"] for r in records}) > 1:
+        table = pivot_table(records, "bucket", "context length", metric)
+    else:
+        table = pivot_table([{**r, "all": "all items"} for r in records], "all", "items", metric)
+    chart_name = f"{suites.replace('/', '-')}-{'accuracy' if metric == 'accuracy' else 'retrieval'}-by-length.png"
+    chart = docs_file.parent / "img" / f"{name}-{chart_name}"
+    lines = [
+        f"<!-- eval-summary:{name} -->",
+        f"**{suites}**, {title} % by strategy (`{models}`; n = items per cell). "
+        f"Full tables: [{docs_file.name}]({os.path.relpath(docs_file, page_file.parent)}#run-{name}).",
+        "",
+        *table,
+    ]
+    if chart.exists():
+        lines += ["", f"![{name}]({os.path.relpath(chart, page_file.parent)})"]
+    lines += ["", "```", command, "```", f"<!-- /eval-summary:{name} -->"]
+    section = "\n".join(lines)
+    page = page_file.read_text(encoding="utf-8")
+    marker = re.compile(rf"<!-- eval-summary:{re.escape(name)} -->.*?<!-- /eval-summary:{re.escape(name)} -->", re.S)
+    if not marker.search(page):
+        raise ValueError(
+            f"{page_file} has no section for run '{name}': add the line "
+            f"'<!-- eval-summary:{name} --><!-- /eval-summary:{name} -->' where it belongs"
+        )
+    page_file.write_text(marker.sub(lambda _m: section, page), encoding="utf-8")
+    return page_file
+
