@@ -96,6 +96,10 @@ def eval_command(
         Path | None,
         typer.Option(help="Also put the headline table and chart into this page's marked section (needs --docs)."),
     ] = None,
+    regenerate_with: Annotated[
+        str | None,
+        typer.Option(help="Command shown in published sections (a script running several commands); default: this one."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a benchmark suite through the chosen strategies and write a report folder (resumable)."""
@@ -110,7 +114,7 @@ def eval_command(
         err.print("[bold red]error:[/] --readme needs --docs (the full tables and charts it links to)", highlight=False)
         raise typer.Exit(2)
     if report_only:
-        _report(write_report, out, docs, readme)
+        _report(write_report, out, docs, readme, regenerate_with)
         return
     try:
         chosen = parse_strategies(strategies)
@@ -147,12 +151,14 @@ def eval_command(
         f"{result.finished} finished, {result.skipped} already done, {result.failed} failed (of {result.planned})",
         highlight=False,
     )
-    _report(write_report, out, docs, readme)
+    _report(write_report, out, docs, readme, regenerate_with)
     if result.failed:
         raise typer.Exit(1)
 
 
-def _report(write_report: Any, out: Path, docs: Path | None, readme: Path | None = None) -> None:
+def _report(
+    write_report: Any, out: Path, docs: Path | None, readme: Path | None = None, command: str | None = None
+) -> None:
     from longread.evaluation.report import publish_report, publish_summary
 
     try:
@@ -163,8 +169,9 @@ def _report(write_report: Any, out: Path, docs: Path | None, readme: Path | None
     typer.echo(str(report))
     if docs is not None:
         # the run command (a resumed run rewrites the same report); --report-only is how it was published
-        args = [shlex.quote(a) for a in sys.argv[1:] if a != "--report-only"]
-        command = " ".join([*_changed_settings(), "longread", *args])
+        if command is None:
+            args = [shlex.quote(a) for a in sys.argv[1:] if a != "--report-only"]
+            command = " ".join([*_changed_settings(), "longread", *args])
         typer.echo(str(publish_report(out, docs, command)))
         if readme is not None:
             try:
