@@ -49,8 +49,10 @@ def test_every_completion_variant_pairs_with_a_chat_prompt_and_ends_in_a_cue() -
         for probe in ("4721", "harbour", "orchard"):
             if probe in chat:
                 assert probe in completion, (name, probe)
-        # A base model continues the last line, so the prompt stops at the cue it should complete.
-        assert completion.splitlines()[-1].rstrip().endswith(":"), name
+        # A base model continues the last line, so the prompt stops at the cue it should complete:
+        # a label ("Answer:") or the first bullet of a list.
+        last = completion.splitlines()[-1].rstrip()
+        assert last.endswith(":") or last == "-", name
 
 
 def _record_prompt(messages: list[dict[str, str]]) -> str:
@@ -91,3 +93,16 @@ def test_navigation_reads_a_bare_action_after_the_cue() -> None:
     assert parse_decision(" REVERT").action == "revert"
     assert parse_decision("Reasoning: it is there.\nAction: OPEN 3").child == 3
     assert parse_decision("opening a door").action == "invalid"
+
+
+def _loop(messages: list[dict[str, str]]) -> str:
+    return "4721 is the code.\n- The keeper left.\n- 4721 is the code.\n- The keeper left.\n- 4721 is"
+
+
+def test_a_base_model_looping_on_a_list_keeps_each_line_once(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = LLMClient(f"scripted/{__name__}._loop", use_cache=False)
+    assert client.complete("tree_leaf_summary", text="x", max_words=10).text == _loop([])  # chat: untouched
+    monkeypatch.setenv("LONGREAD_LLM_PROMPT_STYLE", "completion")
+    get_settings.cache_clear()
+    client = LLMClient(f"scripted/{__name__}._loop", use_cache=False)
+    assert client.complete("tree_leaf_summary", text="x", max_words=10).text == "4721 is the code.\n- The keeper left."

@@ -8,6 +8,7 @@ completions in storage, and per-call token/cost accounting into a `Usage`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -189,6 +190,8 @@ class LLMClient:
         with self._slot():
             response = self._call(messages, max_tokens, temperature, raw)
         completion = _to_completion(response)
+        if raw:
+            completion = dataclasses.replace(completion, text=drop_repeated_lines(completion.text))
         self.usage.record(
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
@@ -231,6 +234,24 @@ class LLMClient:
                     yield
             else:
                 yield
+
+
+def drop_repeated_lines(text: str) -> str:
+    """A base model continuing a list tends to loop on one line; keep each line's first occurrence."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in text.splitlines():
+        key = line.strip().lstrip("-*• ").strip().lower()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    # The output budget often cuts the loop mid-line: a last line that only restarts an earlier one goes too.
+    if len(kept) > 1:
+        tail = kept[-1].strip().lstrip("-*• ").strip().lower()
+        if any(key.startswith(tail) for key in seen - {tail}):
+            kept.pop()
+    return "\n".join(kept).strip()
 
 
 def _to_completion(response: Any) -> Completion:
