@@ -22,7 +22,7 @@ from longread.config import get_settings
 from longread.llm import LLMClient
 from storage.models import ChainStep, Document, Segment
 
-PROMPT_VERSION = "chain-v1"
+CHAIN_PROMPTS = ("chain_worker", "chain_worker_summary")
 LABEL_TOKENS = 6  # "[S123] " plus the blank line between passages
 EMPTY_UNIT = "(none yet)"
 SUMMARY_WORDS = 400
@@ -117,9 +117,11 @@ def chunk_text(document: Document, segments: list[Segment], chunk: Chunk) -> str
     return "\n\n".join(f"[S{s.index}] {document.text[s.start : s.end]}" for s in segments[chunk.first : chunk.last + 1])
 
 
-def run_key(document: Document, model: str, question: str | None, budget: ChainBudget) -> str:
+def run_key(document: Document, client: LLMClient, question: str | None, budget: ChainBudget) -> str:
+    """Identifies a chain run's stored steps; an edited worker prompt starts a new run."""
+    version = client.prompt_fingerprint(*CHAIN_PROMPTS)
     raw = "|".join(
-        [PROMPT_VERSION, document.id, model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)]
+        [version, document.id, client.model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)]
     )
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
@@ -188,7 +190,7 @@ def run_chain(
     segment_tokens = min(get_settings().SEGMENT_TOKENS, budget.chunk_tokens - LABEL_TOKENS)
     segments = ensure_segments(session, document, client.model, segment_tokens=segment_tokens)
     chunks = plan_chunks(segments, budget.chunk_tokens)
-    key = run_key(document, client.model, question, budget)
+    key = run_key(document, client, question, budget)
     done = stored_steps(session, key)
     unit = done[-1].unit if done else EMPTY_UNIT
     trace = [

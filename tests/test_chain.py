@@ -111,7 +111,7 @@ def test_chain_resumes_from_persisted_steps(session, monkeypatch) -> None:
         engine.ask(session, document, question, strategy="chain", model=MODEL, answer_with=None)
     monkeypatch.setattr(chain, "run_step", real)
     client = LLMClient(MODEL)
-    key = chain.run_key(document, MODEL, question, chain.chain_budget(client, question))
+    key = chain.run_key(document, client, question, chain.chain_budget(client, question))
     assert len(stored_steps(session, key)) == 2
     doubles.calls.clear()
     answer = engine.ask(session, document, question, strategy="chain", model=MODEL)

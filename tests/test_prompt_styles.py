@@ -106,3 +106,33 @@ def test_a_base_model_looping_on_a_list_keeps_each_line_once(env: Path, monkeypa
     get_settings.cache_clear()
     client = LLMClient(f"scripted/{__name__}._loop", use_cache=False)
     assert client.complete("tree_leaf_summary", text="x", max_words=10).text == "4721 is the code.\n- The keeper left."
+
+
+def test_stored_work_is_keyed_by_the_prompt_files_the_model_gets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from longread.llm import prompts
+
+    copy = tmp_path / "prompts"
+    shutil.copytree(prompts.PROMPTS_DIR, copy)
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", copy)
+    names = ("tree_leaf_summary", "tree_node_summary")
+
+    def fingerprint(style: str) -> str:
+        prompts._source.cache_clear()
+        prompts._template.cache_clear()
+        return prompts.prompt_fingerprint(names, completion=style == "completion")
+
+    try:
+        chat, completion = fingerprint("chat"), fingerprint("completion")
+        assert chat != completion and fingerprint("chat") == chat
+        leaf = copy / "completion" / "tree_leaf_summary.txt"
+        leaf.write_text(leaf.read_text() + "\n")
+        assert fingerprint("chat") == chat and fingerprint("completion") != completion
+        node = copy / "tree_node_summary.txt"
+        node.write_text(node.read_text().replace("Summary:", "Overview:"))
+        assert fingerprint("chat") != chat
+    finally:
+        monkeypatch.undo()
+        prompts._source.cache_clear()
+        prompts._template.cache_clear()

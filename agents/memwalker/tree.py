@@ -22,7 +22,7 @@ from longread.llm import LLMClient
 from longread.llm.client import provider_of
 from storage.models import Document, Segment, Tree, TreeNode, TreeStatus
 
-PROMPT_VERSION = "tree-v1"
+TREE_PROMPTS = ("tree_leaf_summary", "tree_node_summary")
 LEAF_SUMMARY_WORDS = 120
 NODE_SUMMARY_WORDS = 160
 TOKENS_PER_WORD = 1.6  # output caps leave room for the word limit in any tokenizer
@@ -57,23 +57,29 @@ def parent_of(n_children: int, n_parents: int, child: int) -> int:
     raise ValueError(f"child {child} outside 0..{n_children}")
 
 
+def tree_prompt_version(model: str) -> str:
+    """Names the summary prompts a tree was built with, so an edited prompt builds a new tree."""
+    return "tree-" + LLMClient(model).prompt_fingerprint(*TREE_PROMPTS)
+
+
 def prepare_tree(session: Session, document: Document, model: str) -> Tree:
-    """Get or create the tree row for (document, model, shape) and the segments it summarises."""
+    """Get or create the tree row for (document, model, shape, prompts) and the segments it summarises."""
     settings = get_settings()
     scheme = scheme_for(model, settings.SEGMENT_TOKENS)
+    version = tree_prompt_version(model)
     ensure_segments(session, document, model)
     query = select(Tree).where(
         Tree.document_id == document.id,
         Tree.model == model,
         Tree.scheme == scheme,
         Tree.fanout == settings.TREE_FANOUT,
-        Tree.prompt_version == PROMPT_VERSION,
+        Tree.prompt_version == version,
     )
     tree = session.exec(query).first()
     if tree is not None:
         return tree
     tree = Tree(
-        document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=PROMPT_VERSION
+        document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=version
     )
     session.add(tree)
     try:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from longread.config import get_settings
-from longread.llm.prompts import COMPLETION, has_completion_variant, render_prompt
+from longread.llm.prompts import COMPLETION, has_completion_variant, prompt_fingerprint, render_prompt
 from longread.llm.usage import Usage
 from longread.tokens import TokenCounter, token_counter_for
 
@@ -164,6 +164,10 @@ class LLMClient:
             messages.append({"role": "system", "content": render_prompt(system, **variables)})
         messages.append({"role": "user", "content": text})
         return self.complete_messages(messages, max_tokens=max_tokens)
+
+    def prompt_fingerprint(self, *prompt_names: str) -> str:
+        """Hash of the prompt files this model gets for these names (changes when any of them is edited)."""
+        return prompt_fingerprint(prompt_names, completion=self.prompt_style == COMPLETION)
 
     def render_prompt(self, prompt_name: str, **variables: object) -> tuple[str, bool]:
         """(text, raw): the prompt this model gets; raw when it is a completion variant to continue as is."""

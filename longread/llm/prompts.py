@@ -7,6 +7,7 @@ model continues text rather than following instructions, so a prompt may also ha
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,12 +25,16 @@ class PromptError(KeyError):
 
 
 @lru_cache(maxsize=64)
-def _template(name: str) -> jinja2.Template:
+def _source(name: str) -> str:
     try:
-        source = (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
+        return (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PromptError(f"no prompt file prompts/{name}.txt") from exc
-    return _ENV.from_string(source)
+
+
+@lru_cache(maxsize=64)
+def _template(name: str) -> jinja2.Template:
+    return _ENV.from_string(_source(name))
 
 
 COMPLETION = "completion"
@@ -46,3 +51,14 @@ def render_prompt(name: str, **variables: object) -> str:
         return _template(name).render(**variables).strip()
     except jinja2.UndefinedError as exc:
         raise PromptError(f"prompt '{name}': {exc.message}") from exc
+
+
+def prompt_fingerprint(names: tuple[str, ...], *, completion: bool) -> str:
+    """A short hash of the prompt files a model gets for these names (their completion variants where
+    `completion` and they exist): stored work built with other prompts is then never mistaken for current."""
+    digest = hashlib.sha256()
+    for name in names:
+        variant = f"{COMPLETION}/{name}" if completion and has_completion_variant(name) else name
+        digest.update(variant.encode() + b"\0" + _source(variant).encode() + b"\0")
+    return digest.hexdigest()[:12]
+

@@ -45,7 +45,7 @@ def plan(session: Session, job: Job, document: Document, usage: Usage | None = N
     segments = ensure_segments(session, document, client.model)
     budget = chain_budget(client, question)
     chunks = plan_chunks(segments, budget.chunk_tokens)
-    return ChainPlan(client, question, segments, budget, chunks, run_key(document, client.model, question, budget))
+    return ChainPlan(client, question, segments, budget, chunks, run_key(document, client, question, budget))
 
 
 def _next(job: Job) -> None:
