@@ -232,6 +232,7 @@ def test_readme_summary_rewrites_only_its_marked_section(tmp_path):
     assert page.count("<!-- eval-summary:ruler-local -->") == 1 and "--limit 1" not in page
     assert "| context length | bm25 | tree |" in page
     assert "| 4K | 100.0 (n=1) | — |" in page and "| 8K | 0.0 (n=1) | 100.0 (n=1) |" in page
+    assert "| all | 50.0 (n=2) | 100.0 (n=1) |" in page
     assert "](docs/img/ruler-local-ruler-accuracy-by-length.png)" in page
     assert "(docs/eval-results.md#run-ruler-local)" in page
     with pytest.raises(ValueError, match="no section for run"):

@@ -370,7 +370,8 @@ def publish_summary(out_dir: Path, page_file: Path, docs_file: Path, command: st
     suites = ", ".join(sorted({r["suite"] for r in records}))
     models = ", ".join(sorted({r["model"] for r in records}))
     if len({r["bucket"] for r in records}) > 1:
-        table = pivot_table(records, "bucket", "context length", metric)
+        overall = pivot_table([{**r, "all": "all"} for r in records], "all", "context length", metric)[2:]
+        table = pivot_table(records, "bucket", "context length", metric) + overall
     else:
         table = pivot_table([{**r, "all": "all items"} for r in records], "all", "items", metric)
     chart_name = f"{suites.replace('/', '-')}-{'accuracy' if metric == 'accuracy' else 'retrieval'}-by-length.png"
