@@ -131,3 +131,33 @@ def test_parse_decision(text: str, action: str, child: int | None) -> None:
     decision = parse_decision(text)
     assert decision.action == action
     assert decision.child == child
+
+
+def eager_base_model(messages: list[dict[str, str]]) -> str:
+    """A small base model on the completion prompts: it always opens the first part and answers at every
+    leaf with the same invented-or-not number, as tiny models do instead of going back."""
+    prompt = messages[-1]["content"]
+    if "Key facts in the" in prompt:
+        body = prompt.rsplit("Key facts in the", 1)[0]
+        return body.strip().splitlines()[-1][:200]
+    if "or REVERT when the passage" in prompt:
+        leaf = prompt.rsplit("Passage [S", 1)[1].split("]", 1)[0]
+        return f" ANSWER 4721 [S{leaf}]"
+    if "routed to the numbered part" in prompt:
+        return " OPEN 1"
+    return "not stated"
+
+
+def test_a_base_model_answer_not_copied_from_the_leaf_is_reverted(session, monkeypatch) -> None:
+    fact = "The code of the violet harbor is 4721."
+    text = document_with_facts(24, {14: fact})
+    document = _store(session, monkeypatch, text, 120, 3)
+    monkeypatch.setenv("LONGREAD_LLM_PROMPT_STYLE", "completion")
+    monkeypatch.setenv("LONGREAD_NAV_MAX_STEPS", "80")  # a depth-first walk over every leaf before the fact
+    get_settings.cache_clear()
+    model = f"scripted/{__name__}.eager_base_model"
+    answer = engine.ask(session, document, "What is the code of the violet harbor?", strategy="tree", model=model)
+    leaf_reverts = [s for s in answer.trace if s["action"] == "revert" and s["node"][0] == 0]
+    assert leaf_reverts and all("is not in the passage" in s["reasoning"] for s in leaf_reverts)
+    assert answer.trace[-1]["action"] == "answer"
+    assert "4721" in answer.answer and [c["quote"] for c in answer.citations] == [fact]

@@ -20,12 +20,14 @@ from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from agents.memwalker.tree import get_node, tree_level_sizes
 from longread.config import get_settings
 from longread.llm import LLMClient
+from longread.llm.prompts import COMPLETION
 from storage.models import Document, Tree, TreeNode
 
 DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)
 _REVERT = re.compile(r"action\s*:\s*(?:revert|back|go back|return)", re.I)
 _ANSWER = re.compile(r"action\s*:\s*answer\s*:?\s*(.*)", re.I | re.S)
+_CITATION = re.compile(r"\[\s*S\s?\d+(?:\s*,\s*S\s?\d+)*\s*\]", re.I)
 _BARE_ACTION = re.compile(r"\s*(?:open|revert|answer)\b", re.I)
 _REASONING_HEADER = re.compile(r"^\s*reasoning\s*:\s*", re.I)
 
@@ -54,6 +56,16 @@ def parse_decision(text: str) -> Decision:
     if match := _OPEN.search(text):
         return Decision("open", reasoning, child=int(match.group(1)))
     return Decision("invalid", reasoning or text.strip()[:300])
+
+
+def copied_from(answer: str, passage: str) -> bool:
+    """Whether an answer (its citations aside) occurs in the passage, ignoring case and spacing."""
+
+    def norm(text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip().lower()
+
+    phrase = norm(_CITATION.sub("", answer)).strip(" .,;:!?\"'")
+    return bool(phrase) and phrase in norm(passage)
 
 
 @dataclass
@@ -110,6 +122,7 @@ def navigate(
     ruled_out: set[tuple[int, int]] = set()
     path: list[TreeNode] = [root]
     max_steps = settings.NAV_MAX_STEPS
+    copied_prompts = client.prompt_style == COMPLETION
 
     def revert(node: TreeNode, why: str) -> None:
         ruled_out.add((node.level, node.position))
@@ -135,6 +148,10 @@ def navigate(
             )
             decision = parse_decision(completion.text)
             read.append(Evidence(node.segment_index or 0, node.start, node.end))
+            if decision.action == "answer" and copied_prompts and not copied_from(decision.answer, text):
+                # A base model's prompt asks for a phrase copied from the passage; one that is not in the
+                # passage is invented (small models answer rather than go back), so the walk goes on.
+                decision = Decision("revert", f"the answer '{decision.answer[:80]}' is not in the passage")
             if decision.action == "answer" and decision.answer:
                 trace.append(
                     {
