@@ -83,11 +83,17 @@ def _strip_unknown(answer: str, allowed: set[int]) -> tuple[str, int]:
 _MAX_MATCHED_CITATIONS = 3
 
 
+def answer_phrase(answer: str) -> str:
+    """An answer as the phrase to look for in the text it was copied from: citations removed, spacing
+    collapsed, end punctuation stripped, lower case."""
+    return re.sub(r"\s+", " ", _BRACKET.sub("", answer)).strip().strip(".,;:!?\"'").lower()
+
+
 def answer_occurrences(
     answer: str, document_text: str, read: Sequence[Evidence], by_index: dict[int, Segment]
 ) -> list[tuple[int, Evidence]]:
     """(segment index, sentence) for the first read passages whose text contains the answer verbatim."""
-    needle = re.sub(r"\s+", " ", answer).strip().strip(".,;:!?\"'").lower()
+    needle = answer_phrase(answer)
     if len(needle) < 2:
         return []
     found: list[tuple[int, Evidence]] = []

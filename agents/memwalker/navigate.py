@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from agents.citations import answer_phrase
 from agents.memwalker.tree import get_node, tree_level_sizes
 from longread.config import get_settings
 from longread.llm import LLMClient
@@ -27,7 +28,6 @@ DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)
 _REVERT = re.compile(r"action\s*:\s*(?:revert|back|go back|return)", re.I)
 _ANSWER = re.compile(r"action\s*:\s*answer\s*:?\s*(.*)", re.I | re.S)
-_CITATION = re.compile(r"\[\s*S\s?\d+(?:\s*,\s*S\s?\d+)*\s*\]", re.I)
 _BARE_ACTION = re.compile(r"\s*(?:open|revert|answer)\b", re.I)
 _REASONING_HEADER = re.compile(r"^\s*reasoning\s*:\s*", re.I)
 
@@ -60,12 +60,8 @@ def parse_decision(text: str) -> Decision:
 
 def copied_from(answer: str, passage: str) -> bool:
     """Whether an answer (its citations aside) occurs in the passage, ignoring case and spacing."""
-
-    def norm(text: str) -> str:
-        return re.sub(r"\s+", " ", text).strip().lower()
-
-    phrase = norm(_CITATION.sub("", answer)).strip(" .,;:!?\"'")
-    return bool(phrase) and phrase in norm(passage)
+    phrase = answer_phrase(answer)
+    return bool(phrase) and phrase in re.sub(r"\s+", " ", passage).lower()
 
 
 @dataclass
