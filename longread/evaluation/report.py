@@ -292,12 +292,12 @@ def write_report(out_dir: Path, records: Sequence[dict[str, Any]] | None = None)
         slug = suite.replace("/", "-")
         charts = [
             chart_accuracy_by_length(
-                rows, out_dir / f"{slug}-accuracy-by-length.png", f"{suite}: accuracy by context length"
+                rows, out_dir / by_length_chart_name(suite, "accuracy"), f"{suite}: accuracy by context length"
             ),
             chart_accuracy_vs_cost(rows, out_dir / f"{slug}-accuracy-vs-cost.png", f"{suite}: accuracy vs cost"),
             chart_accuracy_by_length(
                 rows,
-                out_dir / f"{slug}-retrieval-by-length.png",
+                out_dir / by_length_chart_name(suite, "retrieval_recall"),
                 f"{suite}: retrieval recall by context length",
                 metric="retrieval_recall",
             ),
@@ -350,6 +350,12 @@ def publish_report(out_dir: Path, docs_file: Path, command: str) -> Path:
     return docs_file
 
 
+def by_length_chart_name(suite: str, metric: str) -> str:
+    """File name of a report's metric-by-context-length chart (the report writes it, the README links it)."""
+    kind = "accuracy" if metric == "accuracy" else "retrieval"
+    return f"{suite.replace('/', '-')}-{kind}-by-length.png"
+
+
 def headline_metric(records: Sequence[dict[str, Any]]) -> str:
     """The metric a run is judged by: accuracy when a model answered, retrieval recall otherwise."""
     return "accuracy" if any(r.get("accuracy") is not None for r in records) else "retrieval_recall"
@@ -374,8 +380,7 @@ def publish_summary(out_dir: Path, page_file: Path, docs_file: Path, command: st
         table = pivot_table(records, "bucket", "context length", metric) + overall
     else:
         table = pivot_table([{**r, "all": "all items"} for r in records], "all", "items", metric)
-    chart_name = f"{suites.replace('/', '-')}-{'accuracy' if metric == 'accuracy' else 'retrieval'}-by-length.png"
-    chart = docs_file.parent / "img" / f"{name}-{chart_name}"
+    chart = docs_file.parent / "img" / f"{name}-{by_length_chart_name(suites, metric)}"
     lines = [
         f"<!-- eval-summary:{name} -->",
         f"**{suites}**, {title} % by strategy (`{models}`; n = items per cell). "
