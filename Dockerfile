@@ -38,4 +38,4 @@ USER longread
 VOLUME ["/data"]
 EXPOSE 8000
 
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "longread.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

@@ -8,19 +8,19 @@ CONCURRENCY ?= 2
 .PHONY: run api worker beat key test-service bench-service lint-service
 
 run:  ## API + one Celery worker (+ beat) + the web UI on http://$(HOST):$(PORT)
-	$(PY) -m workers.embedded --host $(HOST) --port $(PORT) --concurrency $(CONCURRENCY)
+	$(PY) -m longread.workers.embedded --host $(HOST) --port $(PORT) --concurrency $(CONCURRENCY)
 
 api:  ## the API alone (needs LONGREAD_REDIS_URL or a running `make run`)
-	$(PY) -m uvicorn api.main:app --host $(HOST) --port $(PORT)
+	$(PY) -m uvicorn longread.api.main:app --host $(HOST) --port $(PORT)
 
 worker:  ## one more worker for both queues (scale out by running more)
-	$(PY) -m celery -A workers.celery_app worker -Q default,local -c $(CONCURRENCY) --loglevel INFO
+	$(PY) -m celery -A longread.workers.celery_app worker -Q default,local -c $(CONCURRENCY) --loglevel INFO
 
 beat:  ## the periodic sweeper that resumes jobs of dead workers (one per deployment)
-	$(PY) -m celery -A workers.celery_app beat --loglevel INFO
+	$(PY) -m celery -A longread.workers.celery_app beat --loglevel INFO
 
 key:  ## create an API key: make key NAME=alice
-	$(PY) -m api.keys create $(NAME)
+	$(PY) -m longread.api.keys create $(NAME)
 
 test-service:
 	$(PY) -m pytest -q tests/service

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
-from agents.citations import cited_labels
+from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.citations import cited_labels
 from longread.config import get_settings
 from longread.ingest.segment import bounded_sentences, pack_sentences, segment_text
 from longread.tokens import TokenCounter

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
-from agents.memwalker.tree import words_to_tokens
-from agents.segments import ensure_segments
+from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.memwalker.tree import words_to_tokens
+from longread.agents.segments import ensure_segments
 from longread.config import get_settings
 from longread.llm import LLMClient
-from storage.models import ChainStep, Document, Segment
+from longread.storage.models import ChainStep, Document, Segment
 
 CHAIN_PROMPTS = ("chain_worker", "chain_worker_summary")
 LABEL_TOKENS = 6  # "[S123] " plus the blank line between passages

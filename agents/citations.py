@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.base import AnswerDraft, Evidence
+from longread.agents.base import AnswerDraft, Evidence
 from longread.ingest.segment import split_sentences
-from storage.models import Segment
+from longread.storage.models import Segment
 
 _BRACKET = re.compile(r"\[((?:\s*(?:and\s+|&\s*)?[Ss]\s?\d+\s*[,;]?)+)\]")
 _LABEL = re.compile(r"[Ss]\s?(\d+)")

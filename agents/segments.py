@@ -7,8 +7,8 @@ from sqlmodel import Session, select
 
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
+from longread.storage.models import Document, Segment
 from longread.tokens import TiktokenCounter, token_counter_for
-from storage.models import Document, Segment
 
 
 def scheme_for(model: str, segment_tokens: int) -> str:

@@ -9,11 +9,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from api import ratelimit
-from api.errors import ApiError
-from api.security import ANONYMOUS, Principal, keys_exist, lookup
+from longread.api import ratelimit
+from longread.api.errors import ApiError
+from longread.api.security import ANONYMOUS, Principal, keys_exist, lookup
 from longread.config import Settings, get_settings
-from storage.db import init_db
+from longread.storage.db import init_db
 
 
 async def get_db() -> AsyncIterator[Session]:

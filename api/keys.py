@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from sqlmodel import select
 
-from api.security import create_key, revoke
-from storage.db import session_scope
-from storage.models import ApiKey
+from longread.api.security import create_key, revoke
+from longread.storage.db import session_scope
+from longread.storage.models import ApiKey
 
 cli = typer.Typer(help="Manage Longread API keys.", no_args_is_help=True)
 

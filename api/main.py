@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
-from api.routes import answers, documents, health, jobs
-from storage.db import init_db
+from longread.api import errors
+from longread.api.routes import answers, documents, health, jobs
+from longread.storage.db import init_db
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 # Sync routes run in a thread pool and hold a database connection each; more threads than the

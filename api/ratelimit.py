@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import redis
 
-from workers.embedded import redis_url
+from longread.workers.embedded import redis_url
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from storage.models import Answer, Document, Job
-from workers.jobs import as_utc, eta_seconds
+from longread.storage.models import Answer, Document, Job
+from longread.workers.jobs import as_utc, eta_seconds
 
 Strategy = Literal["auto", "full", "tree", "chain", "attention"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, func, select
 
-from storage.models import LOCAL_TENANT, ApiKey, Tenant
+from longread.storage.models import LOCAL_TENANT, ApiKey, Tenant
 
 KEY_PREFIX = "lr_"
 

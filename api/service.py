@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from api.errors import ApiError, not_found
-from api.security import Principal
+from longread.api.errors import ApiError, not_found
+from longread.api.security import Principal
 from longread.config import get_settings
-from storage.models import Answer, Document, Job, JobKind, JobStatus
-from workers import jobs
-from workers.dispatch import enqueue
+from longread.storage.models import Answer, Document, Job, JobKind, JobStatus
+from longread.workers import jobs
+from longread.workers.dispatch import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.errors import ApiError
+from longread.api.errors import ApiError
 
 FIELD = "file"
 MULTIPART_OVERHEAD = 64 * 1024

@@ -61,13 +61,19 @@ def _load_samples(task: str, length: int, samples: int, cache: Path) -> list[dic
     out = []
     for record in records[:samples]:
         document, question = ruler.split_input(str(record["input"]), task)
-        out.append({"index": record["index"], "document": document, "question": question,
-                    "references": [str(o) for o in record["outputs"]]})
+        out.append(
+            {
+                "index": record["index"],
+                "document": document,
+                "question": question,
+                "references": [str(o) for o in record["outputs"]],
+            }
+        )
     return out
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from agents.attention.config import attention_config
+    from longread.agents.attention.config import attention_config
     from longread.config import get_settings
     from longread.local_model import load_local_model
     from longread.tokens import HFTokenCounter
@@ -78,10 +84,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = get_settings()
     lm = load_local_model(args.model)
     counter = HFTokenCounter(lm.tokenizer)
-    config = attention_config(lm.model.config, lm.device, evidence_tokens=args.budget, layers=args.layers,
-                              chunk_tokens=args.chunk, batch_size=args.batch, multi_hop_rounds=args.hops)
-    print(f"model {lm.name} on {lm.device}; layers {config.layers}; W={config.chunk_tokens}; "
-          f"carry={config.carry_tokens}; budget={config.evidence_tokens}; batch={config.batch_size}")
+    config = attention_config(
+        lm.model.config,
+        lm.device,
+        evidence_tokens=args.budget,
+        layers=args.layers,
+        chunk_tokens=args.chunk,
+        batch_size=args.batch,
+        multi_hop_rounds=args.hops,
+    )
+    print(
+        f"model {lm.name} on {lm.device}; layers {config.layers}; W={config.chunk_tokens}; "
+        f"carry={config.carry_tokens}; budget={config.evidence_tokens}; batch={config.batch_size}"
+    )
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "attention_ruler.jsonl"
@@ -100,23 +115,38 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for sample in _load_samples(task, length, args.samples, cache):
                     for method in methods:
                         key = (task, length, sample["index"], method)
-                        if key in done or (method == "attention" and args.multi_hop_vt and task == "vt"
-                                           and (task, length, sample["index"], "attention_mh") in done):
+                        if key in done or (
+                            method == "attention"
+                            and args.multi_hop_vt
+                            and task == "vt"
+                            and (task, length, sample["index"], "attention_mh") in done
+                        ):
                             continue
                         row = _score(method, sample, task, length, lm, counter, config, args)
                         sink.write(json.dumps(row) + "\n")
                         sink.flush()
                         rows.append(row)
-                        print(f"{task:16s} {length:>7d} #{sample['index']} {method:10s} "
-                              f"found={row['found']} depth={row['depth']} tokens={row['doc_tokens']} "
-                              f"{row['seconds']:.1f}s", flush=True)
+                        print(
+                            f"{task:16s} {length:>7d} #{sample['index']} {method:10s} "
+                            f"found={row['found']} depth={row['depth']} tokens={row['doc_tokens']} "
+                            f"{row['seconds']:.1f}s",
+                            flush=True,
+                        )
     return rows
 
 
-def _score(method: str, sample: dict[str, Any], task: str, length: int, lm: Any, counter: Any,
-           config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from agents.attention.retriever import retrieve
-    from agents.baselines import bm25_evidence, dense_evidence
+def _score(
+    method: str,
+    sample: dict[str, Any],
+    task: str,
+    length: int,
+    lm: Any,
+    counter: Any,
+    config: Any,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    from longread.agents.attention.retriever import retrieve
+    from longread.agents.baselines import bm25_evidence, dense_evidence
 
     document, question, refs = sample["document"], sample["question"], sample["references"]
     started = time.perf_counter()
@@ -125,11 +155,19 @@ def _score(method: str, sample: dict[str, Any], task: str, length: int, lm: Any,
         result = retrieve(lm, document, question, config, multi_hop=multi_hop)
         spans = [(s.unit.start, s.unit.end) for s in result.evidence]
     elif method == "bm25":
-        spans = [(e.start, e.end) for e in bm25_evidence(document, question, counter=counter,
-                                                          budget_tokens=config.evidence_tokens, units="sentence")]
+        spans = [
+            (e.start, e.end)
+            for e in bm25_evidence(
+                document, question, counter=counter, budget_tokens=config.evidence_tokens, units="sentence"
+            )
+        ]
     elif method == "dense":
-        spans = [(e.start, e.end) for e in dense_evidence(document, question, counter=counter,
-                                                           budget_tokens=config.evidence_tokens, units="sentence")]
+        spans = [
+            (e.start, e.end)
+            for e in dense_evidence(
+                document, question, counter=counter, budget_tokens=config.evidence_tokens, units="sentence"
+            )
+        ]
     else:
         raise SystemExit(f"unknown method {method}")
     seconds = time.perf_counter() - started
@@ -137,9 +175,14 @@ def _score(method: str, sample: dict[str, Any], task: str, length: int, lm: Any,
     if method == "attention" and args.multi_hop_vt and task == "vt":
         method = "attention_mh"  # label what actually ran
     return {
-        "task": task, "length": length, "index": sample["index"], "method": method,
-        "found": found(evidence_text, refs, task), "depth": depth_of(document, refs),
-        "doc_tokens": counter.count(document), "evidence_tokens": counter.count(evidence_text),
+        "task": task,
+        "length": length,
+        "index": sample["index"],
+        "method": method,
+        "found": found(evidence_text, refs, task),
+        "depth": depth_of(document, refs),
+        "doc_tokens": counter.count(document),
+        "evidence_tokens": counter.count(evidence_text),
         "seconds": round(seconds, 2),
     }
 
@@ -166,7 +209,9 @@ def summarise(rows: list[dict[str, Any]], out_dir: Path) -> str:
         tok = sum(r["doc_tokens"] for r in throughput)
         sec = sum(r["seconds"] for r in throughput)
         lines.append("")
-        lines.append(f"Attention retrieval read {tok} document tokens in {sec:.0f} s ({tok / max(sec, 1e-9):.0f} tokens/s).")
+        lines.append(
+            f"Attention retrieval read {tok} document tokens in {sec:.0f} s ({tok / max(sec, 1e-9):.0f} tokens/s)."
+        )
     table = "\n".join(lines)
     (out_dir / "attention_ruler.md").write_text(table + "\n", encoding="utf-8")
     niah = [r for r in rows if r["task"].startswith("niah")] or rows
@@ -187,8 +232,11 @@ def _heatmap(rows: list[dict[str, Any]], path: Path, methods: list[str], lengths
         for j, length in enumerate(lengths):
             for i in range(DEPTH_BINS):
                 hits = [
-                    r["found"] for r in rows
-                    if r["method"] == method and r["length"] == length and r["depth"] is not None
+                    r["found"]
+                    for r in rows
+                    if r["method"] == method
+                    and r["length"] == length
+                    and r["depth"] is not None
                     and min(int(r["depth"] * DEPTH_BINS), DEPTH_BINS - 1) == i
                 ]
                 if hits:

@@ -88,8 +88,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/attention")
     args = parser.parse_args()
 
-    from agents.attention.config import attention_config
-    from agents.attention.retriever import retrieve
+    from longread.agents.attention.config import attention_config
+    from longread.agents.attention.retriever import retrieve
     from longread.config import get_settings
     from longread.local_model import load_local_model
 
@@ -97,13 +97,16 @@ def main() -> None:
         os.environ["LONGREAD_LOCAL_DEVICE"] = args.device
         get_settings.cache_clear()
     lm = load_local_model(args.model)
-    config = attention_config(lm.model.config, lm.device, chunk_tokens=args.chunk, batch_size=args.batch,
-                              layers=args.layers)
+    config = attention_config(
+        lm.model.config, lm.device, chunk_tokens=args.chunk, batch_size=args.batch, layers=args.layers
+    )
     text = haystack(lm.tokenizer, args.tokens)
     ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     n = len(ids)
-    print(f"model {lm.name} on {lm.device}; {n} tokens; W={config.chunk_tokens}; carry={config.carry_tokens}; "
-          f"layers={config.layers}; batch={config.batch_size}")
+    print(
+        f"model {lm.name} on {lm.device}; {n} tokens; W={config.chunk_tokens}; carry={config.carry_tokens}; "
+        f"layers={config.layers}; batch={config.batch_size}"
+    )
     plain_forward(lm, ids[: config.chunk_tokens], config.chunk_tokens, logits_to_keep=None)  # warm-up
     timings: dict[str, list[float]] = {"full_logits": [], "logits_to_keep_1": [], "retriever": []}
     peaks: dict[str, float] = {}
@@ -120,13 +123,23 @@ def main() -> None:
                 keep = 1 if name == "logits_to_keep_1" else None
                 timings[name].append(plain_forward(lm, ids, config.chunk_tokens, logits_to_keep=keep))
             peaks[name] = max(peaks.get(name, 0.0), _peak_mib(lm.device))
-    report: dict[str, Any] = {"model": lm.name, "device": lm.device, "tokens": n, "chunk": config.chunk_tokens,
-                              "carry": config.carry_tokens, "batch": config.batch_size, "needle_found": found}
+    report: dict[str, Any] = {
+        "model": lm.name,
+        "device": lm.device,
+        "tokens": n,
+        "chunk": config.chunk_tokens,
+        "carry": config.carry_tokens,
+        "batch": config.batch_size,
+        "needle_found": found,
+    }
     lines = ["| pass | median s | tokens/s | peak memory MiB |", "|---|---|---|---|"]
     for name, values in timings.items():
         median = statistics.median(values)
-        report[name] = {"seconds": round(median, 3), "tokens_per_s": round(n / median, 1),
-                        "peak_mib": round(peaks[name], 1)}
+        report[name] = {
+            "seconds": round(median, 3),
+            "tokens_per_s": round(n / median, 1),
+            "peak_mib": round(peaks[name], 1),
+        }
         lines.append(f"| {name} | {median:.2f} | {n / median:.0f} | {peaks[name]:.0f} |")
     for base in ("full_logits", "logits_to_keep_1"):
         ratio = report[base]["seconds"] / report["retriever"]["seconds"]

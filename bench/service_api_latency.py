@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.service_common import free_port, percentile, process, scratch_environment, wait_for
+from bench.service_common import percentile, process, scratch_environment
+from longread.testing.processes import free_port, wait_for
 
 
 async def _client(url: str, headers: dict[str, str], path: str, n: int, latencies: list[float]) -> int:
@@ -53,10 +54,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/service_api_latency.json"))
     args = parser.parse_args()
     with scratch_environment({"LONGREAD_RATE_LIMIT_PER_MINUTE": "1000000"}) as env:
-        from api.security import create_key
-        from storage.db import session_scope
-        from storage.models import JobKind
-        from workers import jobs
+        from longread.api.security import create_key
+        from longread.storage.db import session_scope
+        from longread.storage.models import JobKind
+        from longread.workers import jobs
 
         with session_scope() as session:
             key, row = create_key(session, "bench")
@@ -69,7 +70,7 @@ def main() -> None:
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:app",
+            "longread.api.main:app",
             "--host",
             "127.0.0.1",
             "--port",

@@ -9,15 +9,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -39,22 +36,6 @@ def synthetic_text(n_tokens: int, seed: int = 0) -> str:
         sentences.append(sentence.capitalize() + ".")
         words += length
     return "\n\n".join(" ".join(sentences[i : i + 8]) for i in range(0, len(sentences), 8))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -83,13 +64,13 @@ def scratch_environment(extra: dict[str, str]) -> Iterator[dict[str, str]]:
     from longread.config import get_settings
 
     get_settings.cache_clear()
-    from storage.db import init_db
+    from longread.storage.db import init_db
 
     init_db()
     try:
         yield dict(os.environ)
     finally:
-        from storage.db import get_engine
+        from longread.storage.db import get_engine
 
         get_engine().dispose()
         client = redis.Redis.from_url(REDIS_URL)
@@ -116,7 +97,7 @@ def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproce
 
 def worker_command(concurrency: int, name: str) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default,local",
+        sys.executable, "-m", "celery", "-A", "longread.workers.celery_app", "worker", "-Q", "default,local",
         "-c", str(concurrency), "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 

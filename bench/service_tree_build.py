@@ -15,7 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.service_common import process, scratch_environment, synthetic_text, wait_for, worker_command
+from bench.service_common import process, scratch_environment, synthetic_text, worker_command
+from longread.testing.processes import wait_for
 
 LATENCY_S = 0.2
 MODEL = "scripted/bench.service_tree_build.fixed_latency_reply"
@@ -33,12 +34,12 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
     from sqlalchemy import delete
     from sqlmodel import select
 
-    from agents.memwalker.tree import level_sizes
-    from storage.db import session_scope
-    from storage.models import Document, Job, JobKind, JobStatus, Segment, Tree, TreeNode
-    from workers import jobs
-    from workers.celery_app import app
-    from workers.dispatch import enqueue
+    from longread.agents.memwalker.tree import level_sizes
+    from longread.storage.db import session_scope
+    from longread.storage.models import Document, Job, JobKind, JobStatus, Segment, Tree, TreeNode
+    from longread.workers import jobs
+    from longread.workers.celery_app import app
+    from longread.workers.dispatch import enqueue
 
     name = f"bench-{n_workers}-{uuid.uuid4().hex[:6]}@localhost"
     with process(worker_command(n_workers, name), env, logs / f"worker-{n_workers}.log"):
@@ -107,9 +108,9 @@ def main() -> None:
         "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": "600",
     }
     with scratch_environment(extra) as env:
-        from agents.segments import ensure_segments
         from longread import engine
-        from storage.db import session_scope
+        from longread.agents.segments import ensure_segments
+        from longread.storage.db import session_scope
 
         t0 = time.monotonic()
         with session_scope() as session:

@@ -27,17 +27,17 @@ def main() -> None:
     os.environ["LONGREAD_TREE_FANOUT"] = str(args.fanout)
     os.environ["LONGREAD_CHAIN_CHUNK_TOKENS"] = str(args.chain_window)
 
-    from agents.memwalker.tree import level_sizes, segment_count
     from longread import engine
+    from longread.agents.memwalker.tree import level_sizes, segment_count
     from longread.llm import Usage
+    from longread.storage.db import session_scope
+    from longread.testing.factories import document_with_facts
     from longread.tokens import token_counter_for
-    from storage.db import session_scope
-    from tests.factories import document_with_facts
 
     counter = token_counter_for("cl100k")
     paragraphs = max(1, args.tokens // 137)  # filler paragraphs average ~137 cl100k tokens
     text = document_with_facts(paragraphs, {paragraphs * 2 // 3: "The code of the violet harbor is 4721."})
-    model = "scripted/tests.doubles.reader"
+    model = "scripted/longread.testing.doubles.reader"
     with session_scope() as session:
         document, _ = engine.store_text(session, filename="bench.txt", text=text)
         n_tokens = counter.count(text)

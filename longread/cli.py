@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agents.base import ProgressFn
 from longread import engine
+from longread.agents.base import ProgressFn
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMError
-from storage.db import session_scope
-from storage.models import Answer, Document
+from longread.storage.db import session_scope
+from longread.storage.models import Answer, Document
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Read documents longer than any context window.")
 out = Console()

@@ -11,18 +11,18 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
-from agents.citations import check_citations
-from agents.memwalker.navigate import navigate
-from agents.memwalker.tree import build_tree as build_summary_tree
-from agents.memwalker.tree import get_node, tree_level_sizes, words_to_tokens
-from agents.router import STRATEGIES, Route, choose_strategy, local_model_available
-from agents.segments import ensure_segments
+from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.citations import check_citations
+from longread.agents.memwalker.navigate import navigate
+from longread.agents.memwalker.tree import build_tree as build_summary_tree
+from longread.agents.memwalker.tree import get_node, tree_level_sizes, words_to_tokens
+from longread.agents.router import STRATEGIES, Route, choose_strategy, local_model_available
+from longread.agents.segments import ensure_segments
 from longread.ingest import document_id, load_document
 from longread.ingest.loaders import load_path
 from longread.llm import LLMClient, Usage
+from longread.storage.models import LOCAL_TENANT, Answer, Document, Job, Tree, TreeNode
 from longread.tokens import token_counter_for
-from storage.models import LOCAL_TENANT, Answer, Document, Job, Tree, TreeNode
 
 ROOT_SUMMARY_WORDS = 400
 
@@ -99,12 +99,12 @@ def _read(
         tree = build_summary_tree(session, document, client, progress=progress)
         return navigate(session, tree, document, question, client, progress=progress)
     if route.strategy == "chain":
-        from agents.chain import run_chain
+        from longread.agents.chain import run_chain
 
         return run_chain(session, document, question, client, progress=progress)
     segments = ensure_segments(session, document, client.model)
     if route.strategy == "attention":
-        from agents.attention.strategy import read_with_attention
+        from longread.agents.attention.strategy import read_with_attention
 
         return read_with_attention(
             document.text,
@@ -114,7 +114,7 @@ def _read(
             usage=client.usage,
             progress=progress,
         )
-    from agents.baselines import answer_full
+    from longread.agents.baselines import answer_full
 
     return answer_full(document.text, question, segments=segments, client=client)
 
@@ -235,7 +235,7 @@ def summarize(
     client = LLMClient(model, usage)
     progress = progress or no_progress
     if strategy == "chain":
-        from agents.chain import run_chain
+        from longread.agents.chain import run_chain
 
         route = Route("chain", "chosen by the caller")
         draft = run_chain(session, document, None, client, progress=progress)

@@ -121,9 +121,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         raise LocalModelError(f"loading a GGUF file needs the 'gguf' package: {INSTALL_HINT}") from exc
     log.info("dequantising %s (first load; cached in %s)", gguf, target)
     tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The loaded weights are plain fp32 tensors; the GGUF marker would make the copy look quantised.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -170,9 +168,7 @@ def _load(spec: str) -> LocalModel:
     device, dtype = pick_device()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, attn_implementation="sdpa"
-        )
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
     except OSError as exc:
         raise LocalModelError(
             f"cannot load local model {spec!r} (not a folder, GGUF file or cached hub model): {exc}"

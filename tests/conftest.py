@@ -26,7 +26,7 @@ def _pg_database() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        from storage.db import engine_for
+        from longread.storage.db import engine_for
 
         engine_for(f"{base}/{name}").dispose()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -46,7 +46,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LONGREAD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("LONGREAD_DATABASE_URL", raising=False)
     monkeypatch.delenv("LONGREAD_REDIS_URL", raising=False)
-    monkeypatch.setenv("LONGREAD_LLM", "scripted/tests.doubles.reader")
+    monkeypatch.setenv("LONGREAD_LLM", "scripted/longread.testing.doubles.reader")
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
@@ -68,8 +68,8 @@ def db_env(request: pytest.FixtureRequest, env: Path, monkeypatch: pytest.Monkey
 def _reset_pg(url: str) -> None:
     from sqlmodel import SQLModel
 
-    import storage.db as db
-    import storage.models  # noqa: F401
+    import longread.storage.db as db
+    import longread.storage.models  # noqa: F401
 
     engine = db.engine_for(url)
     db.migrate(engine)
@@ -81,7 +81,7 @@ def _reset_pg(url: str) -> None:
 
 @pytest.fixture
 def session(db_env: str):  # type: ignore[no-untyped-def]
-    from storage.db import session_scope
+    from longread.storage.db import session_scope
 
     with session_scope() as s:
         yield s
@@ -98,7 +98,7 @@ def _fresh_state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     must not inherit it, whatever order the tiers run in.
     """
     from longread.config import get_settings
-    from tests import doubles
+    from longread.testing import doubles
 
     if not SERVICE_TIERS & set(request.node.path.parts):
         for key in [k for k in os.environ if k.startswith("LONGREAD_")]:

@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from agents.attention import retriever as retriever_mod  # noqa: E402
-from agents.attention.config import attention_config, global_layers, resolve_layers  # noqa: E402
-from agents.attention.retriever import pack_chunks, retrieve, tokenize_document  # noqa: E402
-from agents.attention.scoring import build_layout, raw_token_scores, smooth, token_scores  # noqa: E402
-from agents.attention.slice import SliceCapture, capturing, slice_attention  # noqa: E402
+from longread.agents.attention import retriever as retriever_mod  # noqa: E402
+from longread.agents.attention.config import attention_config, global_layers, resolve_layers  # noqa: E402
+from longread.agents.attention.retriever import pack_chunks, retrieve, tokenize_document  # noqa: E402
+from longread.agents.attention.scoring import build_layout, raw_token_scores, smooth, token_scores  # noqa: E402
+from longread.agents.attention.slice import SliceCapture, capturing, slice_attention  # noqa: E402
 from longread.local_model import LocalModel  # noqa: E402
 
 FILLER = [
@@ -50,10 +50,20 @@ def tiny_model(vocab_size: int, seed: int = 0) -> Any:
     """Gemma 3 shape in miniature: sliding and global layers, GQA (4 query / 2 KV heads), q/k norms."""
     torch.manual_seed(seed)
     config = transformers.Gemma3TextConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=16,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=16,
         layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
-        max_position_embeddings=4096, query_pre_attn_scalar=16, pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        max_position_embeddings=4096,
+        query_pre_attn_scalar=16,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
     )
     return transformers.Gemma3ForCausalLM(config).eval()
 
@@ -190,9 +200,12 @@ def scripted_scores(monkeypatch: pytest.MonkeyPatch, lm: LocalModel) -> Iterator
 
 
 def test_carried_cache_is_placed_before_each_chunk_and_reselected(lm: LocalModel, scripted_scores: dict) -> None:
-    text = " ".join(["The farmer walked to the bridge in the morning."] * 6 + [NEEDLE]
-                    + ["The baker repaired a broken clock before the storm."] * 6
-                    + ["The mayor visited the train station during the festival."] * 6)
+    text = " ".join(
+        ["The farmer walked to the bridge in the morning."] * 6
+        + [NEEDLE]
+        + ["The baker repaired a broken clock before the storm."] * 6
+        + ["The mayor visited the train station during the festival."] * 6
+    )
     vocab = lm.tokenizer.get_vocab()
     weights = scripted_scores["weights"]
     weights[vocab["farmer"]] = 1.0  # a decent sentence early on
@@ -216,10 +229,14 @@ def test_carried_cache_is_placed_before_each_chunk_and_reselected(lm: LocalModel
     assert [t["carried"] for t in result.trace][:2] == [0, 1]
 
 
-def test_multi_hop_expands_the_query_with_found_evidence(lm: LocalModel, scripted_scores: dict,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    text = " ".join(["The farmer walked to the bridge in the morning."] * 4 + [NEEDLE]
-                    + ["The baker repaired a broken clock before the storm."] * 4)
+def test_multi_hop_expands_the_query_with_found_evidence(
+    lm: LocalModel, scripted_scores: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = " ".join(
+        ["The farmer walked to the bridge in the morning."] * 4
+        + [NEEDLE]
+        + ["The baker repaired a broken clock before the storm."] * 4
+    )
     vocab = lm.tokenizer.get_vocab()
     scripted_scores["weights"][vocab["harbor"]] = 2.0
     questions: list[str] = []
@@ -257,8 +274,13 @@ def test_real_scoring_path_end_to_end_on_tiny_model(lm: LocalModel) -> None:
     text = haystack(80, 0.7)
     events: list[tuple[str, int, int]] = []
     config = attention_config(lm.model.config, "cpu", chunk_tokens=48, evidence_tokens=40, batch_size=3)
-    result = retrieve(lm, text, "What is the secret code of the violet harbor?", config,
-                      progress=lambda s, d, n: events.append((s, d, n)))
+    result = retrieve(
+        lm,
+        text,
+        "What is the secret code of the violet harbor?",
+        config,
+        progress=lambda s, d, n: events.append((s, d, n)),
+    )
     assert result.n_chunks >= 5
     assert events[0] == ("attention", 0, result.n_chunks) and events[-1][1] == result.n_chunks
     assert len(events) == 1 + -(-result.n_chunks // 3)  # one event per batch of 3 chunks
@@ -289,7 +311,7 @@ def cite_second(messages: list[dict[str, str]]) -> str:
 
 
 def test_read_with_attention_hosted_answer_cites_exact_spans(tiny_local: LocalModel) -> None:
-    from agents.attention.strategy import read_with_attention
+    from longread.agents.attention.strategy import read_with_attention
     from longread.ingest import segment_text
     from longread.llm import Usage
     from longread.tokens import HFTokenCounter
@@ -298,8 +320,12 @@ def test_read_with_attention_hosted_answer_cites_exact_spans(tiny_local: LocalMo
     segments = segment_text(text, HFTokenCounter(tiny_local.tokenizer), 40)
     usage = Usage()
     draft = read_with_attention(
-        text, "What is the secret code of the violet harbor?", segments=segments,
-        answer_model="scripted/tests.test_attention_retriever.cite_second", usage=usage, evidence_tokens=60,
+        text,
+        "What is the secret code of the violet harbor?",
+        segments=segments,
+        answer_model="scripted/tests.test_attention_retriever.cite_second",
+        usage=usage,
+        evidence_tokens=60,
     )
     assert draft.strategy == "attention" and "7392" in draft.answer
     assert len(draft.read) >= 2 and draft.cited == [draft.read[1]]
@@ -311,7 +337,7 @@ def test_read_with_attention_hosted_answer_cites_exact_spans(tiny_local: LocalMo
 
 
 def test_read_with_attention_local_answer(tiny_local: LocalModel) -> None:
-    from agents.attention.strategy import read_with_attention
+    from longread.agents.attention.strategy import read_with_attention
     from longread.ingest import segment_text
     from longread.llm import Usage
     from longread.tokens import HFTokenCounter
@@ -319,15 +345,16 @@ def test_read_with_attention_local_answer(tiny_local: LocalModel) -> None:
     text = haystack(30, 0.5)
     segments = segment_text(text, HFTokenCounter(tiny_local.tokenizer), 40)
     usage = Usage()
-    draft = read_with_attention(text, "What is the secret code?", segments=segments, answer_model=None,
-                                usage=usage, evidence_tokens=40)
+    draft = read_with_attention(
+        text, "What is the secret code?", segments=segments, answer_model=None, usage=usage, evidence_tokens=40
+    )
     assert draft.read and draft.cited
     assert all(c in draft.read for c in draft.cited)
     assert usage.calls == 1 and usage.prompt_tokens > 0
 
 
 def test_carry_selection_respects_token_budget_and_unit_cap() -> None:
-    from agents.attention.retriever import Unit, _select
+    from longread.agents.attention.retriever import Unit, _select
 
     units = [Unit(i, 10 * i, 10 * i + 5, 2 * i, 2 * i + (5 if i == 0 else 2)) for i in range(10)]
     candidates = [(u, float(i)) for i, u in enumerate(units)]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agents.baselines import (
+from longread.agents.baselines import (
     Unit,
     answer_bm25,
     answer_full,
@@ -17,7 +17,7 @@ from agents.baselines import (
     split_units,
     summarize_full,
 )
-from agents.citations import cited_labels
+from longread.agents.citations import cited_labels
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
 from longread.llm import LLMClient
@@ -172,7 +172,7 @@ def test_summarize_full_fits_the_window_and_checks_labels(monkeypatch):
 
 def test_document_index_survives_a_new_counter_object(monkeypatch):
     """Counters are re-created when a tokenizer factory registers; the per-document index must not be."""
-    import agents.baselines as baselines
+    import longread.agents.baselines as baselines
 
     text = _haystack(120, 0.5, seed=11)
     first = token_counter_for("scripted/x")

@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-from agents.chain import chain_budget, plan_chunks, stored_steps
 from longread import engine
+from longread.agents.chain import chain_budget, plan_chunks, stored_steps
 from longread.config import get_settings
 from longread.llm import LLMClient
+from longread.testing import doubles
+from longread.testing.factories import document_with_facts
 from longread.tokens import token_counter_for
-from tests import doubles
-from tests.factories import document_with_facts
 
-MODEL = "scripted/tests.doubles.reader"
+MODEL = "scripted/longread.testing.doubles.reader"
 
 
 def _configure(monkeypatch, window: int, unit: int = 200, segment: int = 150) -> None:
@@ -71,7 +71,7 @@ def test_budget_never_overflows_the_window(session, monkeypatch) -> None:
 
 def test_chunks_pack_whole_segments_and_reject_oversize(session, monkeypatch) -> None:
     _configure(monkeypatch, window=1200)
-    from agents.segments import ensure_segments
+    from longread.agents.segments import ensure_segments
 
     document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(30, {}))
     segments = ensure_segments(session, document, MODEL)
@@ -95,7 +95,7 @@ def test_chain_resumes_from_persisted_steps(session, monkeypatch) -> None:
         session, filename="d.txt", text=document_with_facts(50, {20: "The vault code is 9911."})
     )
     question = "What is the vault code?"
-    import agents.chain as chain
+    import longread.agents.chain as chain
 
     real = chain.run_step
     calls = {"n": 0}
@@ -135,7 +135,7 @@ def test_deleting_a_document_deletes_its_chain_steps(session, monkeypatch) -> No
     _configure(monkeypatch, window=1200)
     from sqlmodel import func, select
 
-    from storage.models import ChainStep
+    from longread.storage.models import ChainStep
 
     document, _ = engine.store_text(session, filename="d.txt", text=document_with_facts(30, {}))
     engine.ask(session, document, "What did the choir do?", strategy="chain", model=MODEL)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from agents.base import AnswerDraft, Evidence
-from agents.citations import check_citations, cited_labels
-from agents.segments import ensure_segments
 from longread import engine
-from tests.factories import document_with_facts
+from longread.agents.base import AnswerDraft, Evidence
+from longread.agents.citations import check_citations, cited_labels
+from longread.agents.segments import ensure_segments
+from longread.testing.factories import document_with_facts
 
-MODEL = "scripted/tests.doubles.reader"
+MODEL = "scripted/longread.testing.doubles.reader"
 
 
 def test_cited_labels_reads_groups_in_order() -> None:

@@ -7,9 +7,9 @@ import json
 from typer.testing import CliRunner
 
 from longread.cli import app
-from tests.factories import document_with_facts
+from longread.testing.factories import document_with_facts
 
-MODEL = "scripted/tests.doubles.reader"
+MODEL = "scripted/longread.testing.doubles.reader"
 runner = CliRunner()
 
 

@@ -22,7 +22,7 @@ from longread.evaluation.report import (
 )
 from longread.evaluation.runner import make_judge, parse_strategies
 from longread.llm import Usage
-from tests import doubles
+from longread.testing import doubles
 
 CALLS: list[str] = []
 _lock = threading.Lock()
@@ -225,7 +225,9 @@ def test_readme_summary_rewrites_only_its_marked_section(tmp_path):
     docs = tmp_path / "docs" / "eval-results.md"
     publish_report(run, docs, "longread eval ruler")
     readme = tmp_path / "README.md"
-    readme.write_text("# Project\n\nBefore.\n\n<!-- eval-summary:ruler-local --><!-- /eval-summary:ruler-local -->\n\nAfter.\n")
+    readme.write_text(
+        "# Project\n\nBefore.\n\n<!-- eval-summary:ruler-local --><!-- /eval-summary:ruler-local -->\n\nAfter.\n"
+    )
     publish_summary(run, readme, docs, "longread eval ruler --limit 1")
     page = publish_summary(run, readme, docs, "longread eval ruler --limit 2").read_text()
     assert page.startswith("# Project\n\nBefore.\n") and page.rstrip().endswith("After.")

@@ -9,7 +9,7 @@ from sqlmodel import func, select
 
 from longread import engine
 from longread.ingest import IngestError, load_document
-from storage.models import Document
+from longread.storage.models import Document
 
 PARAGRAPHS = [
     "The violet harbor keeps its code in the lighthouse.",

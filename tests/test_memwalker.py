@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
-from agents.memwalker.navigate import parse_decision
-from agents.memwalker.tree import child_range, level_sizes
 from longread import engine
+from longread.agents.memwalker.navigate import parse_decision
+from longread.agents.memwalker.tree import child_range, level_sizes
 from longread.config import get_settings
 from longread.llm import Usage
-from storage.models import Segment, TreeNode
-from tests import doubles
-from tests.factories import document_with_facts
+from longread.storage.models import Segment, TreeNode
+from longread.testing import doubles
+from longread.testing.factories import document_with_facts
 
-MODEL = "scripted/tests.doubles.reader"
+MODEL = "scripted/longread.testing.doubles.reader"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.memwalker.navigate import parse_decision
+from longread.agents.memwalker.navigate import parse_decision
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import cache_key
@@ -19,15 +19,30 @@ _CHILDREN = [{"number": 1, "summary": "The harbour."}, {"number": 2, "summary": 
 VARIABLES: dict[str, dict[str, Any]] = {
     "baseline_answer": {"question": "What is the code?", "passages": _PASSAGES, "truncated": False},
     "baseline_summary": {"passages": _PASSAGES, "truncated": True, "max_words": 100},
-    "chain_worker": {"step": 1, "total": 2, "chunk": "[S3] The code is 4721.", "unit": "(none yet)",
-                     "max_words": 50, "question": "What is the code?"},
-    "chain_worker_summary": {"step": 1, "total": 2, "chunk": "[S3] The code is 4721.", "unit": "(none yet)",
-                             "max_words": 50},
+    "chain_worker": {
+        "step": 1,
+        "total": 2,
+        "chunk": "[S3] The code is 4721.",
+        "unit": "(none yet)",
+        "max_words": 50,
+        "question": "What is the code?",
+    },
+    "chain_worker_summary": {
+        "step": 1,
+        "total": 2,
+        "chunk": "[S3] The code is 4721.",
+        "unit": "(none yet)",
+        "max_words": 50,
+    },
     "chain_manager": {"unit": "[S3] The code is 4721.", "question": "What is the code?"},
     "chain_manager_summary": {"unit": "[S3] The code is 4721.", "max_words": 100},
     "nav_triage": {"question": "What is the code?", "memory": "(nothing yet)", "children": _CHILDREN},
-    "nav_leaf": {"segment_index": 3, "text": "The code is 4721.", "question": "What is the code?",
-                 "memory": "(nothing yet)"},
+    "nav_leaf": {
+        "segment_index": 3,
+        "text": "The code is 4721.",
+        "question": "What is the code?",
+        "memory": "(nothing yet)",
+    },
     "nav_final": {"question": "What is the code?", "memory": "[S3] The code is 4721."},
     "tree_leaf_summary": {"text": "The code is 4721.", "max_words": 60},
     "tree_node_summary": {"summaries": ["The harbour.", "The orchard."], "max_words": 60},
@@ -82,7 +97,7 @@ def test_the_client_sends_the_prompt_of_its_style_through_litellm(
 
 
 def test_auto_style_is_chat_for_hosted_models_and_raw_calls_cache_apart(env: Path) -> None:
-    assert LLMClient("scripted/tests.doubles.reader").prompt_style == "chat"
+    assert LLMClient("scripted/longread.testing.doubles.reader").prompt_style == "chat"
     messages = [{"role": "user", "content": "The code is"}]
     assert cache_key("m", messages, 8, 0.0) != cache_key("m", messages, 8, 0.0, raw=True)
 
@@ -108,7 +123,9 @@ def test_a_base_model_looping_on_a_list_keeps_each_line_once(env: Path, monkeypa
     assert client.complete("tree_leaf_summary", text="x", max_words=10).text == "4721 is the code.\n- The keeper left."
 
 
-def test_stored_work_is_keyed_by_the_prompt_files_the_model_gets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stored_work_is_keyed_by_the_prompt_files_the_model_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from longread.llm import prompts

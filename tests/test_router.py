@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents.router import choose_strategy
 from longread import engine
-from tests.factories import document_with_facts
+from longread.agents.router import choose_strategy
+from longread.testing.factories import document_with_facts
 
-MODEL = "scripted/tests.doubles.reader"
+MODEL = "scripted/longread.testing.doubles.reader"
 
 
 @pytest.mark.parametrize(

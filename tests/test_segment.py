@@ -1,6 +1,6 @@
 from longread.ingest import normalize_text, segment_text, split_sentences
+from longread.testing.factories import document_with_facts
 from longread.tokens import token_counter_for
-from tests.factories import document_with_facts
 
 
 def test_split_sentences_keeps_exact_offsets() -> None:
@@ -39,8 +39,8 @@ def test_normalize_is_stable() -> None:
 
 
 def test_document_slice_reads_exact_characters(session) -> None:
-    from agents.segments import document_slice
     from longread import engine
+    from longread.agents.segments import document_slice
 
     text = "Ünïcode first. " + document_with_facts(20, {5: "The code is 4721."})
     document, _ = engine.store_text(session, filename="d.txt", text=text)

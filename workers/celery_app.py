@@ -19,14 +19,14 @@ from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 
 from longread.config import get_settings
-from workers.embedded import redis_url
+from longread.workers.embedded import redis_url
 
 TASK_MODULES = [
-    "workers.tasks.ingest",
-    "workers.tasks.tree",
-    "workers.tasks.chain",
-    "workers.tasks.answers",
-    "workers.tasks.maintenance",
+    "longread.workers.tasks.ingest",
+    "longread.workers.tasks.tree",
+    "longread.workers.tasks.chain",
+    "longread.workers.tasks.answers",
+    "longread.workers.tasks.maintenance",
 ]
 
 
@@ -58,7 +58,7 @@ def celery_config() -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "sweep-stale-jobs": {
-                "task": "workers.tasks.maintenance.sweep_stale_jobs",
+                "task": "longread.workers.tasks.maintenance.sweep_stale_jobs",
                 "schedule": settings.SWEEP_INTERVAL_S,
             }
         },
@@ -83,10 +83,10 @@ def _preload(**_kwargs: Any) -> None:
 @worker_process_init.connect
 def _fresh_db_connections(**_kwargs: Any) -> None:
     """Forked pool children must not share the parent's pooled database connections."""
-    from storage.db import engine_for
+    from longread.storage.db import engine_for
 
     if engine_for.cache_info().currsize:
-        from storage.db import get_engine
+        from longread.storage.db import get_engine
 
         get_engine().dispose(close=False)
         engine_for.cache_clear()

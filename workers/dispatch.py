@@ -6,14 +6,14 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from longread.config import get_settings
-from storage.models import Job, JobKind
-from workers.celery_app import app, queue_for
+from longread.storage.models import Job, JobKind
+from longread.workers.celery_app import app, queue_for
 
 ENTRY_TASKS = {
-    JobKind.INGEST: "workers.tasks.ingest.ingest_task",
-    JobKind.BUILD_TREE: "workers.tasks.tree.build_tree_task",
-    JobKind.ASK: "workers.tasks.answers.ask_task",
-    JobKind.SUMMARIZE: "workers.tasks.answers.summarize_task",
+    JobKind.INGEST: "longread.workers.tasks.ingest.ingest_task",
+    JobKind.BUILD_TREE: "longread.workers.tasks.tree.build_tree_task",
+    JobKind.ASK: "longread.workers.tasks.answers.ask_task",
+    JobKind.SUMMARIZE: "longread.workers.tasks.answers.summarize_task",
 }
 
 

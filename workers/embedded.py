@@ -75,9 +75,9 @@ def redis_url(settings: Settings | None = None, *, start: bool = True) -> str | 
 
 def _children(env: dict[str, str], host: str, port: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
     python = sys.executable
-    api = [python, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    api = [python, "-m", "uvicorn", "longread.api.main:app", "--host", host, "--port", str(port)]
     worker = [
-        python, "-m", "celery", "-A", "workers.celery_app", "worker", "-B",
+        python, "-m", "celery", "-A", "longread.workers.celery_app", "worker", "-B",
         "-Q", "default,local", "-c", str(concurrency), "--loglevel", "INFO",
     ]  # fmt: skip
     return [subprocess.Popen(api, env=env), subprocess.Popen(worker, env=env)]

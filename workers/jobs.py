@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from agents.base import JobCanceled, ProgressFn
+from longread.agents.base import JobCanceled, ProgressFn
 from longread.config import get_settings
 from longread.llm import Usage
-from storage.models import Job, JobKind, JobStatus, utcnow
+from longread.storage.models import Job, JobKind, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def beat(session: Session, job_id: str) -> None:
 @contextmanager
 def heartbeat(job_id: str, interval_s: float | None = None) -> Iterator[None]:
     """Beat the job row from a thread while the block runs, so a long LLM call doesn't look dead."""
-    from storage.db import session_scope
+    from longread.storage.db import session_scope
 
     interval = interval_s or max(get_settings().JOB_HEARTBEAT_TIMEOUT_S / 4, 0.5)
     stop = threading.Event()

@@ -93,8 +93,10 @@ def attention_config(model_config: Any, device: str, **overrides: Any) -> Attent
     """Defaults from Settings and the device, with explicit overrides (benchmarks, tests)."""
     settings = get_settings()
     on_gpu = device.startswith("cuda")
-    chunk = overrides.pop("chunk_tokens", None) or settings.ATTENTION_CHUNK_TOKENS or (
-        GPU_CHUNK_TOKENS if on_gpu else CPU_CHUNK_TOKENS
+    chunk = (
+        overrides.pop("chunk_tokens", None)
+        or settings.ATTENTION_CHUNK_TOKENS
+        or (GPU_CHUNK_TOKENS if on_gpu else CPU_CHUNK_TOKENS)
     )
     carry = overrides.pop("carry_tokens", None) or settings.ATTENTION_CARRY_TOKENS or max(chunk // 8, 64)
     batch = overrides.pop("batch_size", None) or settings.ATTENTION_BATCH_SIZE or (GPU_BATCH if on_gpu else 1)
@@ -107,6 +109,11 @@ def attention_config(model_config: Any, device: str, **overrides: Any) -> Attent
     if chunk < 8 or carry < 1 or batch < 1 or evidence < 1:
         raise ValueError("attention chunk, carry, batch and evidence sizes must be positive (chunk ≥ 8)")
     return AttentionConfig(
-        chunk_tokens=int(chunk), evidence_tokens=int(evidence), carry_tokens=int(carry),
-        layers=layers, heads=heads, batch_size=int(batch), **overrides,
+        chunk_tokens=int(chunk),
+        evidence_tokens=int(evidence),
+        carry_tokens=int(carry),
+        layers=layers,
+        heads=heads,
+        batch_size=int(batch),
+        **overrides,
     )

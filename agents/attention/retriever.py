@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from agents.attention.config import AttentionConfig
-from agents.attention.scoring import PromptLayout, build_layout, token_scores, unit_score
-from agents.base import ProgressFn, no_progress
+from longread.agents.attention.config import AttentionConfig
+from longread.agents.attention.scoring import PromptLayout, build_layout, token_scores, unit_score
+from longread.agents.base import ProgressFn, no_progress
 from longread.ingest.segment import split_sentences
 
 
@@ -155,8 +155,15 @@ class AttentionRetriever:
             ids.extend(doc.ids[unit.tok_start : unit.tok_end])
         return ids, spans
 
-    def read(self, doc: DocumentTokens, question: str, *, progress: ProgressFn = no_progress,
-             hop: int = 0, stage: str = "attention") -> Retrieval:
+    def read(
+        self,
+        doc: DocumentTokens,
+        question: str,
+        *,
+        progress: ProgressFn = no_progress,
+        hop: int = 0,
+        stage: str = "attention",
+    ) -> Retrieval:
         """One pass over the document with the carried cache; evidence and per-chunk trace."""
         started = time.perf_counter()
         cfg = self.config
@@ -175,9 +182,7 @@ class AttentionRetriever:
             built = [self._context(doc, m) for m in members]
             scores = token_scores(self.lm, layout, [ids for ids, _ in built], cfg)
             candidates: dict[int, tuple[Unit, float]] = {}
-            for offset, (chunk_units, (ids, spans), tok_scores) in enumerate(
-                zip(members, built, scores, strict=True)
-            ):
+            for offset, (chunk_units, (ids, spans), tok_scores) in enumerate(zip(members, built, scores, strict=True)):
                 scored_tokens += len(ids) + len(layout.head) + len(layout.query) + len(layout.null)
                 unit_scores = [unit_score(tok_scores[a:b]) for a, b in spans]
                 self._remember(best, chunk_units[len(carry_units) :], unit_scores[len(carry_units) :], hop)
@@ -185,17 +190,26 @@ class AttentionRetriever:
                     if unit.index not in candidates or candidates[unit.index][1] < score:
                         candidates[unit.index] = (unit, score)
                 ranked = sorted(zip(chunk_units, unit_scores, strict=True), key=lambda p: -p[1])[:3]
-                trace.append({
-                    "stage": stage, "hop": hop, "chunk": first + offset, "tokens": len(ids),
-                    "carried": len(carry_units),
-                    "top": [{"start": u.start, "end": u.end, "score": round(s, 5)} for u, s in ranked],
-                })
+                trace.append(
+                    {
+                        "stage": stage,
+                        "hop": hop,
+                        "chunk": first + offset,
+                        "tokens": len(ids),
+                        "carried": len(carry_units),
+                        "top": [{"start": u.start, "end": u.end, "score": round(s, 5)} for u, s in ranked],
+                    }
+                )
             carry = _select(list(candidates.values()), cfg.carry_tokens, cfg.carry_units)
             progress(stage, min(first + len(batch), total), total)
         evidence = self._final(carry, best, hop)
         return Retrieval(
-            evidence=evidence, trace=trace, n_tokens=len(doc.ids), n_chunks=total,
-            scored_tokens=scored_tokens, seconds=time.perf_counter() - started,
+            evidence=evidence,
+            trace=trace,
+            n_tokens=len(doc.ids),
+            n_chunks=total,
+            scored_tokens=scored_tokens,
+            seconds=time.perf_counter() - started,
             carried=[u.index for u, _ in carry],  # best first
         )
 
@@ -233,9 +247,16 @@ class AttentionRetriever:
         return sorted(chosen.values(), key=lambda s: s.unit.index)
 
 
-def retrieve(lm: Any, text: str, question: str, config: AttentionConfig, *,
-             progress: ProgressFn = no_progress, multi_hop: bool = False,
-             expand: Callable[[str, list[str]], str] | None = None) -> Retrieval:
+def retrieve(
+    lm: Any,
+    text: str,
+    question: str,
+    config: AttentionConfig,
+    *,
+    progress: ProgressFn = no_progress,
+    multi_hop: bool = False,
+    expand: Callable[[str, list[str]], str] | None = None,
+) -> Retrieval:
     """Evidence for `question` from `text`; multi-hop re-reads with the query expanded by evidence."""
     if not question.strip():
         raise ValueError("the question is empty")
@@ -254,8 +275,9 @@ def retrieve(lm: Any, text: str, question: str, config: AttentionConfig, *,
     trace, chunks, scored, seconds = list(result.trace), result.n_chunks, result.scored_tokens, result.seconds
     for hop in range(1, config.multi_hop_rounds):
         known = [text[doc.units[i].start : doc.units[i].end] for i in sorted(facts)]
-        hop_result = retriever.read(doc, expand(question, known), progress=progress, hop=hop,
-                                    stage=f"attention hop {hop + 1}")
+        hop_result = retriever.read(
+            doc, expand(question, known), progress=progress, hop=hop, stage=f"attention hop {hop + 1}"
+        )
         trace += hop_result.trace
         chunks += hop_result.n_chunks
         scored += hop_result.scored_tokens

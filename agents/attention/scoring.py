@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from agents.attention.config import AttentionConfig
-from agents.attention.slice import SliceCapture, capturing, slice_attention
+from longread.agents.attention.config import AttentionConfig
+from longread.agents.attention.slice import SliceCapture, capturing, slice_attention
 from longread.llm.prompts import render_prompt
 
 _MARK = "\u2063LONGREAD_CONTEXT\u2063"
@@ -77,21 +77,34 @@ def _decoder(model: Any) -> Any:
     return body if body is not None else model.get_decoder()
 
 
-def _query_pass(body: Any, cache: Any, ids: list[int], lengths: torch.Tensor, mask: torch.Tensor,
-                config: AttentionConfig, device: str) -> dict[int, torch.Tensor]:
+def _query_pass(
+    body: Any,
+    cache: Any,
+    ids: list[int],
+    lengths: torch.Tensor,
+    mask: torch.Tensor,
+    config: AttentionConfig,
+    device: str,
+) -> dict[int, torch.Tensor]:
     batch = lengths.shape[0]
     q = torch.tensor(ids, device=device).unsqueeze(0).expand(batch, -1)
     positions = lengths.unsqueeze(1) + torch.arange(len(ids), device=device).unsqueeze(0)
     full_mask = torch.cat([mask, torch.ones(batch, len(ids), dtype=mask.dtype, device=device)], dim=1)
     capture = SliceCapture(layers=set(config.layers), heads=config.heads)
     with capturing(capture):
-        body(input_ids=q, attention_mask=full_mask, position_ids=positions, past_key_values=cache,
-             use_cache=True)
+        body(input_ids=q, attention_mask=full_mask, position_ids=positions, past_key_values=cache, use_cache=True)
     return capture.reduced
 
 
-def raw_token_scores(lm: Any, layout: PromptLayout, contexts: list[list[int]], config: AttentionConfig,
-                     *, query: list[int] | None = None, calibrate: bool | None = None) -> list[torch.Tensor]:
+def raw_token_scores(
+    lm: Any,
+    layout: PromptLayout,
+    contexts: list[list[int]],
+    config: AttentionConfig,
+    *,
+    query: list[int] | None = None,
+    calibrate: bool | None = None,
+) -> list[torch.Tensor]:
     """Attention of the question rows over each context's tokens (summed over layers/heads).
 
     Returns one fp32 CPU tensor per context, aligned with its token ids. Calibrated by the N/A query
@@ -130,13 +143,12 @@ def raw_token_scores(lm: Any, layout: PromptLayout, contexts: list[list[int]], c
             total = total - sum(s[:, :width] for s in null.values())
     total = total.float().cpu()
     head = len(layout.head)
-    return [
-        total[i, pads[i] + head : pads[i] + head + len(ctx)].clone() for i, ctx in enumerate(contexts)
-    ]
+    return [total[i, pads[i] + head : pads[i] + head + len(ctx)].clone() for i, ctx in enumerate(contexts)]
 
 
-def token_scores(lm: Any, layout: PromptLayout, contexts: list[list[int]], config: AttentionConfig,
-                 *, query: list[int] | None = None) -> list[torch.Tensor]:
+def token_scores(
+    lm: Any, layout: PromptLayout, contexts: list[list[int]], config: AttentionConfig, *, query: list[int] | None = None
+) -> list[torch.Tensor]:
     """Calibrated (per config) and smoothed token scores for each context."""
     raw = raw_token_scores(lm, layout, contexts, config, query=query)
     return [smooth(r, config.smooth_width) for r in raw]

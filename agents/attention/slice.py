@@ -41,8 +41,15 @@ class SliceCapture:
     reduced: dict[int, torch.Tensor] = field(default_factory=dict)
     rows: dict[int, torch.Tensor] = field(default_factory=dict)
 
-    def record(self, module: Any, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
-               scaling: float | None, softcap: float | None) -> None:
+    def record(
+        self,
+        module: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        mask: torch.Tensor | None,
+        scaling: float | None,
+        softcap: float | None,
+    ) -> None:
         layer = int(module.layer_idx)
         heads = (self.heads or {}).get(layer)
         if heads is not None:
@@ -76,9 +83,15 @@ def _apply_mask(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return logits + mask.float()
 
 
-def slice_attention_forward(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                            attention_mask: torch.Tensor | None, scaling: float | None = None,
-                            **kwargs: Any) -> tuple[torch.Tensor, Any]:
+def slice_attention_forward(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, Any]:
     """SDPA for the output; the captured slice on the side for the chosen layers."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 

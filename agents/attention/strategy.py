@@ -12,9 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from agents.attention.config import attention_config
-from agents.attention.retriever import Retrieval, ScoredUnit, retrieve
-from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.attention.config import attention_config
+from longread.agents.attention.retriever import Retrieval, ScoredUnit, retrieve
+from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.llm.prompts import render_prompt
 from longread.local_model import load_local_model
 
@@ -58,14 +58,14 @@ def _normalise(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip().strip(".,;:!?\"'").lower()
 
 
-def _answer_local(model: str | None, question: str, text: str, evidence: list[ScoredUnit],
-                  usage: Any) -> str:
+def _answer_local(model: str | None, question: str, text: str, evidence: list[ScoredUnit], usage: Any) -> str:
     from longread.llm.local_provider import generate_raw
 
     joined = " ".join(text[s.unit.start : s.unit.end] for s in evidence)
     prompt = render_prompt("attention_answer_local", evidence=joined, question=question)
-    answer, n_prompt, n_out = generate_raw(model or "local/default", prompt, max_tokens=_LOCAL_ANSWER_TOKENS,
-                                           stop=["\n"])
+    answer, n_prompt, n_out = generate_raw(
+        model or "local/default", prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"]
+    )
     if usage is not None:
         usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
     return answer
@@ -81,8 +81,9 @@ def _cited_by_answer(text: str, answer: str, evidence: list[ScoredUnit]) -> list
     return sorted(evidence, key=lambda s: -s.score)[:3]
 
 
-def _answer_hosted(answer_model: str, question: str, passages: list[dict[str, Any]],
-                   usage: Any) -> tuple[str, list[int]]:
+def _answer_hosted(
+    answer_model: str, question: str, passages: list[dict[str, Any]], usage: Any
+) -> tuple[str, list[int]]:
     from longread.llm import LLMClient
 
     client = LLMClient(answer_model, usage=usage)
@@ -110,23 +111,33 @@ def read_with_attention(
         raise ValueError("the question is empty")
     lm = load_local_model(None)
     config = attention_config(lm.model.config, lm.device, **overrides)
-    result: Retrieval = retrieve(lm, text, question, config, progress=progress or no_progress,
-                                 multi_hop=multi_hop)
+    result: Retrieval = retrieve(lm, text, question, config, progress=progress or no_progress, multi_hop=multi_hop)
     evidence = result.evidence
     carried = set(result.carried)
     read = [_evidence(segments, s) for s in evidence]
     trace: list[dict[str, Any]] = list(result.trace)
-    trace.append({
-        "stage": "attention summary", "tokens": result.n_tokens, "chunks": result.n_chunks,
-        "scored_tokens": result.scored_tokens, "seconds": round(result.seconds, 3),
-        "layers": list(config.layers), "chunk_tokens": config.chunk_tokens,
-        "evidence_tokens": config.evidence_tokens, "multi_hop": multi_hop,
-        "evidence": [
-            {"start": s.unit.start, "end": s.unit.end, "score": round(s.score, 5),
-             "carried": s.unit.index in carried}
-            for s in evidence
-        ],
-    })
+    trace.append(
+        {
+            "stage": "attention summary",
+            "tokens": result.n_tokens,
+            "chunks": result.n_chunks,
+            "scored_tokens": result.scored_tokens,
+            "seconds": round(result.seconds, 3),
+            "layers": list(config.layers),
+            "chunk_tokens": config.chunk_tokens,
+            "evidence_tokens": config.evidence_tokens,
+            "multi_hop": multi_hop,
+            "evidence": [
+                {
+                    "start": s.unit.start,
+                    "end": s.unit.end,
+                    "score": round(s.score, 5),
+                    "carried": s.unit.index in carried,
+                }
+                for s in evidence
+            ],
+        }
+    )
     if not evidence:
         return AnswerDraft(answer="The document has no readable text.", strategy=STRATEGY, trace=trace)
     unknown = 0
@@ -141,5 +152,12 @@ def read_with_attention(
         unknown = sum(1 for n in numbers if not 1 <= n <= len(evidence))
         cited = [read[n - 1] for n in valid]
         reason = f"attention retrieval by the local model, answered by {answer_model}"
-    return AnswerDraft(answer=answer, strategy=STRATEGY, cited=cited, read=read, trace=trace,
-                       strategy_reason=reason, unknown_citations=unknown)
+    return AnswerDraft(
+        answer=answer,
+        strategy=STRATEGY,
+        cited=cited,
+        read=read,
+        trace=trace,
+        strategy_reason=reason,
+        unknown_citations=unknown,
+    )

@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlmodel import Session
 
-from agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
-from agents.citations import answer_phrase
-from agents.memwalker.tree import get_node, tree_level_sizes
+from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.citations import answer_phrase
+from longread.agents.memwalker.tree import get_node, tree_level_sizes
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.prompts import COMPLETION
-from storage.models import Document, Tree, TreeNode
+from longread.storage.models import Document, Tree, TreeNode
 
 DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)

@@ -15,12 +15,12 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from agents.base import ProgressFn, no_progress
-from agents.segments import document_slice, ensure_segments, scheme_for
+from longread.agents.base import ProgressFn, no_progress
+from longread.agents.segments import document_slice, ensure_segments, scheme_for
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import provider_of
-from storage.models import Document, Segment, Tree, TreeNode, TreeStatus
+from longread.storage.models import Document, Segment, Tree, TreeNode, TreeStatus
 
 TREE_PROMPTS = ("tree_leaf_summary", "tree_node_summary")
 LEAF_SUMMARY_WORDS = 120

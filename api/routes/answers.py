@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CurrentPrincipal, SessionDep, releases_session
-from api.schemas import AnswerOut
-from api.service import owned_answer
+from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
+from longread.api.schemas import AnswerOut
+from longread.api.service import owned_answer
 
 router = APIRouter(prefix="/v1/answers", tags=["answers"])
 

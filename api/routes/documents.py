@@ -11,9 +11,10 @@ from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentPrincipal, SessionDep, releases_session
-from api.errors import ApiError
-from api.schemas import (
+from longread import engine
+from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
+from longread.api.errors import ApiError
+from longread.api.schemas import (
     AnswerOut,
     DocumentDetail,
     DocumentOut,
@@ -25,15 +26,14 @@ from api.schemas import (
     TextOut,
     UploadOut,
 )
-from api.security import Principal
-from api.service import latest_job, owned_document, resolve_model, submit
-from api.uploads import Upload, receive_upload
-from longread import engine
+from longread.api.security import Principal
+from longread.api.service import latest_job, owned_document, resolve_model, submit
+from longread.api.uploads import Upload, receive_upload
 from longread.config import get_settings
 from longread.ingest import IngestError, load_document
-from storage.db import session_scope
-from storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
-from workers import jobs
+from longread.storage.db import session_scope
+from longread.storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
+from longread.workers import jobs
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 

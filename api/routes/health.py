@@ -6,9 +6,9 @@ import redis
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from api.deps import SessionDep, releases_session
-from api.errors import ApiError
-from workers.embedded import redis_url
+from longread.api.deps import SessionDep, releases_session
+from longread.api.errors import ApiError
+from longread.workers.embedded import redis_url
 
 router = APIRouter(tags=["health"])
 

@@ -12,13 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import CurrentPrincipal, SessionDep, releases_session
-from api.schemas import JobOut
-from api.security import Principal
-from api.service import owned_job
-from storage.db import session_scope
-from storage.models import Job
-from workers import jobs
+from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
+from longread.api.schemas import JobOut
+from longread.api.security import Principal
+from longread.api.service import owned_job
+from longread.storage.db import session_scope
+from longread.storage.models import Job
+from longread.workers import jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -98,7 +98,9 @@ def eval_command(
     ] = None,
     regenerate_with: Annotated[
         str | None,
-        typer.Option(help="Command shown in published sections (a script running several commands); default: this one."),
+        typer.Option(
+            help="Command shown in published sections (a script running several commands); default: this one."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

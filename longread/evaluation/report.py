@@ -401,4 +401,3 @@ def publish_summary(out_dir: Path, page_file: Path, docs_file: Path, command: st
         )
     page_file.write_text(marker.sub(lambda _m: section, page), encoding="utf-8")
     return page_file
-

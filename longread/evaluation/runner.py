@@ -61,9 +61,9 @@ def make_judge(model: str, usage: Usage) -> Judge:
 
 
 def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, model: str, usage: Usage) -> Outcome:
-    from agents import baselines
-    from agents.citations import check_citations
-    from agents.segments import ensure_segments
+    from longread.agents import baselines
+    from longread.agents.citations import check_citations
+    from longread.agents.segments import ensure_segments
 
     client = LLMClient(model, usage)
     segments = ensure_segments(session, document, client.model)
@@ -78,8 +78,8 @@ def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, mo
 
 def _retrieve_only(session: Any, document: Any, item: EvalItem, strategy: str, model: str) -> Outcome:
     """What a baseline would show the model, without asking it: retrieval recall at no model cost."""
-    from agents import baselines
-    from agents.segments import ensure_segments
+    from longread.agents import baselines
+    from longread.agents.segments import ensure_segments
 
     if item.question is None:
         raise ValueError("retrieval-only runs need questions; summary suites have none")
@@ -224,7 +224,7 @@ def run_eval(
     Items sharing a document run in order on one worker (so a summary tree is built once); with
     `workers` > 1 different documents run in parallel, which suits hosted models.
     """
-    from storage.db import session_scope
+    from longread.storage.db import session_scope
 
     summary = RunSummary()
     if retrieval_only and any(s not in BASELINES for s in strategies):

@@ -230,7 +230,7 @@ class LLMClient:
         with _process_semaphore(self._settings.LLM_MAX_CONCURRENCY):
             if self._settings.REDIS_URL and not is_in_process(self.model):
                 try:
-                    from workers.limits import provider_slot
+                    from longread.workers.limits import provider_slot
                 except ImportError:
                     yield
                     return
@@ -278,8 +278,8 @@ def _to_completion(response: Any) -> Completion:
 
 
 def _cache_get(key: str) -> Completion | None:
-    from storage.db import session_scope
-    from storage.models import CompletionCache
+    from longread.storage.db import session_scope
+    from longread.storage.models import CompletionCache
 
     with session_scope() as session:
         row = session.get(CompletionCache, key)
@@ -291,8 +291,8 @@ def _cache_get(key: str) -> Completion | None:
 def _cache_put(key: str, model: str, completion: Completion) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from storage.db import session_scope
-    from storage.models import CompletionCache
+    from longread.storage.db import session_scope
+    from longread.storage.models import CompletionCache
 
     with session_scope() as session:
         if session.get(CompletionCache, key) is not None:

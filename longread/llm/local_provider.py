@@ -102,15 +102,17 @@ def is_base_model(model: str) -> bool:
     return not getattr(load_local_model(model).tokenizer, "chat_template", None)
 
 
-def generate_text(model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None,
-                  stop: list[str] | None = None) -> tuple[str, int, int, str]:
+def generate_text(
+    model: str, messages: list[dict[str, Any]], *, max_tokens: int | None = None, stop: list[str] | None = None
+) -> tuple[str, int, int, str]:
     """Chat completion, greedy: (text, prompt_tokens, completion_tokens, finish_reason)."""
     prompt, stops = render_messages(load_local_model(model).tokenizer, messages)
     return _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stops) + tuple(stop or ()))
 
 
-def generate_raw(model: str, prompt: str, *, max_tokens: int | None = None,
-                 stop: list[str] | None = None) -> tuple[str, int, int]:
+def generate_raw(
+    model: str, prompt: str, *, max_tokens: int | None = None, stop: list[str] | None = None
+) -> tuple[str, int, int]:
     """Plain-text continuation (few-shot prompts for a base model): (text, prompt_tokens, completion_tokens)."""
     text, n_prompt, n_out, _ = _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stop or ()))
     return text, n_prompt, n_out

@@ -15,7 +15,7 @@ import jinja2
 
 # `prompts/` sits beside the `longread` package, in a checkout and in an installed wheel alike; a path
 # (not importlib.resources) keeps a same-named namespace package elsewhere on sys.path from shadowing it.
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -61,4 +61,3 @@ def prompt_fingerprint(names: tuple[str, ...], *, completion: bool) -> str:
         variant = f"{COMPLETION}/{name}" if completion and has_completion_variant(name) else name
         digest.update(variant.encode() + b"\0" + _source(variant).encode() + b"\0")
     return digest.hexdigest()[:12]
-

@@ -45,8 +45,8 @@ def _celery_client_for_this_tier() -> Iterator[None]:
     `workers.celery_app` reads its settings once, at import; another tier may have imported it
     with a different broker, or may import it after this tier and expect its own.
     """
-    loaded = "workers.celery_app" in sys.modules
-    module = importlib.import_module("workers.celery_app")
+    loaded = "longread.workers.celery_app" in sys.modules
+    module = importlib.import_module("longread.workers.celery_app")
     app = module.app
     config = module.celery_config()
     saved = {key: app.conf[key] for key in config} if loaded else None
@@ -68,7 +68,7 @@ def _celery_client_for_this_tier() -> Iterator[None]:
             point(saved)
         else:
             point({})
-            sys.modules.pop("workers.celery_app", None)  # the next importer configures it afresh
+            sys.modules.pop("longread.workers.celery_app", None)  # the next importer configures it afresh
 
 
 @pytest.fixture(scope="package")
@@ -102,7 +102,7 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         for key, value in values.items():
             mp.setenv(key, value)
         get_settings.cache_clear()
-        from storage.db import init_db
+        from longread.storage.db import init_db
 
         init_db()  # migrate once, before two processes race to
         with _celery_client_for_this_tier():
@@ -128,7 +128,7 @@ def site(browser_env: dict[str, str], worker: Workers, tmp_path_factory: pytest.
     log_path = tmp_path_factory.mktemp("browser-api") / "api.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "uvicorn", "longread.api.main:app", "--host", "127.0.0.1", "--port", str(port)],
             env=browser_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -150,8 +150,8 @@ def site(browser_env: dict[str, str], worker: Workers, tmp_path_factory: pytest.
 @pytest.fixture
 def new_key(browser_env: dict[str, str]) -> Callable[[str], str]:
     """A fresh API key (and tenant), so each test sees only its own documents."""
-    from api.security import create_key
-    from storage.db import session_scope
+    from longread.api.security import create_key
+    from longread.storage.db import session_scope
 
     def make(name: str) -> str:
         with session_scope() as session:

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.service_common import free_port as _free_port
-from bench.service_common import wait_for
-from tests.factories import document_with_facts
+from longread.testing.factories import document_with_facts
+from longread.testing.processes import free_port as _free_port
+from longread.testing.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -76,7 +76,7 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         for key, value in values.items():
             mp.setenv(key, value)
         get_settings.cache_clear()
-        from storage.db import init_db
+        from longread.storage.db import init_db
 
         init_db()
         yield dict(os.environ)
@@ -90,7 +90,7 @@ def control_app() -> Any:
     """A Celery client for the current settings (the imported app may carry another suite's broker)."""
     from celery import Celery
 
-    from workers.celery_app import celery_config
+    from longread.workers.celery_app import celery_config
 
     app = Celery("longread-test-control")
     app.conf.update(celery_config())
@@ -109,7 +109,7 @@ class Workers:
         self.count += 1
         name = f"w{self.count}-{uuid.uuid4().hex[:6]}@localhost"
         cmd = [
-            sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-B",
+            sys.executable, "-m", "celery", "-A", "longread.workers.celery_app", "worker", "-B",
             "-s", str(self.logs / f"beat-{self.count}"), "-Q", "default,local", "-c", str(concurrency),
             "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ]  # fmt: skip
@@ -156,7 +156,7 @@ def api_url(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     port = _free_port()
     log = open(tmp_path_factory.mktemp("api") / "api.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "longread.api.main:app", "--host", "127.0.0.1", "--port", str(port)],
         env=service_env,
         cwd=REPO,
         stdout=log,
@@ -177,8 +177,8 @@ def api_url(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 
 def _new_key(name: str) -> str:
-    from api.security import create_key
-    from storage.db import session_scope
+    from longread.api.security import create_key
+    from longread.storage.db import session_scope
 
     with session_scope() as session:
         plain, _row = create_key(session, name)

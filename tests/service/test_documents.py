@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
 
 def _count_documents() -> int:
-    from storage.db import session_scope
-    from storage.models import Document
+    from longread.storage.db import session_scope
+    from longread.storage.models import Document
 
     with session_scope() as session:
         return int(session.exec(select(func.count()).select_from(Document)).one())

@@ -30,7 +30,7 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
     )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.embedded", "--port", str(port), "--concurrency", "2"],
+        [sys.executable, "-m", "longread.workers.embedded", "--port", str(port), "--concurrency", "2"],
         env=env,
         cwd=REPO,
         stdout=log,

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.service
 
 
 def _hold(key: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from workers.limits import redis_slot
+    from longread.workers.limits import redis_slot
 
     client = redis.Redis.from_url(REDIS_URL)
     with redis_slot(client, key, limit=2, lease_s=30, wait_s=30, poll_s=0.01):
@@ -42,7 +42,7 @@ def test_provider_cap_is_shared_by_processes() -> None:
 
 
 def test_slot_of_a_dead_holder_expires() -> None:
-    from workers.limits import SlotTimeout, redis_slot
+    from longread.workers.limits import SlotTimeout, redis_slot
 
     client = redis.Redis.from_url(REDIS_URL)
     key = f"longread:test-slots:{uuid.uuid4().hex}"

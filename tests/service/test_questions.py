@@ -127,8 +127,8 @@ def test_summary_job_events_arrive_in_order_and_end(client: httpx.Client) -> Non
 def test_cancel_stops_a_running_tree_build(client: httpx.Client) -> None:
     from sqlmodel import func, select
 
-    from storage.db import session_scope
-    from storage.models import TreeNode
+    from longread.storage.db import session_scope
+    from longread.storage.models import TreeNode
 
     doc_id = _ingested(client, needle_document(random.randint(10_000, 99_999), paragraphs=30))
     job_id = client.post(f"/v1/documents/{doc_id}/summaries", json={"model": SLOW_MODEL}).json()["id"]
@@ -153,7 +153,7 @@ def test_cancel_stops_a_running_tree_build(client: httpx.Client) -> None:
 def test_rate_limit_per_key(service_env: dict[str, str], key_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from api.main import app
+    from longread.api.main import app
     from longread.config import get_settings
 
     monkeypatch.setenv("LONGREAD_RATE_LIMIT_PER_MINUTE", "3")

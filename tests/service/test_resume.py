@@ -14,9 +14,9 @@ pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
 
 def test_killed_worker_tree_build_is_resumed_without_gaps_or_duplicates(client: httpx.Client, workers) -> None:  # type: ignore[no-untyped-def]
-    from agents.memwalker.tree import level_sizes
-    from storage.db import session_scope
-    from storage.models import Tree, TreeNode, TreeStatus
+    from longread.agents.memwalker.tree import level_sizes
+    from longread.storage.db import session_scope
+    from longread.storage.models import Tree, TreeNode, TreeStatus
 
     body = upload(client, needle_document(random.randint(10_000, 99_999), paragraphs=30)).json()
     assert wait_job(client, body["job_id"])["status"] == "succeeded"
@@ -57,8 +57,8 @@ def test_killed_worker_tree_build_is_resumed_without_gaps_or_duplicates(client: 
 
 
 def test_queued_job_whose_message_was_lost_is_sent_again(client: httpx.Client) -> None:
-    from storage.db import session_scope
-    from storage.models import Document, Job, JobKind
+    from longread.storage.db import session_scope
+    from longread.storage.models import Document, Job, JobKind
 
     body = upload(client, needle_document(random.randint(10_000, 99_999))).json()
     assert wait_job(client, body["job_id"])["status"] == "succeeded"

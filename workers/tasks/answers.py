@@ -6,16 +6,16 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from agents.base import ProgressFn
-from agents.memwalker.tree import prepare_tree
 from longread import engine
+from longread.agents.base import ProgressFn
+from longread.agents.memwalker.tree import prepare_tree
 from longread.config import get_settings
 from longread.llm import LLMClient, Usage
-from storage.models import Answer, Document, Job, JobKind, TreeStatus
-from workers import jobs
-from workers.celery_app import app
-from workers.tasks.base import continue_job, run_job
-from workers.tasks.tree import start_build
+from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
+from longread.workers import jobs
+from longread.workers.celery_app import app
+from longread.workers.tasks.base import continue_job, run_job
+from longread.workers.tasks.tree import start_build
 
 EngineCall = Callable[[Session, Document, ProgressFn, Usage], Answer]
 
@@ -96,26 +96,26 @@ def entry_body(session: Session, job: Job) -> str | None:
         if tree.status is not TreeStatus.READY:
             return start_build(session, job, tree)
     elif strategy == "chain":
-        from workers.tasks.chain import start_chain
+        from longread.workers.tasks.chain import start_chain
 
         start_chain(session, job, document)
         return None
     return answer_body(session, job)
 
 
-@app.task(bind=True, name="workers.tasks.answers.ask_task")
+@app.task(bind=True, name="longread.workers.tasks.answers.ask_task")
 def ask_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     """Answer a question (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, entry_body)
 
 
-@app.task(bind=True, name="workers.tasks.answers.summarize_task")
+@app.task(bind=True, name="longread.workers.tasks.answers.summarize_task")
 def summarize_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     """Summarise a document (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, entry_body)
 
 
-@app.task(name="workers.tasks.answers.answer_task")
+@app.task(name="longread.workers.tasks.answers.answer_task")
 def answer_task(job_id: str, attempt: int) -> str:
     """After the tree fan-out: navigate (or summarise from the top) and store the answer."""
     return continue_job(job_id, attempt, answer_body)

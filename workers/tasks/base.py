@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from agents.base import JobCanceled
-from storage.db import session_scope
-from storage.models import Job, JobStatus
-from workers import jobs
+from longread.agents.base import JobCanceled
+from longread.storage.db import session_scope
+from longread.storage.models import Job, JobStatus
+from longread.workers import jobs
 
 log = logging.getLogger(__name__)
 

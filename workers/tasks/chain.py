@@ -12,14 +12,23 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from agents.chain import EMPTY_UNIT, ChainBudget, Chunk, chain_budget, plan_chunks, run_key, run_step, stored_steps
-from agents.segments import ensure_segments
+from longread.agents.chain import (
+    EMPTY_UNIT,
+    ChainBudget,
+    Chunk,
+    chain_budget,
+    plan_chunks,
+    run_key,
+    run_step,
+    stored_steps,
+)
+from longread.agents.segments import ensure_segments
 from longread.config import get_settings
 from longread.llm import LLMClient, Usage
-from storage.models import Document, Job, JobKind, Segment
-from workers import jobs
-from workers.celery_app import app, queue_for
-from workers.tasks.base import continue_job
+from longread.storage.models import Document, Job, JobKind, Segment
+from longread.workers import jobs
+from longread.workers.celery_app import app, queue_for
+from longread.workers.tasks.base import continue_job
 
 STAGE = "reading in order"
 
@@ -53,7 +62,7 @@ def _next(job: Job) -> None:
 
 
 def _answer(job: Job) -> None:
-    from workers.tasks.answers import answer_task
+    from longread.workers.tasks.answers import answer_task
 
     answer_task.apply_async((job.id, job.attempts), queue=queue_for(_model(job)))
 
@@ -69,7 +78,7 @@ def start_chain(session: Session, job: Job, document: Document) -> None:
         _answer(job)
 
 
-@app.task(name="workers.tasks.chain.chain_step_task")
+@app.task(name="longread.workers.tasks.chain.chain_step_task")
 def chain_step_task(job_id: str, attempt: int) -> str:
     """Run the next chain step of a job, persist its unit, and hand on to the next task."""
 
@@ -98,7 +107,7 @@ def chain_step_task(job_id: str, attempt: int) -> str:
             jobs.add_usage(session, job.id, usage)
             jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(chain.chunks) + 1)
             if jobs.cancel_requested(session, job.id):
-                from agents.base import JobCanceled
+                from longread.agents.base import JobCanceled
 
                 raise JobCanceled(job.id)
         if step + 1 < len(chain.chunks):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from agents.segments import ensure_segments
+from longread.agents.segments import ensure_segments
 from longread.config import get_settings
-from storage.models import Document, Job
-from workers import jobs
-from workers.celery_app import app
-from workers.tasks.base import run_job
+from longread.storage.models import Document, Job
+from longread.workers import jobs
+from longread.workers.celery_app import app
+from longread.workers.tasks.base import run_job
 
 
 def ingest_body(session: Session, job: Job) -> str | None:
@@ -25,7 +25,7 @@ def ingest_body(session: Session, job: Job) -> str | None:
     return document.id
 
 
-@app.task(bind=True, name="workers.tasks.ingest.ingest_task")
+@app.task(bind=True, name="longread.workers.tasks.ingest.ingest_task")
 def ingest_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     """Segment an uploaded document (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, ingest_body)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from storage.db import session_scope
-from workers import jobs
-from workers.celery_app import app
-from workers.dispatch import enqueue
+from longread.storage.db import session_scope
+from longread.workers import jobs
+from longread.workers.celery_app import app
+from longread.workers.dispatch import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,6 @@ def sweep() -> list[str]:
     return resumed
 
 
-@app.task(name="workers.tasks.maintenance.sweep_stale_jobs", ignore_result=True)
+@app.task(name="longread.workers.tasks.maintenance.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> list[str]:
     return sweep()

@@ -14,14 +14,14 @@ from celery import chord, group
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
+from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
 from longread.config import get_settings
 from longread.llm import LLMClient, Usage
-from storage.db import session_scope
-from storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
-from workers import jobs
-from workers.celery_app import app, queue_for
-from workers.tasks.base import continue_job, run_job
+from longread.storage.db import session_scope
+from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
+from longread.workers import jobs
+from longread.workers.celery_app import app, queue_for
+from longread.workers.tasks.base import continue_job, run_job
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ def after_tree(session: Session, job: Job, tree: Tree) -> str | None:
     """A tree job ends here; a question or summary over the tree goes on to its answer task."""
     if job.kind is JobKind.BUILD_TREE:
         return tree.id
-    from workers.tasks.answers import answer_task
+    from longread.workers.tasks.answers import answer_task
 
     answer_task.apply_async((job.id, job.attempts), queue=queue_for(job_model(job)))
     return None
 
 
-@app.task(bind=True, name="workers.tasks.tree.build_tree_task")
+@app.task(bind=True, name="longread.workers.tasks.tree.build_tree_task")
 def build_tree_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     """Entry task of a tree job (also what the sweeper re-sends to resume one)."""
 
@@ -88,7 +88,7 @@ def build_tree_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     return run_job(job_id, self.request.id, body)
 
 
-@app.task(name="workers.tasks.tree.summarize_node_task")
+@app.task(name="longread.workers.tasks.tree.summarize_node_task")
 def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, attempt: int) -> str:
     """Summarise one node. Failures mark the job failed and return, so the chord body still runs."""
     with session_scope() as session:
@@ -119,7 +119,7 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
         return f"{level}:{position}"
 
 
-@app.task(name="workers.tasks.tree.tree_level_done")
+@app.task(name="longread.workers.tasks.tree.tree_level_done")
 def tree_level_done(job_id: str, tree_id: str, level: int, attempt: int) -> str:
     """Chord body: the level is complete, so start the next one (or finish the tree)."""
 

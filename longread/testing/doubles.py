@@ -1,6 +1,6 @@
 """Scripted models for tests: deterministic readers of Longread's own prompts, served through litellm.
 
-Each function receives the chat messages and returns the reply, as `scripted/tests.doubles.<name>`.
+Each function receives the chat messages and returns the reply, as `scripted/longread.testing.doubles.<name>`.
 They behave like a careful reader that matches question words against the text, which is enough to
 check that the strategies route the right text to the right place.
 """
