@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass
 from importlib.util import find_spec
 
-STRATEGIES = ("auto", "full", "tree", "chain", "attention")
-
 _AGGREGATION = re.compile(
     r"\b(summar\w*|overall|main (themes?|points?|arguments?|ideas?)|list (all|every)|all the|every\b|"
     r"how many times|throughout|over the course|timeline|evolv\w*|compare|contrast|whole (book|document|report)|"

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from longread.api import errors
-from longread.api.routes import answers, documents, health, jobs
+from longread.api.routes import answers, documents, health, jobs, strategies
 from longread.storage.db import init_db
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
@@ -37,7 +37,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (documents, jobs, answers, health):
+    for module in (documents, jobs, answers, strategies, health):
         app.include_router(module.router)
     if (FRONTEND / "index.html").exists():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")

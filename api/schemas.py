@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from longread.agents.registry import QuestionStrategy, SummaryStrategy
 from longread.storage.models import Answer, Document, Job
 from longread.workers.jobs import as_utc, eta_seconds
-
-Strategy = Literal["auto", "full", "tree", "chain", "attention"]
 
 
 class DocumentOut(BaseModel):
@@ -100,12 +99,12 @@ class JobOut(BaseModel):
 
 class QuestionIn(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
-    strategy: Strategy = "auto"
+    strategy: QuestionStrategy = QuestionStrategy("auto")
     model: str | None = Field(default=None, description="one of the configured models; the default when unset")
 
 
 class SummaryIn(BaseModel):
-    strategy: Literal["tree", "chain"] = "tree"
+    strategy: SummaryStrategy = SummaryStrategy("tree")
     model: str | None = None
 
 
@@ -165,3 +164,11 @@ class TextOut(BaseModel):
     end: int
     n_chars: int
     text: str
+
+
+class StrategyOut(BaseModel):
+    name: str
+    title: str
+    answers_questions: bool
+    summarises: bool
+    needs_local_model: bool

@@ -843,9 +843,37 @@ async function openEvidence(citation, panel) {
   mark.scrollIntoView({ block: "center" });
 }
 
+// ---------------------------------------------------------------- strategies
+
+/** Fill a strategy menu from the server's registry, keeping `auto` (the planner) first. */
+function fillStrategyMenu(select, strategies, selected) {
+  const options = [["auto", "auto: planned for the document, the question and the budget"]];
+  for (const s of strategies) options.push([s.name, `${s.name}: ${s.title}`]);
+  select.textContent = "";
+  for (const [value, label] of options) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = label;
+    option.selected = value === selected;
+    select.append(option);
+  }
+}
+
+async function loadStrategies() {
+  let strategies;
+  try {
+    strategies = await api("/v1/strategies");
+  } catch {
+    return; // the menus keep their built-in options
+  }
+  fillStrategyMenu($("#strategy"), strategies, "auto");
+  fillStrategyMenu($("#summary-strategy"), strategies.filter((s) => s.summarises), "tree");
+}
+
 // ---------------------------------------------------------------- start
 
 function init() {
+  loadStrategies();
   initKeyForm();
   initUpload();
   initAsk();

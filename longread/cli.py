@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from longread import engine
+from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
@@ -125,11 +126,19 @@ def _run(action: Any, as_json: bool, quiet: bool) -> None:
     _print(payload, as_json)
 
 
+def _check_strategy(check: Any, name: str) -> None:
+    """Refuse an unknown strategy before any file is read or stored."""
+    try:
+        check(name)
+    except registry.UnknownStrategy as exc:
+        fail(str(exc))
+
+
 @app.command()
 def ask(
     source: Annotated[str, typer.Argument(help="A file (txt, md, html, pdf, docx, epub) or a stored document id.")],
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    strategy: Annotated[str, typer.Option(help="auto, full, tree, chain or attention.")] = "auto",
+    strategy: Annotated[str, typer.Option(help=f"How to read: {', '.join(registry.question_choices())}.")] = "auto",
     model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
     answer_with: Annotated[
         str | None, typer.Option("--answer-with", help="Model that answers from attention-selected evidence.")
@@ -138,11 +147,18 @@ def ask(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Answer a question about a document, citing the passages the answer rests on."""
+    _check_strategy(registry.check_question_strategy, strategy)
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)
         answer = engine.ask(
-            session, document, question, strategy=strategy, model=model, progress=progress, answer_with=answer_with
+            session,
+            document,
+            question,
+            strategy=strategy,
+            model=model,
+            progress=progress,
+            answer_with=answer_with,
         )
         return answer_payload(answer, document)
 
@@ -152,12 +168,13 @@ def ask(
 @app.command()
 def summarize(
     source: Annotated[str, typer.Argument(help="A file or a stored document id.")],
-    strategy: Annotated[str, typer.Option(help="tree (summary tree) or chain (chain of agents).")] = "tree",
+    strategy: Annotated[str, typer.Option(help=f"How to read: {', '.join(registry.summary_choices())}.")] = "tree",
     model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Summarise a whole document."""
+    _check_strategy(registry.check_summary_strategy, strategy)
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)

@@ -11,20 +11,17 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents import registry
+from longread.agents.base import AnswerDraft, ProgressFn, no_progress
 from longread.agents.citations import check_citations
-from longread.agents.memwalker.navigate import navigate
 from longread.agents.memwalker.tree import build_tree as build_summary_tree
-from longread.agents.memwalker.tree import get_node, tree_level_sizes, words_to_tokens
-from longread.agents.router import STRATEGIES, Route, choose_strategy, local_model_available
+from longread.agents.router import Route, choose_strategy, local_model_available
 from longread.agents.segments import ensure_segments
 from longread.ingest import document_id, load_document
 from longread.ingest.loaders import load_path
 from longread.llm import LLMClient, Usage
-from longread.storage.models import LOCAL_TENANT, Answer, Document, Job, Tree, TreeNode
+from longread.storage.models import LOCAL_TENANT, Answer, Document, Job, Tree
 from longread.tokens import token_counter_for
-
-ROOT_SUMMARY_WORDS = 400
 
 
 def _document_key(tenant_id: str, content_hash: str) -> str:
@@ -78,45 +75,10 @@ def build_tree(
 
 def route_question(document: Document, question: str, strategy: str, client: LLMClient) -> Route:
     """The strategy a question will be read with, and why (`auto` decides here)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
-    if strategy != "auto":
+    if registry.check_question_strategy(strategy) != registry.AUTO:
         return Route(strategy, "chosen by the caller")
     n_tokens = client.counter.count(document.text) if client.model.startswith("local/") else document.n_tokens
     return choose_strategy(question, n_tokens, client.context_window, local_available=local_model_available())
-
-
-def _read(
-    session: Session,
-    document: Document,
-    question: str,
-    route: Route,
-    client: LLMClient,
-    progress: ProgressFn,
-    answer_with: str | None,
-) -> AnswerDraft:
-    if route.strategy == "tree":
-        tree = build_summary_tree(session, document, client, progress=progress)
-        return navigate(session, tree, document, question, client, progress=progress)
-    if route.strategy == "chain":
-        from longread.agents.chain import run_chain
-
-        return run_chain(session, document, question, client, progress=progress)
-    segments = ensure_segments(session, document, client.model)
-    if route.strategy == "attention":
-        from longread.agents.attention.strategy import read_with_attention
-
-        return read_with_attention(
-            document.text,
-            question,
-            segments=segments,
-            answer_model=answer_with or client.model,
-            usage=client.usage,
-            progress=progress,
-        )
-    from longread.agents.baselines import answer_full
-
-    return answer_full(document.text, question, segments=segments, client=client)
 
 
 def _store_answer(
@@ -178,44 +140,11 @@ def ask(
     started = time.monotonic()
     client = LLMClient(model, usage)
     route = route_question(document, question, strategy, client)
-    draft = _read(session, document, question, route, client, progress or no_progress, answer_with)
+    request = registry.ReadRequest(session, document, question, client, progress or no_progress, answer_with)
+    draft = registry.get(route.strategy).read(request)
     return _store_answer(
         session, document, draft, question=question, kind="answer", route=route, client=client, started=started, job=job
     )
-
-
-def _tree_summary(session: Session, document: Document, client: LLMClient, progress: ProgressFn) -> AnswerDraft:
-    """Summarise from the tree's top: the root's children (or the lone leaf) with the passages they span."""
-    tree = build_summary_tree(session, document, client, progress=progress)
-    sizes = tree_level_sizes(session, tree)
-    top_level = max(0, len(sizes) - 2)
-    parts = []
-    for position in range(sizes[top_level]):
-        node = get_node(session, tree.id, top_level, position)
-        assert node is not None
-        first, last = _segment_span(session, tree, node)
-        parts.append({"labels": f"S{first}–S{last}" if first != last else f"S{first}", "summary": node.summary})
-    progress("writing the summary", 0, 1)
-    completion = client.complete(
-        "tree_root_summary", parts=parts, max_words=ROOT_SUMMARY_WORDS, max_tokens=words_to_tokens(ROOT_SUMMARY_WORDS)
-    )
-    segments = ensure_segments(session, document, client.model)
-    read = [Evidence(s.index, s.start, s.end) for s in segments]
-    trace = [{"levels": len(sizes), "nodes": sum(sizes), "top_level": top_level, "parts": len(parts)}]
-    return AnswerDraft(answer=completion.text, strategy="tree", read=read, trace=trace)
-
-
-def _segment_span(session: Session, tree: Tree, node: TreeNode) -> tuple[int, int]:
-    """First and last segment index under a node (level-0 positions are segment indexes)."""
-    level = node.level
-    first, last = node.position, node.position
-    while level > 0:
-        lo = get_node(session, tree.id, level, first)
-        hi = get_node(session, tree.id, level, last)
-        assert lo is not None and hi is not None and lo.child_start is not None and hi.child_end is not None
-        first, last = lo.child_start, hi.child_end - 1
-        level -= 1
-    return first, last
 
 
 def summarize(
@@ -228,20 +157,17 @@ def summarize(
     job: Job | None = None,
     usage: Usage | None = None,
 ) -> Answer:
-    """Whole-document summary: from the summary tree's top, or the chain of agents without a query."""
-    if strategy not in {"tree", "chain", "auto"}:
-        raise ValueError(f"summaries use the tree or chain strategy, not '{strategy}'")
+    """Whole-document summary: from the summary tree's top, the chain of agents without a query, or whole."""
+    registry.check_summary_strategy(strategy)
     started = time.monotonic()
     client = LLMClient(model, usage)
-    progress = progress or no_progress
-    if strategy == "chain":
-        from longread.agents.chain import run_chain
-
-        route = Route("chain", "chosen by the caller")
-        draft = run_chain(session, document, None, client, progress=progress)
+    if strategy == registry.AUTO:
+        route = Route("tree", "summaries reuse the summary tree")
     else:
-        route = Route("tree", "chosen by the caller" if strategy == "tree" else "summaries reuse the summary tree")
-        draft = _tree_summary(session, document, client, progress)
+        route = Route(strategy, "chosen by the caller")
+    reader = registry.get(route.strategy).summarise
+    assert reader is not None  # check_summary_strategy admits only strategies that summarise
+    draft = reader(registry.ReadRequest(session, document, None, client, progress or no_progress))
     return _store_answer(
         session, document, draft, question=None, kind="summary", route=route, client=client, started=started, job=job
     )

@@ -93,8 +93,10 @@ def _fresh_db_connections(**_kwargs: Any) -> None:
 
 
 def queue_for(model: str | None, strategy: str | None = None) -> str:
-    """Local-model work (and the attention strategy, which needs the local transformer) goes to `local`."""
+    """The queue the registry names for this strategy and model (in-process model work goes to `local`)."""
+    from longread.agents import registry
+
     model = model or get_settings().LLM
-    if model.startswith("local/") or strategy == "attention":
-        return "local"
-    return "default"
+    if strategy and strategy != registry.AUTO:
+        return registry.get(strategy).queue(model)
+    return "local" if model.startswith("local/") else "default"

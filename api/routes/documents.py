@@ -181,7 +181,11 @@ def get_text(
 def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -> JobOut:
     with session_scope() as session:
         document = owned_document(session, principal, document_id)
-        params = {"question": body.question.strip(), "strategy": body.strategy, "model": resolve_model(body.model)}
+        params = {
+            "question": body.question.strip(),
+            "strategy": body.strategy.value,
+            "model": resolve_model(body.model),
+        }
         return JobOut.of(submit(session, principal, kind=JobKind.ASK, document_id=document.id, params=params))
 
 
@@ -223,7 +227,7 @@ def summarize_document(
     """Start a background summary (summary tree or chain of agents); the job's result is an answer id."""
     body = body or SummaryIn()
     document = owned_document(session, principal, document_id)
-    params = {"strategy": body.strategy, "model": resolve_model(body.model)}
+    params = {"strategy": body.strategy.value, "model": resolve_model(body.model)}
     return JobOut.of(submit(session, principal, kind=JobKind.SUMMARIZE, document_id=document.id, params=params))
 
 

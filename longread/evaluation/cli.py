@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from longread.config import get_settings
+from longread.evaluation.runner import STRATEGIES
 
 err = Console(stderr=True)
 
-DEFAULT_STRATEGIES = "full,bm25,dense,tree,chain,attention,auto"
+DEFAULT_STRATEGIES = ",".join(STRATEGIES)
 
 
 def _ints(value: str | None) -> tuple[int, ...] | None:

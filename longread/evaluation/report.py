@@ -18,9 +18,10 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from longread.agents import registry
 from longread.evaluation.results import ResultStore
 
-STRATEGY_ORDER = ("full", "bm25", "dense", "tree", "chain", "attention", "auto")
+STRATEGY_ORDER = (*registry.names(), registry.AUTO)
 
 
 def length_bucket(length: int | None) -> int | None:

@@ -18,14 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from longread.agents import registry
 from longread.evaluation.base import EvalItem, Judge, Outcome, Suite
 from longread.evaluation.results import ResultStore
 from longread.evaluation.scoring import parse_verdict
 from longread.llm import LLMClient, Usage
 
-STRATEGIES = ("full", "bm25", "dense", "tree", "chain", "attention", "auto")
+STRATEGIES = (*registry.names(), registry.AUTO)
+"""Every strategy, in report order (`auto` last)."""
 BASELINES = ("full", "bm25", "dense")
-SUMMARY_STRATEGIES = ("full", "tree", "chain", "auto")
+"""Strategies that can also run retrieval-only (what they would show the model, without asking it)."""
+SUMMARY_STRATEGIES = tuple(name for name in STRATEGIES if name in registry.summary_choices())
 JUDGED_SUITES = ("aa-lcr",)
 _TEXT_LIMIT = 2000
 

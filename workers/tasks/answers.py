@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from longread import engine
+from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.agents.memwalker.tree import prepare_tree
 from longread.config import get_settings
@@ -33,12 +34,13 @@ def _model(job: Job) -> str:
 
 def effective_strategy(job: Job, document: Document) -> str:
     """The strategy the engine will use, so tree and chain work can be spread over tasks first."""
-    strategy = str(job.params.get("strategy") or ("tree" if job.kind is JobKind.SUMMARIZE else "auto"))
+    default = "tree" if job.kind is JobKind.SUMMARIZE else registry.AUTO
+    strategy = str(job.params.get("strategy") or default)
     if job.kind is JobKind.SUMMARIZE:
-        return "chain" if strategy == "chain" else "tree"
-    if strategy == "auto":
+        return "tree" if strategy == registry.AUTO else registry.check_summary_strategy(strategy)
+    if strategy == registry.AUTO:
         question = str(job.params.get("question", ""))
-        strategy = engine.route_question(document, question, "auto", LLMClient(_model(job))).strategy
+        strategy = engine.route_question(document, question, registry.AUTO, LLMClient(_model(job))).strategy
     return strategy
 
 
@@ -91,11 +93,12 @@ def entry_body(session: Session, job: Job) -> str | None:
     """Tree jobs fan out per level, chain jobs run one task per step; the rest read in this task."""
     document = _document(session, job)
     strategy = effective_strategy(job, document)
-    if strategy == "tree":
+    fan_out = registry.get(strategy).fan_out
+    if fan_out == "tree":
         tree = prepare_tree(session, document, _model(job))
         if tree.status is not TreeStatus.READY:
             return start_build(session, job, tree)
-    elif strategy == "chain":
+    elif fan_out == "chain":
         from longread.workers.tasks.chain import start_chain
 
         start_chain(session, job, document)
