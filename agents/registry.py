@@ -157,6 +157,13 @@ def _read_attention(request: ReadRequest) -> AnswerDraft:
     )
 
 
+def _read_shortlist(request: ReadRequest) -> AnswerDraft:
+    # Imported here: it loads torch, which the API process and hosted-model workers never need.
+    from longread.agents.shortlist.strategy import read_with_shortlist
+
+    return read_with_shortlist(request)
+
+
 # --------------------------------------------------------------------------------------- declarations
 
 STRATEGIES: tuple[Strategy, ...] = (
@@ -181,6 +188,12 @@ STRATEGIES: tuple[Strategy, ...] = (
         "attention",
         "the local model scans the whole document; its attention picks the evidence (InfiniRetri)",
         _read_attention,
+        needs_local_model=True,
+    ),
+    Strategy(
+        "shortlist",
+        "BM25 and dense retrieval shortlist passages; the local model's attention re-ranks them (ICR)",
+        _read_shortlist,
         needs_local_model=True,
     ),
 )
