@@ -146,6 +146,7 @@ class Job(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result_id: str | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
+    error_code: str | None = Field(default=None, description="stable code of `error` (see longread.failures)")
     celery_task_id: str | None = None
     llm_calls: int = 0
     cached_calls: int = 0
@@ -183,6 +184,7 @@ class Answer(SQLModel, table=True):
     tenant_id: str = Field(default=LOCAL_TENANT, index=True)
     document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
     job_id: str | None = Field(default=None, index=True)
+    conversation_id: str | None = Field(default=None, index=True, description="the thread a question belongs to")
     kind: str = "answer"
     question: str | None = Field(default=None, sa_column=Column(Text))
     strategy: str
@@ -199,6 +201,20 @@ class Answer(SQLModel, table=True):
     cost_usd: float = 0.0
     latency_s: float = 0.0
     created_at: datetime = _ts()
+
+
+class Conversation(SQLModel, table=True):
+    """A thread of questions about one document; its turns are the answers that name it.
+
+    Follow-up questions are read with the recent turns, so a thread is what makes "and why?" answerable.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    title: str = ""
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
 
 
 class CompletionCache(SQLModel, table=True):
