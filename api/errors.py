@@ -25,6 +25,10 @@ _CODES = {
 }
 
 
+SPECIFIC_VALIDATION_CODES = frozenset({"invalid_characters", "blank_question"})
+"""Validation error types (raised by the request models) that become the error's code."""
+
+
 class ApiError(Exception):
     """An error with a machine code (stable, for clients) and a human message."""
 
@@ -61,7 +65,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")} for err in exc.errors()
     ]
     message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
-    return JSONResponse(error_body("validation_error", message, details=details), 422)
+    # A reason with a code of its own (a NUL in a question, a blank question) names the error.
+    specific = [err.get("type") for err in exc.errors() if err.get("type") in SPECIFIC_VALIDATION_CODES]
+    code = str(specific[0]) if specific else "validation_error"
+    return JSONResponse(error_body(code, message, details=details), 422)
 
 
 def install(app: FastAPI) -> None:

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
-from longread.api import errors
+from longread.api import errors, middleware
 from longread.api.routes import answers, documents, health, jobs, strategies
+from longread.api.uploads import remove_stale_uploads
 from longread.storage.db import init_db
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
@@ -26,6 +27,7 @@ API_THREADS = 15
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
     await run_in_threadpool(init_db)  # migrations, once per process
+    await run_in_threadpool(remove_stale_uploads)
     yield
 
 
@@ -37,6 +39,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    middleware.install(app)
     for module in (documents, jobs, answers, strategies, health):
         app.include_router(module.router)
     if (FRONTEND / "index.html").exists():

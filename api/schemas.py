@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
+from longread.api.validation import model_name, question_text
 from longread.storage.models import Answer, Document, Job
 from longread.workers.jobs import as_utc, eta_seconds
 
@@ -102,10 +103,25 @@ class QuestionIn(BaseModel):
     strategy: QuestionStrategy = QuestionStrategy("auto")
     model: str | None = Field(default=None, description="one of the configured models; the default when unset")
 
+    @field_validator("question")
+    @classmethod
+    def _check_question(cls, value: str) -> str:
+        return question_text(value)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        return model_name(value)
+
 
 class SummaryIn(BaseModel):
     strategy: SummaryStrategy = SummaryStrategy("tree")
     model: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        return model_name(value)
 
 
 class AnswerOut(BaseModel):

@@ -58,7 +58,12 @@ def lookup(session: Session, key: str) -> Principal | None:
 
 
 def keys_exist(session: Session) -> bool:
-    count = session.exec(select(func.count()).select_from(ApiKey).where(ApiKey.revoked == False)).one()  # noqa: E712
+    """Whether any key was ever created, revoked ones included.
+
+    Anonymous local access ends with the first key for good: revoking every key must lock the
+    service, not silently reopen it to anyone who can reach the port.
+    """
+    count = session.exec(select(func.count()).select_from(ApiKey)).one()
     return int(count) > 0
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from longread.api.errors import ApiError, not_found
 from longread.api.security import Principal
 from longread.config import get_settings
+from longread.failures import sanitise
 from longread.storage.models import Answer, Document, Job, JobKind, JobStatus
 from longread.workers import jobs
 from longread.workers.dispatch import enqueue
@@ -45,8 +46,8 @@ def resolve_model(requested: str | None) -> str:
         return settings.LLM
     if requested in settings.ALLOWED_MODELS:
         return requested
-    allowed = ", ".join([settings.LLM, *settings.ALLOWED_MODELS])
-    raise ApiError(422, "unknown_model", f"model '{requested}' is not offered here (choose from {allowed})")
+    # The configured model strings are not listed: they name providers, deployments and local paths.
+    raise ApiError(422, "unknown_model", "that model is not offered here; leave 'model' unset for the default")
 
 
 def submit(session: Session, principal: Principal, *, kind: JobKind, document_id: str, params: dict[str, Any]) -> Job:
@@ -55,8 +56,8 @@ def submit(session: Session, principal: Principal, *, kind: JobKind, document_id
     try:
         enqueue(session, job)
     except Exception as exc:
-        log.exception("could not enqueue job %s", job.id)
-        jobs.finish(session, job.id, JobStatus.FAILED, error=f"broker unavailable: {exc}")
+        log.error("could not enqueue job %s: %s: %s", job.id, type(exc).__name__, sanitise(str(exc)))
+        jobs.finish(session, job.id, JobStatus.FAILED, error="broker unavailable")
         raise ApiError(503, "broker_unavailable", "the job queue is unreachable; try again shortly") from exc
     session.refresh(job)
     return job

@@ -1,23 +1,37 @@
 """Streaming a multipart upload to a temporary file, refusing it as soon as it passes the size limit.
 
 The body is parsed as it arrives (python-multipart's push parser), so an oversized upload is cut
-off after UPLOAD_MAX_BYTES instead of being spooled whole first.
+off after UPLOAD_MAX_BYTES instead of being spooled whole first. A body that ends before its closing
+boundary (a dropped connection, a truncated request) is refused: the parser alone would accept it.
+The temporary file is removed on every way out, cancellation included; files left by a killed API
+process are removed at the next start (`remove_stale_uploads`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from longread.api.errors import ApiError
 
+log = logging.getLogger(__name__)
+
 FIELD = "file"
 MULTIPART_OVERHEAD = 64 * 1024
+TEMP_PREFIX = "upload-"
+STALE_UPLOAD_S = 3600
+MAX_FILENAME_CHARS = 255
+# C0 and C1 controls, DEL, and bidirectional overrides (names that display differently than they are).
+_BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -34,6 +48,41 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the upload exceeds the {limit}-byte limit", limit=limit)
 
 
+def clean_filename(raw: bytes) -> str:
+    """The base name of an uploaded file; control characters or an overlong name are refused (422)."""
+    name = raw.decode("utf-8", "replace")
+    if _BAD_NAME_CHARS.search(name):
+        raise ApiError(422, "invalid_filename", "the file name contains control characters")
+    name = Path(name.replace("\\", "/")).name.strip()
+    if len(name) > MAX_FILENAME_CHARS:
+        raise ApiError(422, "invalid_filename", f"the file name is longer than {MAX_FILENAME_CHARS} characters")
+    if name in ("", ".", ".."):
+        return "upload"
+    return name
+
+
+def remove_stale_uploads(directory: Path | None = None, older_than_s: float = STALE_UPLOAD_S) -> int:
+    """Delete temporary upload files left by a killed process; returns how many were removed."""
+    if directory is None:
+        from longread.config import get_settings
+
+        directory = get_settings().DATA_DIR.resolve() / "uploads"
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in directory.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:  # removed by another process meanwhile
+            continue
+    if removed:
+        log.info("removed %d stale upload file(s)", removed)
+    return removed
+
+
 class _Collector:
     """Parser callbacks: remembers each part's headers and writes the `file` part to disk."""
 
@@ -45,6 +94,7 @@ class _Collector:
         self.out: object | None = None
         self.upload: Upload | None = None
         self.over = False
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self.headers = {}
@@ -63,8 +113,8 @@ class _Collector:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if name == FIELD and self.upload is None and b"filename" in options:
-            filename = Path(options[b"filename"].decode("utf-8", "replace")).name or "upload"
-            fd, path = tempfile.mkstemp(prefix="upload-", dir=self.directory)
+            filename = clean_filename(options[b"filename"])
+            fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
             self.out = os.fdopen(fd, "wb")
             self.upload = Upload(filename=filename, path=Path(path), size=0)
 
@@ -82,8 +132,17 @@ class _Collector:
             self.out.close()  # type: ignore[attr-defined]
             self.out = None
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def close(self) -> None:
         self.on_part_end()
+
+    def abandon(self) -> None:
+        """Close and delete the partial file (any way out but success)."""
+        self.close()
+        if self.upload is not None:
+            self.upload.discard()
 
 
 async def receive_upload(request: Request, *, limit: int, directory: Path) -> Upload:
@@ -107,6 +166,7 @@ async def receive_upload(request: Request, *, limit: int, directory: Path) -> Up
             "on_headers_finished",
             "on_part_data",
             "on_part_end",
+            "on_end",
         )
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
@@ -116,16 +176,20 @@ async def receive_upload(request: Request, *, limit: int, directory: Path) -> Up
             if collector.over:
                 raise too_large(limit)
         parser.finalize()
+        if not collector.ended:
+            raise ApiError(400, "truncated_upload", "the multipart body ended before its closing boundary")
     except ApiError:
-        collector.close()
-        if collector.upload is not None:
-            collector.upload.discard()
+        collector.abandon()
         raise
+    except ClientDisconnect as exc:
+        collector.abandon()
+        raise ApiError(400, "truncated_upload", "the connection closed before the upload was complete") from exc
     except Exception as exc:  # the multipart parser's own errors: a malformed body
-        collector.close()
-        if collector.upload is not None:
-            collector.upload.discard()
-        raise ApiError(400, "malformed_upload", f"could not parse the multipart body: {exc}") from exc
+        collector.abandon()
+        raise ApiError(400, "malformed_upload", "could not parse the multipart body") from exc
+    except BaseException:  # cancellation (the server shutting down): leave no temp file behind
+        collector.abandon()
+        raise
     collector.close()
     if collector.upload is None:
         raise ApiError(422, "missing_file", "the form has no file field named 'file'")

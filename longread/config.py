@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     )
 
     UPLOAD_MAX_BYTES: int = 50 * 1024 * 1024
+    ARCHIVE_MAX_UNCOMPRESSED_BYTES: int = Field(
+        default=128 * 1024 * 1024,
+        description="A .docx or .epub whose members declare more bytes than this in all is refused "
+        "(413 archive_too_large) before anything is inflated: zip bombs stay small in memory.",
+    )
+    ARCHIVE_MAX_MEMBERS: int = Field(default=10_000, description="Most members a .docx or .epub may hold.")
     RATE_LIMIT_PER_MINUTE: int = 120
     JOB_HEARTBEAT_TIMEOUT_S: int = 120
     TASK_TIME_LIMIT_S: int = 3600

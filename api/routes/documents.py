@@ -38,6 +38,9 @@ from longread.workers import jobs
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 MAX_TEXT_SPAN = 200_000
+# Offsets are 64-bit integers in SQL; anything past this is no page of a real list and no character
+# of a stored text, and must be refused before it reaches the database as an out-of-range value.
+MAX_OFFSET = 2**31 - 1
 UPLOAD_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -58,7 +61,7 @@ def _store(upload: Upload, principal: Principal) -> tuple[UploadOut, bool]:
     try:
         text = load_document(upload.filename, upload.path.read_bytes())
     except IngestError as exc:
-        raise ApiError(422, "unreadable_document", str(exc)) from exc
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     with session_scope() as session:
         try:
             document, created = engine.store_text(
@@ -106,7 +109,7 @@ def list_documents(
     session: SessionDep,
     principal: CurrentPrincipal,
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> DocumentPage:
     """List your documents, newest first."""
     where = col(Document.tenant_id) == principal.tenant_id
@@ -162,8 +165,8 @@ def get_text(
     document_id: str,
     session: SessionDep,
     principal: CurrentPrincipal,
-    start: int = Query(0, ge=0),
-    end: int | None = Query(None, ge=0, description="exclusive; start + 10,000 when unset"),
+    start: int = Query(0, ge=0, le=MAX_OFFSET),
+    end: int | None = Query(None, ge=0, le=MAX_OFFSET, description="exclusive; start + 10,000 when unset"),
 ) -> TextOut:
     """A span of the normalised text (citation offsets point into it)."""
     document = owned_document(session, principal, document_id)

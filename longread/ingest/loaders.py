@@ -7,16 +7,63 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from longread.failures import sanitise
 from longread.ingest.normalize import normalize_text
 
 
 class IngestError(ValueError):
-    """A file could not be read as a document."""
+    """A file could not be read as a document; `code` and `status` are what the API answers."""
+
+    code = "unreadable_document"
+    status = 422
 
     def __init__(self, filename: str, reason: str) -> None:
         self.filename = filename
         self.reason = reason
         super().__init__(f"{filename}: {reason}")
+
+
+class ArchiveLimitError(IngestError):
+    """A zip-based file (docx, epub) that would expand past the limits: refused before it is inflated."""
+
+    code = "archive_too_large"
+    status = 413
+
+
+class _ArchiveLimit(ValueError):
+    """Raised inside a loader; `extract_text` turns it into ArchiveLimitError with the file's name."""
+
+
+# A member may expand this many times over its compressed size once it is past ARCHIVE_RATIO_FLOOR;
+# text XML compresses 5-20x, a zip bomb 100-1000x.
+ARCHIVE_MAX_RATIO = 200
+ARCHIVE_RATIO_FLOOR = 1024 * 1024
+
+
+def check_archive(data: bytes) -> None:
+    """Refuse a zip whose members would inflate past the configured limits, from its directory alone.
+
+    The central directory declares every member's size, and `zipfile` never returns more bytes than
+    declared, so checking the declarations bounds what the docx and epub parsers can inflate.
+    """
+    from longread.config import get_settings
+
+    settings = get_settings()
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"not a valid zip archive ({exc})") from None
+    if len(members) > settings.ARCHIVE_MAX_MEMBERS:
+        raise _ArchiveLimit(f"the archive has {len(members)} members (limit {settings.ARCHIVE_MAX_MEMBERS})")
+    total = 0
+    for member in members:
+        total += member.file_size
+        if total > settings.ARCHIVE_MAX_UNCOMPRESSED_BYTES:
+            raise _ArchiveLimit(f"the archive expands to more than {settings.ARCHIVE_MAX_UNCOMPRESSED_BYTES} bytes")
+        if member.file_size > ARCHIVE_RATIO_FLOOR and member.file_size > ARCHIVE_MAX_RATIO * max(
+            member.compress_size, 1
+        ):
+            raise _ArchiveLimit(f"an archive member expands more than {ARCHIVE_MAX_RATIO} times (a zip bomb)")
 
 
 def _html_to_text(html: bytes | str) -> str:
@@ -33,18 +80,30 @@ def _html_to_text(html: bytes | str) -> str:
     return soup.get_text()
 
 
+# Single-byte code pages that decode Western European text identically or nearly so. When the detector
+# finds several equally plausible (a short Latin-1 text is valid cp1250, cp1257 and more), the
+# Western one is the likely truth: "crème" read as cp1250 becomes "crčme".
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+
+
 def _decode_text(data: bytes) -> str:
+    """UTF-8 first (with or without BOM); otherwise the detector's choice, preferring cp1252 on a tie."""
     if b"\x00" in data[:8192]:
         raise ValueError("looks like a binary file, not text")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
+        pass
+    from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
-        if best is None:
-            raise ValueError("text encoding could not be detected") from None
-        return str(best)
+    results = list(from_bytes(data))
+    if not results:
+        raise ValueError("text encoding could not be detected")
+    best = min(results, key=lambda match: (match.chaos, -match.coherence))
+    for match in results:
+        if match.encoding in _WESTERN and match.chaos <= best.chaos + 0.01 and match.coherence >= best.coherence - 0.01:
+            return str(match)
+    return str(best)
 
 
 def _load_txt(data: bytes) -> str:
@@ -81,6 +140,7 @@ def _load_pdf(data: bytes) -> str:
 def _load_docx(data: bytes) -> str:
     import docx
 
+    check_archive(data)
     document = docx.Document(io.BytesIO(data))
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
@@ -95,6 +155,7 @@ def _load_epub(data: bytes) -> str:
     import ebooklib
     from ebooklib import epub
 
+    check_archive(data)
     with tempfile.NamedTemporaryFile(suffix=".epub") as handle:
         handle.write(data)
         handle.flush()
@@ -159,8 +220,11 @@ def extract_text(filename: str, data: bytes) -> str:
         return LOADERS[suffix](data)
     except IngestError:
         raise
+    except _ArchiveLimit as exc:
+        raise ArchiveLimitError(filename, str(exc)) from exc
     except Exception as exc:  # every parser has its own error types; the user needs one message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # Parsers quote temporary file paths and internals; the user gets the reason only.
+        reason = sanitise(str(exc)) or type(exc).__name__
         raise IngestError(filename, f"cannot read as {suffix[1:]}: {reason}") from exc
 
 
