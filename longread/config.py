@@ -85,6 +85,20 @@ class Settings(BaseSettings):
     RETRIEVAL_UNIT_TOKENS: int = Field(
         default=128, description="Size of the passages the bm25/dense baselines rank (whole sentences)."
     )
+    SHORTLIST_SIZE: int = Field(
+        default=24, description="Passages the shortlist strategy's local model re-ranks by attention (ICR)."
+    )
+    SHORTLIST_DEPTH: int = Field(
+        default=50, description="How far down the BM25 and the dense ranking the shortlist's fusion reads."
+    )
+    SHORTLIST_UNIT_TOKENS: int | None = Field(
+        default=None, description="Size of the shortlist strategy's passages; RETRIEVAL_UNIT_TOKENS when unset."
+    )
+    SHORTLIST_LAYERS: str = Field(
+        default="all",
+        description="Layers whose attention re-ranks the shortlist, as ATTENTION_LAYERS ('all' = every "
+        "global-attention layer, as ICR sums over layers).",
+    )
     EVAL_JUDGE_MODEL: str | None = Field(
         default=None,
         description="Model that judges free-form answers in `longread eval`; the answering model when unset.",

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 LOCAL_TENANT = "local"
@@ -226,4 +226,25 @@ class CompletionCache(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    created_at: datetime = _ts()
+
+
+class RetrievalIndex(SQLModel, table=True):
+    """A document's retrieval passages and their dense embeddings, built once and reused.
+
+    Passages are spans that never cross a segment of `scheme`; `spans` packs (segment index, start, end,
+    tokens) per passage as little-endian int64, `vectors` the unit-length embeddings as float16, row by
+    row. BM25 is rebuilt from the passages in memory: it costs a second, the embeddings a minute.
+    """
+
+    __table_args__ = (UniqueConstraint("document_id", "scheme", "embed_model"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    scheme: str = Field(description="segmentation scheme and passage size the passages were cut for")
+    embed_model: str
+    n_passages: int
+    dim: int
+    spans: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    vectors: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts()

@@ -1,16 +1,317 @@
-"""The shortlist strategy as the engine calls it."""
+"""The shortlist strategy: retrieval shortlists, the local model's attention re-ranks, the best answer.
+
+1. Index (`index`): the document's passages with BM25 and stored dense embeddings, built once.
+2. Shortlist (`fusion`): the BM25 and dense rankings, `SHORTLIST_DEPTH` deep each, fused by
+   reciprocal rank; the first `SHORTLIST_SIZE` passages are the candidates.
+3. Re-rank (`rerank`): one read of the candidates by the local model with the question last; the
+   question's calibrated attention orders them (ICR).
+4. Answer: the best candidates within `EVIDENCE_TOKENS` are the evidence, shown in document order,
+   to the local model's few-shot prompt (a base model copies a phrase) or to a hosted model
+   (`--answer-with`, or a hosted `LONGREAD_LLM`) as numbered passages it cites.
+5. One more hop when the first answer names what the question depends on but not the fact (a hosted
+   model says `Next: <name>`) or finds nothing (a base model says "not stated"; the best passage's
+   names then carry the search): the query is expanded once and steps 2–4 run again.
+
+The trace records every candidate's BM25, dense and fused rank and its attention score, and the
+seconds each stage took, so a reader can see how the answer was reached.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from longread.agents.base import AnswerDraft, Evidence
+from longread.agents.citations import answer_phrase
+from longread.agents.shortlist.fusion import reciprocal_rank_fusion
+from longread.agents.shortlist.index import PassageIndex, ensure_index
+from longread.config import get_settings
+from longread.llm.prompts import render_prompt
 
 if TYPE_CHECKING:
-    from longread.agents.base import AnswerDraft
+    from longread.agents.baselines import Unit
     from longread.agents.registry import ReadRequest
+    from longread.llm import LLMClient, Usage
 
 STRATEGY = "shortlist"
+_LOCAL_PROMPT = "attention_answer_local"
+_HOSTED_PROMPT = "shortlist_answer_hosted"
+_LOCAL_ANSWER_TOKENS = 48
+_CITED_WHEN_UNMATCHED = 3
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_NEXT = re.compile(r"^\s*Next:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*")
+_NOT_FOUND = ("not stated", "the document does not say", "does not say", "not given", "unknown")
+_TITLES = frozenset("Mr Mrs Miss Ms Dr Sir Lady Lord Captain Colonel The A An And But He She It They".split())
+
+
+@dataclass
+class Candidate:
+    """A shortlisted passage and how each ranking placed it."""
+
+    passage: int
+    unit: Unit
+    fused_rank: int
+    bm25_rank: int | None
+    dense_rank: int | None
+    attention: float = 0.0
+    attention_rank: int = 0
+
+
+@dataclass
+class Reading:
+    """One round: the query it read for, its candidates in attention order, and the chosen evidence."""
+
+    query: str
+    candidates: list[Candidate]
+    evidence: list[Candidate]
+    shortlist_s: float
+    rerank_s: float
+    rerank_tokens: int
+
+
+@dataclass(frozen=True)
+class Knobs:
+    size: int
+    depth: int
+    unit_tokens: int
+    layers: str
+    evidence_tokens: int
+
+
+def knobs() -> Knobs:
+    settings = get_settings()
+    if settings.SHORTLIST_SIZE < 1 or settings.SHORTLIST_DEPTH < 1 or settings.EVIDENCE_TOKENS < 1:
+        raise ValueError("SHORTLIST_SIZE, SHORTLIST_DEPTH and EVIDENCE_TOKENS must be positive")
+    return Knobs(
+        size=settings.SHORTLIST_SIZE,
+        depth=max(settings.SHORTLIST_DEPTH, settings.SHORTLIST_SIZE),
+        unit_tokens=settings.SHORTLIST_UNIT_TOKENS or settings.RETRIEVAL_UNIT_TOKENS,
+        layers=settings.SHORTLIST_LAYERS,
+        evidence_tokens=settings.EVIDENCE_TOKENS,
+    )
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def shortlist(index: PassageIndex, query: str, depth: int, size: int) -> list[Candidate]:
+    """The fused BM25 + dense ranking's first `size` passages, best first."""
+    lexical = [i for i, _ in index.lexical(query, depth)]
+    dense = [i for i, _ in index.dense(query, depth)]
+    fused = reciprocal_rank_fusion({"bm25": lexical, "dense": dense}, limit=size)
+    return [
+        Candidate(f.item, index.passages[f.item], rank, f.ranks.get("bm25"), f.ranks.get("dense"))
+        for rank, f in enumerate(fused, start=1)
+    ]
+
+
+def within_budget(ranked: list[Candidate], budget: int) -> list[Candidate]:
+    """The best-ranked candidates that fit the budget together (a too-long one is skipped, not an end)."""
+    chosen: list[Candidate] = []
+    left = budget
+    for candidate in ranked:
+        if candidate.unit.n_tokens <= left:
+            chosen.append(candidate)
+            left -= candidate.unit.n_tokens
+    return chosen or ranked[:1]
+
+
+def read_round(text: str, index: PassageIndex, question: str, query: str, k: Knobs) -> Reading:
+    """Shortlist for `query`, re-rank by the attention `question` pays, pick the evidence."""
+    from longread.agents.shortlist.rerank import rerank
+
+    started = time.perf_counter()
+    candidates = shortlist(index, query, k.depth, k.size)
+    listed = time.perf_counter()
+    scored = rerank(question, [text[c.unit.start : c.unit.end] for c in candidates], layers=k.layers)
+    for candidate, score in zip(candidates, scored.scores, strict=True):
+        candidate.attention = score
+    ranked = sorted(candidates, key=lambda c: (-c.attention, c.fused_rank))
+    for rank, candidate in enumerate(ranked, start=1):
+        candidate.attention_rank = rank
+    evidence = within_budget(ranked, k.evidence_tokens)
+    return Reading(query, ranked, evidence, listed - started, scored.seconds, scored.tokens)
+
+
+# ----------------------------------------------------------------------------------------- answering
+
+
+def _in_document_order(evidence: list[Candidate]) -> list[Candidate]:
+    return sorted(evidence, key=lambda c: c.unit.start)
+
+
+def answer_locally(model: str, question: str, text: str, evidence: list[Candidate], usage: Usage) -> str:
+    """The base model's few-shot answer: a phrase copied from the evidence, or "not stated"."""
+    from longread.llm.local_provider import generate_raw
+
+    joined = " ".join(" ".join(text[c.unit.start : c.unit.end].split()) for c in _in_document_order(evidence))
+    prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
+    answer, n_prompt, n_out = generate_raw(model, prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"])
+    usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
+    return answer.strip().strip('"').strip()
+
+
+def answer_hosted(client: LLMClient, question: str, text: str, evidence: list[Candidate]) -> tuple[str, list[int]]:
+    """A hosted model's answer over numbered passages (document order) and the numbers it cites."""
+    ordered = _in_document_order(evidence)
+    passages = [{"number": n, "text": text[c.unit.start : c.unit.end].strip()} for n, c in enumerate(ordered, 1)]
+    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question)
+    return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
+
+
+def found_nothing(answer: str) -> bool:
+    phrase = answer_phrase(answer)
+    return not phrase or any(phrase.startswith(p) for p in _NOT_FOUND)
+
+
+def cited_by_phrase(text: str, answer: str, evidence: list[Candidate]) -> list[Candidate]:
+    """Evidence passages holding the answer verbatim (best first, at most three); else the three best.
+
+    A base model cites nothing, so what it copied from is what it cites; when it copied nothing the
+    citations show where the reader looked hardest.
+    """
+    phrase = answer_phrase(answer)
+    if len(phrase) >= 2 and not found_nothing(answer):
+        hits = [c for c in evidence if phrase in " ".join(text[c.unit.start : c.unit.end].split()).lower()]
+        if hits:
+            return hits[:_CITED_WHEN_UNMATCHED]
+    return evidence[:_CITED_WHEN_UNMATCHED]
+
+
+def next_entity(answer: str, question: str, text: str, reading: Reading, hosted: bool) -> str | None:
+    """What to expand the query with for a second hop, or None when the first answer stands."""
+    if hosted:
+        match = _NEXT.search(answer)
+        return match.group(1).strip().strip(".") if match else None
+    if not found_nothing(answer) or not reading.evidence:
+        return None
+    best = reading.evidence[0].unit
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    names = []
+    for name in _NAME.findall(text[best.start : best.end]):
+        words = [w for w in name.split() if w not in _TITLES]
+        if words and not any(w.lower() in asked for w in words) and name not in names:
+            names.append(" ".join(words))
+    return " ".join(names[:3]) or None
+
+
+# ------------------------------------------------------------------------------------------- reader
+
+
+def _candidate_trace(reading: Reading) -> list[dict[str, Any]]:
+    chosen = {c.passage for c in reading.evidence}
+    return [
+        {
+            "passage": c.passage,
+            "segment": c.unit.segment_index,
+            "start": c.unit.start,
+            "end": c.unit.end,
+            "bm25_rank": c.bm25_rank,
+            "dense_rank": c.dense_rank,
+            "fused_rank": c.fused_rank,
+            "attention": round(c.attention, 5),
+            "attention_rank": c.attention_rank,
+            "evidence": c.passage in chosen,
+        }
+        for c in sorted(reading.candidates, key=lambda c: c.fused_rank)
+    ]
 
 
 def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
     """Shortlist passages by BM25 + dense fusion, re-rank them by attention, answer from the best."""
-    raise NotImplementedError("the shortlist reader is being built")
+    from longread.agents.shortlist.rerank import load_reranker
+
+    question = request.require_question().strip()
+    if not question:
+        raise ValueError("the question is empty")
+    k = knobs()
+    client, progress, text = request.client, request.progress, request.document.text
+    trace: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    progress("index", 0, 1)
+    index = ensure_index(
+        request.session, request.document, request.segments(), client.counter, k.unit_tokens, progress=progress
+    )
+    progress("index", 1, 1)
+    trace.append(
+        {
+            "stage": "index",
+            "passages": len(index.passages),
+            "unit_tokens": k.unit_tokens,
+            "built": index.built_seconds > 0,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    if not index.passages:
+        return AnswerDraft(answer="The document has no readable text.", strategy=STRATEGY, trace=trace)
+
+    answer_model = request.answer_with or client.model
+    hosted = not answer_model.startswith("local/")
+    load_reranker()
+    answerer = client if answer_model == client.model else None
+    if hosted and answerer is None:
+        from longread.llm import LLMClient
+
+        answerer = LLMClient(answer_model, usage=client.usage)
+
+    def read_and_answer(query: str, hop: int) -> tuple[Reading, str, list[Candidate], int]:
+        progress("shortlist", 0, 1)
+        reading = read_round(text, index, question, query, k)
+        progress("shortlist", 1, 1)
+        progress("rerank", 1, 1)
+        progress("answer", 0, 1)
+        answered = time.perf_counter()
+        unknown = 0
+        if hosted:
+            assert answerer is not None
+            answer, numbers = answer_hosted(answerer, question, text, reading.evidence)
+            ordered = _in_document_order(reading.evidence)
+            valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(ordered)]
+            unknown = sum(1 for n in numbers if not 1 <= n <= len(ordered))
+            cited = [ordered[n - 1] for n in valid]
+        else:
+            answer = answer_locally(answer_model, question, text, reading.evidence, client.usage)
+            cited = cited_by_phrase(text, answer, reading.evidence)
+        progress("answer", 1, 1)
+        trace.append(
+            {
+                "stage": "shortlist",
+                "hop": hop,
+                "query": query,
+                "candidates": _candidate_trace(reading),
+                "evidence_tokens": sum(c.unit.n_tokens for c in reading.evidence),
+                "rerank_tokens": reading.rerank_tokens,
+                "seconds": {
+                    "shortlist": round(reading.shortlist_s, 3),
+                    "rerank": round(reading.rerank_s, 3),
+                    "answer": round(time.perf_counter() - answered, 3),
+                },
+                "answer": answer[:500],
+            }
+        )
+        return reading, answer, cited, unknown
+
+    reading, answer, cited, unknown = read_and_answer(question, 0)
+    entity = next_entity(answer, question, text, reading, hosted)
+    if entity:
+        second = read_and_answer(f"{question} {entity}", 1)
+        if not found_nothing(second[1]) or found_nothing(answer):
+            reading, answer, cited, unknown = second
+    if hosted:
+        answer = _NEXT.sub("", answer).strip() or answer
+    read = [Evidence(c.unit.segment_index, c.unit.start, c.unit.end) for c in _in_document_order(reading.evidence)]
+    trace.append({"stage": "done", "hops": 2 if entity else 1, "seconds": round(time.perf_counter() - started, 3)})
+    how = f"answered by {answer_model}" if hosted else "answered by the local model"
+    return AnswerDraft(
+        answer=answer,
+        strategy=STRATEGY,
+        cited=[Evidence(c.unit.segment_index, c.unit.start, c.unit.end) for c in cited],
+        read=read,
+        trace=trace,
+        strategy_reason=f"BM25 + dense shortlist of {k.size}, re-ranked by the local model's attention, {how}",
+        unknown_citations=unknown,
+    )

@@ -62,7 +62,7 @@ def use_data_dir(data_dir: Path) -> None:
 
 
 def eval_command(
-    suite: Annotated[str, typer.Argument(help="ruler, aa-lcr, doc2dial, aclsum or niah.")],
+    suite: Annotated[str, typer.Argument(help="ruler, aa-lcr, doc2dial, aclsum, niah or books.")],
     strategies: Annotated[
         str, typer.Option(help="Comma-separated: full, bm25, dense, tree, chain, attention, auto.")
     ] = DEFAULT_STRATEGIES,
@@ -81,6 +81,10 @@ def eval_command(
     haystack: Annotated[Path | None, typer.Option(help="niah haystack file (default: RULER's essays).")] = None,
     depths: Annotated[str | None, typer.Option(help="niah needle depths, e.g. 0,0.25,0.5,0.75,1.")] = None,
     split: Annotated[str, typer.Option(help="aclsum split: train, val or test.")] = "test",
+    books: Annotated[
+        Path | None,
+        typer.Option(help="books suite folder (texts/ + questions.json); default LONGREAD_BOOKS_DIR or shared/bookqa."),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Documents run in parallel (hosted models); 1 for local.")] = 1,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="The evaluation's own data folder; default DATA_DIR/eval.")
@@ -139,6 +143,7 @@ def eval_command(
             haystack=haystack,
             depths=_floats(depths),
             split=split,
+            books=books,
         )
         with _progress(quiet) as (on_planned, on_record):
             result = run_eval(

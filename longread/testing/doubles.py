@@ -101,6 +101,19 @@ def reader(messages: list[dict[str, str]]) -> str:
             else _between(prompt, "Running summary:\n", "\n\nSummary:")
         )
         return notes.strip()
+    if prompt.startswith("The numbered passages below"):
+        # Numbered passages (attention and shortlist answers): the sentence sharing most question words,
+        # cited by its passage number.
+        q = words(question)
+        best = (0, "", "")
+        for number, passage in re.findall(r"^\[(\d+)\] (.*?)(?=^\[\d+\] |^Question: )", prompt, re.S | re.M):
+            for sentence in _sentences(passage):
+                overlap = len(q & words(sentence))
+                if overlap > best[0]:
+                    best = (overlap, sentence, number)
+        if not best[0]:
+            return "The document does not say."
+        return f"{best[1]} [{best[2]}]"
     if prompt.startswith("Below is a summary tree"):
         parts = re.findall(r"Part \d+ \(passages (S\d+)[^)]*\):\n(.*?)\n\n", prompt, re.S)
         return " ".join(f"{text.strip()} [{label}]" for label, text in parts)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from longread.evaluation.base import Suite
 
-SUITES = ("ruler", "aa-lcr", "doc2dial", "aclsum", "niah")
+SUITES = ("ruler", "aa-lcr", "doc2dial", "aclsum", "niah", "books")
 
 
 def suite_class(name: str) -> type[Suite]:
     """The class of a suite, for its metric descriptions, without loading its data."""
     from longread.evaluation.suites.aalcr import AALCRSuite
     from longread.evaluation.suites.aclsum import ACLSumSuite
+    from longread.evaluation.suites.books import BooksSuite
     from longread.evaluation.suites.doc2dial import Doc2DialSuite
     from longread.evaluation.suites.niah import NIAHSuite
     from longread.evaluation.suites.ruler import RulerSuite
@@ -23,6 +24,7 @@ def suite_class(name: str) -> type[Suite]:
         "doc2dial": Doc2DialSuite,
         "aclsum": ACLSumSuite,
         "niah": NIAHSuite,
+        "books": BooksSuite,
     }
     if name not in classes:
         raise ValueError(f"unknown suite '{name}' (choose from {', '.join(SUITES)})")
@@ -38,6 +40,7 @@ def make_suite(
     haystack: Path | None = None,
     depths: tuple[float, ...] | None = None,
     split: str = "test",
+    books: Path | None = None,
 ) -> Suite:
     """Build a suite; options a suite does not use are rejected rather than ignored."""
     if name not in SUITES:
@@ -48,6 +51,12 @@ def make_suite(
         raise ValueError("--lengths applies to the ruler and niah suites only")
     if (haystack or depths) and name != "niah":
         raise ValueError("--haystack and --depths apply to the niah suite only")
+    if books and name != "books":
+        raise ValueError("--books applies to the books suite only")
+    if name == "books":
+        from longread.evaluation.suites.books import BooksSuite
+
+        return BooksSuite(books)
     if name == "ruler":
         from longread.evaluation.suites import ruler
 
