@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ProgressFn = Callable[[str, int, int], None]
-"""progress(stage, done, total); may raise JobCanceled to stop the work between steps."""
+from longread.progress import JobCanceled, ProgressFn, no_progress
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
-class JobCanceled(Exception):
-    """Raised from a progress callback when the user canceled the job."""
+    from longread.llm import LLMClient
+    from longread.storage.models import Document, Segment
 
-
-def no_progress(_stage: str, _done: int, _total: int) -> None:
-    return None
+__all__ = ["AnswerDraft", "Evidence", "JobCanceled", "ProgressFn", "ReadRequest", "UnknownStrategy", "no_progress"]
 
 
 @dataclass
@@ -44,3 +42,36 @@ class AnswerDraft:
     unknown_citations: int = 0
     segment_tokens: int | None = None
     """Size of the segmentation the [S<n>] labels refer to, when not the configured default."""
+
+
+class UnknownStrategy(ValueError):
+    """A strategy name that no declaration matches (or one that cannot do what was asked)."""
+
+
+@dataclass
+class ReadRequest:
+    """Everything a strategy's reader gets; `question` is None for a summary."""
+
+    session: Session
+    document: Document
+    question: str | None
+    client: LLMClient
+    progress: ProgressFn
+    answer_with: str | None = None
+    partial: AnswerDraft | None = None
+    """The best draft so far, kept in case a budget cap stops the reading before its answer."""
+
+    def note_partial(self, draft: AnswerDraft) -> None:
+        """Strategies call this as they go (the chain with its unit, the tree walk with its working memory,
+        retrieval with its evidence): a job stopped by a cap stores the last draft noted."""
+        self.partial = draft
+
+    def segments(self) -> list[Segment]:
+        from longread.agents.segments import ensure_segments
+
+        return ensure_segments(self.session, self.document, self.client.model)
+
+    def require_question(self) -> str:
+        if self.question is None:
+            raise UnknownStrategy("this strategy needs a question")
+        return self.question

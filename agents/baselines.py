@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.citations import cited_labels
+from longread.agents.selection import within_budget
 from longread.config import get_settings
 from longread.ingest.segment import bounded_sentences, pack_sentences, segment_text
 from longread.tokens import TokenCounter
@@ -161,22 +162,9 @@ def _units_cached(
 
 
 def select_within_budget(units: Sequence[Unit], scores: Sequence[float], budget_tokens: int) -> list[Unit]:
-    """Best-scoring units that fit the token budget together, returned in document order.
-
-    A unit too large for what is left is skipped rather than ending the selection, so a long
-    high-scoring unit never starves the shorter ones after it.
-    """
-    if budget_tokens <= 0:
-        return []
+    """Best-scoring units that fit the token budget together (`selection.within_budget`), in document order."""
     order = sorted(range(len(units)), key=lambda i: (-scores[i], i))
-    chosen: list[Unit] = []
-    left = budget_tokens
-    for i in order:
-        if left <= 0:
-            break
-        if units[i].n_tokens <= left:
-            chosen.append(units[i])
-            left -= units[i].n_tokens
+    chosen = within_budget((units[i] for i in order), budget_tokens, lambda u: u.n_tokens)
     return sorted(chosen, key=lambda u: u.start)
 
 

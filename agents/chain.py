@@ -117,13 +117,54 @@ def chunk_text(document: Document, segments: list[Segment], chunk: Chunk) -> str
     return "\n\n".join(f"[S{s.index}] {document.text[s.start : s.end]}" for s in segments[chunk.first : chunk.last + 1])
 
 
-def run_key(document: Document, client: LLMClient, question: str | None, budget: ChainBudget) -> str:
-    """Identifies a chain run's stored steps; an edited worker prompt starts a new run."""
+def run_key(
+    document: Document, client: LLMClient, question: str | None, budget: ChainBudget, segment_tokens: int
+) -> str:
+    """Identifies a chain run's stored steps by everything its chunks and prompts depend on.
+
+    The worker prompts' fingerprint, the document, the model (its tokenizer and prompt style), the
+    question, the budget and the segment size: change any of them and the stored steps of another run
+    are not mistaken for this one's.
+    """
     version = client.prompt_fingerprint(*CHAIN_PROMPTS)
-    raw = "|".join(
-        [version, document.id, client.model, question or "", str(budget.chunk_tokens), str(budget.unit_tokens)]
-    )
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    parts = [
+        version,
+        document.id,
+        client.model,
+        question or "",
+        str(budget.window),
+        str(budget.chunk_tokens),
+        str(budget.unit_tokens),
+        str(budget.output_tokens),
+        str(segment_tokens),
+    ]
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """Everything a chain run reads with, computed in one place for the CLI and the workers alike."""
+
+    question: str | None
+    budget: ChainBudget
+    segment_tokens: int
+    segments: list[Segment]
+    chunks: list[Chunk]
+    key: str
+
+
+def plan_chain(session: Session, document: Document, question: str | None, client: LLMClient) -> ChainPlan:
+    """The budget, segmentation, chunks and run key of a chain over `document` for `client`'s model.
+
+    Chunks are runs of whole segments; with a small window the segments are made small enough that one
+    fits in a chunk, so the segment size depends on the budget and is part of the key.
+    """
+    budget = chain_budget(client, question)
+    segment_tokens = min(get_settings().SEGMENT_TOKENS, budget.chunk_tokens - LABEL_TOKENS)
+    segments = ensure_segments(session, document, client.model, segment_tokens=segment_tokens)
+    chunks = plan_chunks(segments, budget.chunk_tokens)
+    key = run_key(document, client, question, budget, segment_tokens)
+    return ChainPlan(question, budget, segment_tokens, segments, chunks, key)
 
 
 def stored_steps(session: Session, key: str) -> list[ChainStep]:
@@ -131,25 +172,17 @@ def stored_steps(session: Session, key: str) -> list[ChainStep]:
 
 
 def run_step(
-    session: Session,
-    document: Document,
-    segments: list[Segment],
-    chunks: list[Chunk],
-    step: int,
-    unit: str,
-    question: str | None,
-    client: LLMClient,
-    key: str,
-    budget: ChainBudget,
+    session: Session, document: Document, plan: ChainPlan, step: int, unit: str, client: LLMClient
 ) -> ChainStep:
     """One worker: read chunk `step` with the incoming unit, persist the rewritten unit."""
-    chunk = chunks[step]
+    chunk = plan.chunks[step]
+    budget = plan.budget
     prompt, raw = render_worker(
         client,
-        question,
+        plan.question,
         step=step + 1,
-        total=len(chunks),
-        chunk=chunk_text(document, segments, chunk),
+        total=len(plan.chunks),
+        chunk=chunk_text(document, plan.segments, chunk),
         unit=unit,
         unit_tokens=budget.unit_tokens,
     )
@@ -157,6 +190,7 @@ def run_step(
         [{"role": "user", "content": prompt}], max_tokens=budget.output_tokens, raw=raw
     )
     new_unit = client.counter.truncate(completion.text, budget.unit_tokens) or unit
+    key = plan.key
     row = ChainStep(
         document_id=document.id,
         run_key=key,
@@ -185,13 +219,9 @@ def run_chain(
     progress: ProgressFn = no_progress,
 ) -> AnswerDraft:
     """Read the whole document through the chain; answer the question, or summarise when there is none."""
-    budget = chain_budget(client, question)
-    # Chunks are runs of whole segments; with a small window, use segments that fit in one chunk.
-    segment_tokens = min(get_settings().SEGMENT_TOKENS, budget.chunk_tokens - LABEL_TOKENS)
-    segments = ensure_segments(session, document, client.model, segment_tokens=segment_tokens)
-    chunks = plan_chunks(segments, budget.chunk_tokens)
-    key = run_key(document, client, question, budget)
-    done = stored_steps(session, key)
+    plan = plan_chain(session, document, question, client)
+    chunks, segments, segment_tokens = plan.chunks, plan.segments, plan.segment_tokens
+    done = stored_steps(session, plan.key)
     unit = done[-1].unit if done else EMPTY_UNIT
     trace = [
         {
@@ -204,7 +234,7 @@ def run_chain(
     ]
     for step in range(len(done), len(chunks)):
         progress("reading in order", step, len(chunks) + 1)
-        row = run_step(session, document, segments, chunks, step, unit, question, client, key, budget)
+        row = run_step(session, document, plan, step, unit, client)
         unit = row.unit
         trace.append(
             {

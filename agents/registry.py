@@ -15,45 +15,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
-from longread.agents.base import AnswerDraft, ProgressFn
+from longread.agents.base import AnswerDraft, ReadRequest, UnknownStrategy
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
+    from longread.agents.estimates import Calibration, Estimate
 
-    from longread.llm import LLMClient
-    from longread.storage.models import Document, Segment
+__all__ = ["AUTO", "ReadRequest", "Strategy", "UnknownStrategy"]
 
 AUTO = "auto"
 FanOut = Literal["tree", "chain"]
 
 
-class UnknownStrategy(ValueError):
-    """A strategy name that no declaration matches (or one that cannot do what was asked)."""
-
-
-@dataclass
-class ReadRequest:
-    """Everything a strategy's reader gets; `question` is None for a summary."""
-
-    session: Session
-    document: Document
-    question: str | None
-    client: LLMClient
-    progress: ProgressFn
-    answer_with: str | None = None
-
-    def segments(self) -> list[Segment]:
-        from longread.agents.segments import ensure_segments
-
-        return ensure_segments(self.session, self.document, self.client.model)
-
-    def require_question(self) -> str:
-        if self.question is None:
-            raise UnknownStrategy("this strategy needs a question")
-        return self.question
-
-
 Reader = Callable[[ReadRequest], AnswerDraft]
+Estimator = Callable[[ReadRequest, "Calibration"], "Estimate"]
+"""Counts a reader's work for a request before it runs (agents.estimates); never calls a model."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +45,8 @@ class Strategy:
     """Runs the in-process transformer itself (whatever model answers), so it goes to the `local` queue."""
     fan_out: FanOut | None = None
     """How workers spread the work over tasks: per tree level, per chain step, or one task."""
+    estimate: Estimator | None = None
+    """Its calls and tokens for a question, for the planner (`auto`, `longread plan`, dry runs)."""
 
     def queue(self, model: str) -> str:
         """The Celery queue for this strategy with this model: in-process model work goes to `local`."""
@@ -106,6 +83,7 @@ def _read_bm25(request: ReadRequest) -> AnswerDraft:
         request.client,
         segments=request.segments(),
         progress=request.progress,
+        partial=request.note_partial,
     )
 
 
@@ -118,6 +96,7 @@ def _read_dense(request: ReadRequest) -> AnswerDraft:
         request.client,
         segments=request.segments(),
         progress=request.progress,
+        partial=request.note_partial,
     )
 
 
@@ -127,7 +106,13 @@ def _read_tree(request: ReadRequest) -> AnswerDraft:
 
     tree = build_tree(request.session, request.document, request.client, progress=request.progress)
     return navigate(
-        request.session, tree, request.document, request.require_question(), request.client, progress=request.progress
+        request.session,
+        tree,
+        request.document,
+        request.require_question(),
+        request.client,
+        progress=request.progress,
+        partial=request.note_partial,
     )
 
 
@@ -140,7 +125,14 @@ def _summarise_tree(request: ReadRequest) -> AnswerDraft:
 def _read_chain(request: ReadRequest) -> AnswerDraft:
     from longread.agents.chain import run_chain
 
-    return run_chain(request.session, request.document, request.question, request.client, progress=request.progress)
+    return run_chain(
+        request.session,
+        request.document,
+        request.question,
+        request.client,
+        progress=request.progress,
+        partial=request.note_partial,
+    )
 
 
 def _read_attention(request: ReadRequest) -> AnswerDraft:
@@ -154,6 +146,7 @@ def _read_attention(request: ReadRequest) -> AnswerDraft:
         answer_model=request.answer_with or request.client.model,
         usage=request.client.usage,
         progress=request.progress,
+        partial=request.note_partial,
     )
 
 
@@ -164,18 +157,51 @@ def _read_shortlist(request: ReadRequest) -> AnswerDraft:
     return read_with_shortlist(request)
 
 
+# ----------------------------------------------------------------------------------------- estimates
+
+
+def _estimate(name: str) -> Estimator:
+    """agents.estimates.estimate_<name>, imported when first called (it reads the tree and chain modules)."""
+
+    def estimate(request: ReadRequest, calibration: Calibration) -> Estimate:
+        from longread.agents import estimates
+
+        function: Estimator = getattr(estimates, f"estimate_{name}")
+        return function(request, calibration)
+
+    estimate.__name__ = f"estimate_{name}"
+    return estimate
+
+
 # --------------------------------------------------------------------------------------- declarations
 
 STRATEGIES: tuple[Strategy, ...] = (
-    Strategy("full", "the whole document in one call, cut at the model's window", _read_full, _summarise_full),
-    Strategy("bm25", "BM25 passages within the evidence budget, then one answering call", _read_bm25),
-    Strategy("dense", "MiniLM embedding passages within the evidence budget, then one answering call", _read_dense),
+    Strategy(
+        "full",
+        "the whole document in one call, cut at the model's window",
+        _read_full,
+        _summarise_full,
+        estimate=_estimate("full"),
+    ),
+    Strategy(
+        "bm25",
+        "BM25 passages within the evidence budget, then one answering call",
+        _read_bm25,
+        estimate=_estimate("bm25"),
+    ),
+    Strategy(
+        "dense",
+        "MiniLM embedding passages within the evidence budget, then one answering call",
+        _read_dense,
+        estimate=_estimate("dense"),
+    ),
     Strategy(
         "tree",
         "navigate a summary tree built once per document (MemWalker)",
         _read_tree,
         _summarise_tree,
         fan_out="tree",
+        estimate=_estimate("tree"),
     ),
     Strategy(
         "chain",
@@ -183,18 +209,21 @@ STRATEGIES: tuple[Strategy, ...] = (
         _read_chain,
         _read_chain,
         fan_out="chain",
+        estimate=_estimate("chain"),
     ),
     Strategy(
         "attention",
         "the local model scans the whole document; its attention picks the evidence (InfiniRetri)",
         _read_attention,
         needs_local_model=True,
+        estimate=_estimate("attention"),
     ),
     Strategy(
         "shortlist",
         "BM25 and dense retrieval shortlist passages; the local model's attention re-ranks them (ICR)",
         _read_shortlist,
         needs_local_model=True,
+        estimate=_estimate("shortlist"),
     ),
 )
 

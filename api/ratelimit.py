@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import redis
 
-from longread.workers.embedded import redis_url
+from longread.workers.dispatch import redis_url
 
 log = logging.getLogger(__name__)
 

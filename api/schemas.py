@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
 from longread.api.validation import model_name, question_text
+from longread.storage.jobs import as_utc, eta_seconds
 from longread.storage.models import Answer, Document, Job
-from longread.workers.jobs import as_utc, eta_seconds
 
 
 class DocumentOut(BaseModel):

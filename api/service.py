@@ -11,8 +11,8 @@ from longread.api.errors import ApiError, not_found
 from longread.api.security import Principal
 from longread.config import get_settings
 from longread.failures import sanitise
+from longread.storage import jobs
 from longread.storage.models import Answer, Document, Job, JobKind, JobStatus
-from longread.workers import jobs
 from longread.workers.dispatch import enqueue
 
 log = logging.getLogger(__name__)

@@ -55,9 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_environment({"LONGREAD_RATE_LIMIT_PER_MINUTE": "1000000"}) as env:
         from longread.api.security import create_key
+        from longread.storage import jobs
         from longread.storage.db import session_scope
         from longread.storage.models import JobKind
-        from longread.workers import jobs
 
         with session_scope() as session:
             key, row = create_key(session, "bench")

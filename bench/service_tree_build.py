@@ -35,9 +35,9 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
     from sqlmodel import select
 
     from longread.agents.memwalker.tree import level_sizes
+    from longread.storage import jobs
     from longread.storage.db import session_scope
     from longread.storage.models import Document, Job, JobKind, JobStatus, Segment, Tree, TreeNode
-    from longread.workers import jobs
     from longread.workers.celery_app import app
     from longread.workers.dispatch import enqueue
 

@@ -18,7 +18,7 @@ from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
-from longread.llm import LLMError
+from longread.llm import LLMError, Usage
 from longread.storage.db import session_scope
 from longread.storage.models import Answer, Document
 
@@ -80,11 +80,7 @@ def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:
         "citations": answer.citations,
         "dropped_citations": answer.dropped_citations,
         "trace": answer.trace,
-        "llm_calls": answer.llm_calls,
-        "cached_calls": answer.cached_calls,
-        "prompt_tokens": answer.prompt_tokens,
-        "completion_tokens": answer.completion_tokens,
-        "cost_usd": answer.cost_usd,
+        **Usage.of(answer).as_dict(),
         "latency_s": answer.latency_s,
     }
 

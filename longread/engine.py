@@ -20,6 +20,7 @@ from longread.agents.segments import ensure_segments
 from longread.ingest import document_id, load_document
 from longread.ingest.loaders import load_path
 from longread.llm import LLMClient, Usage
+from longread.storage.cache import stored_client
 from longread.storage.models import LOCAL_TENANT, Answer, Document, Job, Tree
 from longread.tokens import token_counter_for
 
@@ -69,7 +70,7 @@ def build_tree(
     progress: ProgressFn | None = None,
     usage: Usage | None = None,
 ) -> Tree:
-    client = LLMClient(model, usage)
+    client = stored_client(model, usage, tenant_id=document.tenant_id)
     return build_summary_tree(session, document, client, progress=progress or no_progress)
 
 
@@ -95,7 +96,6 @@ def _store_answer(
 ) -> Answer:
     segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
     checked = check_citations(draft, document.text, segments, question)
-    usage = client.usage
     answer = Answer(
         tenant_id=document.tenant_id,
         document_id=document.id,
@@ -109,11 +109,7 @@ def _store_answer(
         citations=checked.citations,
         dropped_citations=checked.dropped,
         trace=draft.trace,
-        llm_calls=usage.calls,
-        cached_calls=usage.cached_calls,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cost_usd=usage.cost_usd,
+        **client.usage.as_dict(),
         latency_s=round(time.monotonic() - started, 3),
     )
     session.add(answer)
@@ -138,7 +134,7 @@ def ask(
     if not question:
         raise ValueError("the question is empty")
     started = time.monotonic()
-    client = LLMClient(model, usage)
+    client = stored_client(model, usage, tenant_id=document.tenant_id)
     route = route_question(document, question, strategy, client)
     request = registry.ReadRequest(session, document, question, client, progress or no_progress, answer_with)
     draft = registry.get(route.strategy).read(request)
@@ -160,7 +156,7 @@ def summarize(
     """Whole-document summary: from the summary tree's top, the chain of agents without a query, or whole."""
     registry.check_summary_strategy(strategy)
     started = time.monotonic()
-    client = LLMClient(model, usage)
+    client = stored_client(model, usage, tenant_id=document.tenant_id)
     if strategy == registry.AUTO:
         route = Route("tree", "summaries reuse the summary tree")
     else:

@@ -110,9 +110,8 @@ def test_chain_resumes_from_persisted_steps(session, monkeypatch) -> None:
     with pytest.raises(RuntimeError):
         engine.ask(session, document, question, strategy="chain", model=MODEL, answer_with=None)
     monkeypatch.setattr(chain, "run_step", real)
-    client = LLMClient(MODEL)
-    key = chain.run_key(document, client, question, chain.chain_budget(client, question))
-    assert len(stored_steps(session, key)) == 2
+    plan = chain.plan_chain(session, document, question, LLMClient(MODEL))
+    assert len(stored_steps(session, plan.key)) == 2
     doubles.calls.clear()
     answer = engine.ask(session, document, question, strategy="chain", model=MODEL)
     resumed = [s for s in answer.trace if s.get("resumed")]
@@ -143,3 +142,45 @@ def test_deleting_a_document_deletes_its_chain_steps(session, monkeypatch) -> No
     session.delete(document)
     session.commit()
     assert session.exec(select(func.count()).select_from(ChainStep)).one() == 0
+
+
+def test_cli_and_workers_read_one_plan_under_a_small_window(session, monkeypatch) -> None:
+    """A small model window shrinks the segments a chunk can hold; both paths must read the same chunks.
+
+    The workers used to plan from the default segmentation, which does not fit such a window: they
+    failed (or read other chunks) where the CLI succeeded, and the run key did not say which segments
+    a stored step had read.
+    """
+    monkeypatch.setenv("LONGREAD_REDIS_URL", "redis://127.0.0.1:9/0")  # the Celery app is built, never used
+    monkeypatch.setenv("LONGREAD_LLM_CONTEXT_WINDOW", "900")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "150")
+    get_settings.cache_clear()
+    from longread.agents.chain import plan_chain
+    from longread.agents.segments import ensure_segments
+    from longread.storage.models import LOCAL_TENANT, Job, JobKind
+    from longread.workers.tasks.chain import job_plan
+
+    document, _ = engine.store_text(
+        session, filename="d.txt", text=document_with_facts(40, {25: "The vault code is 4471."})
+    )
+    question = "What is the vault code?"
+    plan = plan_chain(session, document, question, LLMClient(MODEL))
+    assert plan.segment_tokens < get_settings().SEGMENT_TOKENS
+    # What the old worker path read with: the default segments, which no chunk of this window holds.
+    with pytest.raises(ValueError, match="exceeds the chunk budget"):
+        plan_chunks(ensure_segments(session, document, MODEL), plan.budget.chunk_tokens)
+
+    answer = engine.ask(session, document, question, strategy="chain", model=MODEL)
+    assert "4471" in answer.answer
+    job = Job(tenant_id=LOCAL_TENANT, kind=JobKind.ASK, document_id=document.id, params={"question": question})
+    monkeypatch.setenv("LONGREAD_LLM", MODEL)
+    get_settings.cache_clear()
+    worker_plan = job_plan(session, job, document, LLMClient(MODEL))
+    assert worker_plan.key == plan.key and worker_plan.chunks == plan.chunks
+    assert len(stored_steps(session, worker_plan.key)) == len(plan.chunks)  # the workers resume, not redo
+
+    # The segment size is part of the key: a smaller configured segment is another run.
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", str(plan.segment_tokens - 20))
+    get_settings.cache_clear()
+    other = plan_chain(session, document, question, LLMClient(MODEL))
+    assert other.budget == plan.budget and other.key != plan.key

@@ -7,7 +7,7 @@ Settings follow what keeps long LLM jobs from being lost or run twice:
   after the visibility timeout, so a task that may still be running must never reach it;
 - a result backend: chords (the per-level tree fan-out) count finished header tasks there.
 
-Task arguments are ids and small primitives only; job state lives in the database (`workers.jobs`).
+Task arguments are ids and small primitives only; job state lives in the database (`storage.jobs`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 
 from longread.config import get_settings
+from longread.llm.client import use_provider_slot
 from longread.workers.embedded import redis_url
+from longread.workers.limits import provider_slot
 
 TASK_MODULES = [
     "longread.workers.tasks.ingest",
@@ -68,6 +70,8 @@ def celery_config() -> dict[str, Any]:
 
 app = Celery("longread", include=TASK_MODULES)
 app.conf.update(celery_config())
+# Every process that runs tasks shares the providers' rate limits with the other workers.
+use_provider_slot(provider_slot)
 
 
 @worker_init.connect

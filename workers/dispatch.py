@@ -1,13 +1,23 @@
-"""Putting a job on its queue. The API and the sweeper enqueue through here, by job kind."""
+"""Putting work on its queue: the one place that sends a task.
+
+The API and the sweeper enqueue a job's entry task here; the tasks hand a job on to its next step
+(a chain step, a tree level, the answer) here too, by task name. Sending by name is what keeps the
+task modules from importing each other: `answers` starts trees and chains, and they come back to
+`answers` only through this module.
+"""
 
 from __future__ import annotations
 
+from celery import chord, group
 from sqlalchemy import update
 from sqlmodel import Session, col
 
 from longread.config import get_settings
 from longread.storage.models import Job, JobKind
 from longread.workers.celery_app import app, queue_for
+from longread.workers.embedded import redis_url
+
+__all__ = ["continue_job_with", "dispatch_tree_level", "enqueue", "job_model", "job_queue", "redis_url"]
 
 ENTRY_TASKS = {
     JobKind.INGEST: "longread.workers.tasks.ingest.ingest_task",
@@ -15,10 +25,19 @@ ENTRY_TASKS = {
     JobKind.ASK: "longread.workers.tasks.answers.ask_task",
     JobKind.SUMMARIZE: "longread.workers.tasks.answers.summarize_task",
 }
+CHAIN_STEP_TASK = "longread.workers.tasks.chain.chain_step_task"
+ANSWER_TASK = "longread.workers.tasks.answers.answer_task"
+TREE_NODE_TASK = "longread.workers.tasks.tree.summarize_node_task"
+TREE_LEVEL_DONE_TASK = "longread.workers.tasks.tree.tree_level_done"
+
+
+def job_model(job: Job) -> str:
+    """The model a job reads with: its own parameter, else the configured default."""
+    return str(job.params.get("model") or get_settings().LLM)
 
 
 def job_queue(job: Job) -> str:
-    return queue_for(job.params.get("model") or get_settings().LLM, job.params.get("strategy"))
+    return queue_for(job_model(job), job.params.get("strategy"))
 
 
 def enqueue(session: Session, job: Job) -> str:
@@ -26,4 +45,20 @@ def enqueue(session: Session, job: Job) -> str:
     result = app.send_task(ENTRY_TASKS[job.kind], args=(job.id,), queue=job_queue(job))
     session.execute(update(Job).where(col(Job.id) == job.id).values(celery_task_id=result.id))
     session.commit()
-    return result.id
+    return str(result.id)
+
+
+def continue_job_with(task_name: str, job: Job) -> None:
+    """Hand a claimed job on to its next task; (job id, attempt) lets a stale attempt's task do nothing."""
+    app.send_task(task_name, args=(job.id, job.attempts), queue=queue_for(job_model(job)))
+
+
+def dispatch_tree_level(job: Job, tree_id: str, model: str, level: int, positions: list[int]) -> None:
+    """One task per missing node of a tree level; the chord's body starts the next level."""
+    queue = queue_for(model)
+    header = group(
+        app.signature(TREE_NODE_TASK, args=(job.id, tree_id, level, position, job.attempts)).set(queue=queue)
+        for position in positions
+    )
+    body = app.signature(TREE_LEVEL_DONE_TASK, args=(job.id, tree_id, level, job.attempts)).set(queue=queue)
+    chord(header, body).apply_async()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 from longread.agents.attention.config import AttentionConfig
 from longread.agents.attention.scoring import PromptLayout, build_layout, token_scores, unit_score
 from longread.agents.base import ProgressFn, no_progress
+from longread.agents.selection import within_budget
 from longread.ingest.segment import split_sentences
 
 
@@ -128,16 +129,8 @@ def _select(candidates: list[tuple[Unit, float]], budget: int, max_units: int) -
 
     The unit cap keeps a budget from filling up with many tiny filler sentences.
     """
-    chosen: list[tuple[Unit, float]] = []
-    used = 0
-    for unit, score in sorted(candidates, key=lambda c: -c[1]):
-        if len(chosen) >= max_units:
-            break
-        if chosen and used + unit.n_tokens > budget:
-            continue
-        chosen.append((unit, score))
-        used += unit.n_tokens
-    return chosen
+    ranked = sorted(candidates, key=lambda c: -c[1])
+    return within_budget(ranked, budget, lambda c: c[0].n_tokens, first_always=True, max_items=max_units)
 
 
 class AttentionRetriever:
@@ -229,22 +222,12 @@ class AttentionRetriever:
                 best[unit.index] = ScoredUnit(unit, score, z, hop)
 
     def _final(self, carry: list[tuple[Unit, float]], best: dict[int, ScoredUnit], hop: int) -> list[ScoredUnit]:
-        budget = self.config.evidence_tokens
-        chosen: dict[int, ScoredUnit] = {}
-        used = 0
         top_z = max((s.z for s in best.values()), default=0.0)
-        for unit, score in sorted(carry, key=lambda c: -c[1]):
-            if chosen and used + unit.n_tokens > budget:
-                continue
-            # Carried units won head-to-head comparisons; rank them above every chunk-local score.
-            chosen[unit.index] = ScoredUnit(unit, score, top_z + 1.0 + score, hop)
-            used += unit.n_tokens
-        for scored in sorted(best.values(), key=lambda s: -s.z):
-            if scored.unit.index in chosen or used + scored.unit.n_tokens > budget:
-                continue
-            chosen[scored.unit.index] = scored
-            used += scored.unit.n_tokens
-        return sorted(chosen.values(), key=lambda s: s.unit.index)
+        # Carried units won head-to-head comparisons; rank them above every chunk-local score.
+        carried = [
+            ScoredUnit(unit, score, top_z + 1.0 + score, hop) for unit, score in sorted(carry, key=lambda c: -c[1])
+        ]
+        return _carried_then_best(carried, best.values(), self.config.evidence_tokens)
 
 
 def retrieve(
@@ -297,18 +280,18 @@ def _expand_query(question: str, facts: list[str]) -> str:
 
 
 def _merge_hops(carried: dict[int, Unit], found: dict[int, ScoredUnit], budget: int) -> list[ScoredUnit]:
-    chosen: dict[int, ScoredUnit] = {}
-    used = 0
+    facts = []
     for index in sorted(carried):
-        unit = carried[index]
-        if chosen and used + unit.n_tokens > budget:
-            continue
         base = found.get(index)
-        chosen[index] = ScoredUnit(unit, base.score if base else 0.0, float("inf"), base.hop if base else 0)
-        used += unit.n_tokens
-    for scored in sorted(found.values(), key=lambda s: -s.z):
-        if scored.unit.index in chosen or used + scored.unit.n_tokens > budget:
-            continue
-        chosen[scored.unit.index] = scored
-        used += scored.unit.n_tokens
-    return sorted(chosen.values(), key=lambda s: s.unit.index)
+        facts.append(ScoredUnit(carried[index], base.score if base else 0.0, float("inf"), base.hop if base else 0))
+    return _carried_then_best(facts, found.values(), budget)
+
+
+def _carried_then_best(carried: list[ScoredUnit], scored: Iterable[ScoredUnit], budget: int) -> list[ScoredUnit]:
+    """Carried units first (at least one), then the best-scoring others in what is left; document order."""
+    chosen = within_budget(carried, budget, lambda s: s.unit.n_tokens, first_always=True)
+    taken = {s.unit.index for s in chosen}
+    left = budget - sum(s.unit.n_tokens for s in chosen)
+    rest = [s for s in sorted(scored, key=lambda s: -s.z) if s.unit.index not in taken]
+    chosen += within_budget(rest, left, lambda s: s.unit.n_tokens)
+    return sorted(chosen, key=lambda s: s.unit.index)

@@ -31,8 +31,8 @@ from longread.config import get_settings
 from longread.llm.prompts import render_prompt
 
 if TYPE_CHECKING:
+    from longread.agents.base import ReadRequest
     from longread.agents.baselines import Unit
-    from longread.agents.registry import ReadRequest
     from longread.llm import LLMClient, Usage
 
 STRATEGY = "shortlist"

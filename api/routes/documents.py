@@ -31,9 +31,9 @@ from longread.api.service import latest_job, owned_document, resolve_model, subm
 from longread.api.uploads import Upload, receive_upload
 from longread.config import get_settings
 from longread.ingest import IngestError, load_document
+from longread.storage import jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
-from longread.workers import jobs
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from longread.api.security import lookup
 from longread.failures import sanitise
 from longread.storage.db import init_db
-from longread.workers.embedded import redis_url
+from longread.workers.dispatch import redis_url
 
 router = APIRouter(tags=["health"])
 

@@ -16,9 +16,9 @@ from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
 from longread.api.schemas import JobOut
 from longread.api.security import Principal
 from longread.api.service import owned_job
+from longread.storage import jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Job
-from longread.workers import jobs
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

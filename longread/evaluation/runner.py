@@ -22,7 +22,8 @@ from longread.agents import registry
 from longread.evaluation.base import EvalItem, Judge, Outcome, Suite
 from longread.evaluation.results import ResultStore
 from longread.evaluation.scoring import parse_verdict
-from longread.llm import LLMClient, Usage
+from longread.llm import Usage
+from longread.storage.cache import stored_client
 
 STRATEGIES = (*registry.names(), registry.AUTO)
 """Every strategy, in report order (`auto` last)."""
@@ -52,7 +53,7 @@ def parse_strategies(value: str) -> list[str]:
 
 def make_judge(model: str, usage: Usage) -> Judge:
     """AA-LCR's judge: the dataset's CORRECT/INCORRECT rubric; an unparseable reply counts as incorrect."""
-    client = LLMClient(model, usage)
+    client = stored_client(model, usage)
 
     def judge(question: str, official: str, candidate: str) -> bool:
         reply = client.complete(
@@ -68,7 +69,7 @@ def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, mo
     from longread.agents.citations import check_citations
     from longread.agents.segments import ensure_segments
 
-    client = LLMClient(model, usage)
+    client = stored_client(model, usage)
     segments = ensure_segments(session, document, client.model)
     if item.question is None:
         draft = baselines.summarize_full(document.text, client, segments=segments)
@@ -86,7 +87,7 @@ def _retrieve_only(session: Any, document: Any, item: EvalItem, strategy: str, m
 
     if item.question is None:
         raise ValueError("retrieval-only runs need questions; summary suites have none")
-    client = LLMClient(model)
+    client = stored_client(model)
     segments = ensure_segments(session, document, client.model)
     if strategy == "full":
         budget = baselines.full_context_budget(client, item.question)
@@ -197,11 +198,7 @@ def run_item(
         wall = time.monotonic() - started
         record.update(error=f"{type(exc).__name__}: {exc}"[:_TEXT_LIMIT], accuracy=None, evidence_recall=None)
     record.update(
-        llm_calls=usage.calls,
-        cached_calls=usage.cached_calls,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cost_usd=round(usage.cost_usd, 6),
+        **usage.as_dict(),
         wall_s=round(wall, 3),
         judge_calls=judge_usage.calls + judge_usage.cached_calls - judge_calls_before,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,8 +1,10 @@
 """LLMClient: every model call in Longread goes through here.
 
 One litellm Router per model (timeouts; the Router is the only retry layer), a process-wide concurrency
-cap (plus a Redis-backed per-provider cap when a broker is configured), a content-addressed cache of
-completions in storage, and per-call token/cost accounting into a `Usage`.
+cap, and per-call token/cost accounting into a `Usage`. Two things it uses belong to layers above it and
+come in as interfaces: the completion cache (`CompletionCache`; storage provides the database-backed one,
+keyed per tenant scope) and the cross-process provider slot (`ProviderSlot`; the workers install the
+Redis-backed one for their processes with `use_provider_slot`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from longread.config import get_settings
 from longread.llm.prompts import COMPLETION, has_completion_variant, prompt_fingerprint, render_prompt
@@ -44,6 +47,33 @@ class Completion:
     completion_tokens: int
     cost_usd: float
     cached: bool
+
+
+class CompletionCache(Protocol):
+    """Completions kept by `cache_key`, so a re-run never pays twice for the same call."""
+
+    def get(self, key: str) -> Completion | None: ...
+
+    def put(self, key: str, model: str, completion: Completion) -> None: ...
+
+
+class ProviderSlot(Protocol):
+    """Holds one of a provider's call slots for the duration of a block (a cap shared across processes)."""
+
+    def __call__(self, model: str) -> AbstractContextManager[None]: ...
+
+
+_provider_slot: ProviderSlot | None = None
+
+
+def use_provider_slot(slot: ProviderSlot | None) -> None:
+    """Install the cross-process provider cap for every client in this process (None removes it).
+
+    A process-wide setting on purpose: the cap exists for processes that share a provider (workers),
+    whichever code path inside them creates the client.
+    """
+    global _provider_slot
+    _provider_slot = slot
 
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
@@ -96,11 +126,18 @@ def _router(model: str, api_base: str | None, api_key: str | None, timeout: floa
 
 
 def cache_key(
-    model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool = False
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    temperature: float,
+    raw: bool = False,
+    scope: str = "",
 ) -> str:
+    """Hash of everything that decides a completion, plus the cache scope (a tenant sees only its own hits)."""
     payload = json.dumps(
         {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        | ({"raw": True} if raw else {}),
+        | ({"raw": True} if raw else {})
+        | ({"scope": scope} if scope else {}),
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -108,16 +145,38 @@ def cache_key(
 
 
 class LLMClient:
-    """A model, its accounting and its cache. Cheap to create; Routers are shared per process."""
+    """A model, its accounting and its cache. Cheap to create; Routers are shared per process.
 
-    def __init__(self, model: str | None = None, usage: Usage | None = None, *, use_cache: bool | None = None):
+    `cache` is where completions are kept (none: every call goes to the model); `scope` separates cache
+    entries of different tenants, so a hit never tells one tenant what another asked.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        usage: Usage | None = None,
+        *,
+        use_cache: bool | None = None,
+        cache: CompletionCache | None = None,
+        scope: str = "",
+    ) -> None:
         settings = get_settings()
         self.model = model or settings.LLM
         self.usage = usage if usage is not None else Usage()
-        self.use_cache = settings.LLM_CACHE if use_cache is None else use_cache
+        enabled = settings.LLM_CACHE if use_cache is None else use_cache
+        self.cache = cache if enabled else None
+        self.scope = scope
         self.max_output_tokens = settings.LLM_MAX_OUTPUT_TOKENS
         self._settings = settings
         _register_providers(self.model)
+
+    @property
+    def use_cache(self) -> bool:
+        return self.cache is not None
+
+    def with_model(self, model: str) -> LLMClient:
+        """Another model with this client's accounting, cache and scope (e.g. a hosted answer model)."""
+        return LLMClient(model, self.usage, use_cache=self.use_cache, cache=self.cache, scope=self.scope)
 
     @property
     def counter(self) -> TokenCounter:
@@ -185,9 +244,9 @@ class LLMClient:
     ) -> Completion:
         """Complete a conversation; `raw` sends one user message as a text to continue (base models)."""
         max_tokens = max_tokens or self.max_output_tokens
-        key = cache_key(self.model, messages, max_tokens, temperature, raw)
-        if self.use_cache:
-            hit = _cache_get(key)
+        key = cache_key(self.model, messages, max_tokens, temperature, raw, self.scope)
+        if self.cache is not None:
+            hit = self.cache.get(key)
             if hit is not None:
                 self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
                 return hit
@@ -202,8 +261,8 @@ class LLMClient:
             cost_usd=completion.cost_usd,
             cached=False,
         )
-        if self.use_cache:
-            _cache_put(key, self.model, completion)
+        if self.cache is not None:
+            self.cache.put(key, self.model, completion)
         return completion
 
     def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
@@ -226,15 +285,11 @@ class LLMClient:
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
-        """Cap concurrent calls per process, and per provider across processes when Redis is configured."""
+        """Cap concurrent calls per process, and per provider across processes when a slot is installed."""
         with _process_semaphore(self._settings.LLM_MAX_CONCURRENCY):
-            if self._settings.REDIS_URL and not is_in_process(self.model):
-                try:
-                    from longread.workers.limits import provider_slot
-                except ImportError:
-                    yield
-                    return
-                with provider_slot(self.model):
+            slot = _provider_slot
+            if slot is not None and not is_in_process(self.model):
+                with slot(self.model):
                     yield
             else:
                 yield
@@ -275,37 +330,3 @@ def _to_completion(response: Any) -> Completion:
         except Exception:  # self-hosted and scripted models have no price
             cost = 0.0
     return Completion(text.strip(), prompt_tokens, completion_tokens, cost, cached=False)
-
-
-def _cache_get(key: str) -> Completion | None:
-    from longread.storage.db import session_scope
-    from longread.storage.models import CompletionCache
-
-    with session_scope() as session:
-        row = session.get(CompletionCache, key)
-        if row is None:
-            return None
-        return Completion(row.response, row.prompt_tokens, row.completion_tokens, row.cost_usd, cached=True)
-
-
-def _cache_put(key: str, model: str, completion: Completion) -> None:
-    from sqlalchemy.exc import IntegrityError
-
-    from longread.storage.db import session_scope
-    from longread.storage.models import CompletionCache
-
-    with session_scope() as session:
-        if session.get(CompletionCache, key) is not None:
-            return
-        session.add(
-            CompletionCache(
-                key=key,
-                model=model,
-                response=completion.text,
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                cost_usd=completion.cost_usd,
-            )
-        )
-        with contextlib.suppress(IntegrityError):  # a concurrent writer stored the same key
-            session.commit()

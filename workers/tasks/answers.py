@@ -8,14 +8,15 @@ from sqlmodel import Session
 
 from longread import engine
 from longread.agents import registry
-from longread.agents.base import ProgressFn
 from longread.agents.memwalker.tree import prepare_tree
-from longread.config import get_settings
 from longread.llm import LLMClient, Usage
+from longread.progress import ProgressFn
+from longread.storage import jobs
 from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
-from longread.workers import jobs
 from longread.workers.celery_app import app
+from longread.workers.dispatch import ANSWER_TASK, job_model
 from longread.workers.tasks.base import continue_job, run_job
+from longread.workers.tasks.chain import start_chain
 from longread.workers.tasks.tree import start_build
 
 EngineCall = Callable[[Session, Document, ProgressFn, Usage], Answer]
@@ -28,10 +29,6 @@ def _document(session: Session, job: Job) -> Document:
     return document
 
 
-def _model(job: Job) -> str:
-    return str(job.params.get("model") or get_settings().LLM)
-
-
 def effective_strategy(job: Job, document: Document) -> str:
     """The strategy the engine will use, so tree and chain work can be spread over tasks first."""
     default = "tree" if job.kind is JobKind.SUMMARIZE else registry.AUTO
@@ -40,7 +37,7 @@ def effective_strategy(job: Job, document: Document) -> str:
         return "tree" if strategy == registry.AUTO else registry.check_summary_strategy(strategy)
     if strategy == registry.AUTO:
         question = str(job.params.get("question", ""))
-        strategy = engine.route_question(document, question, registry.AUTO, LLMClient(_model(job))).strategy
+        strategy = engine.route_question(document, question, registry.AUTO, LLMClient(job_model(job))).strategy
     return strategy
 
 
@@ -64,7 +61,7 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         document,
         str(job.params["question"]),
         strategy=str(job.params.get("strategy") or "auto"),
-        model=_model(job),
+        model=job_model(job),
         progress=progress,
         job=job,
         usage=usage,
@@ -76,7 +73,7 @@ def _summarize(session: Session, job: Job, progress: ProgressFn, usage: Usage, d
         session,
         document,
         strategy=str(job.params.get("strategy") or "tree"),
-        model=_model(job),
+        model=job_model(job),
         progress=progress,
         job=job,
         usage=usage,
@@ -95,12 +92,10 @@ def entry_body(session: Session, job: Job) -> str | None:
     strategy = effective_strategy(job, document)
     fan_out = registry.get(strategy).fan_out
     if fan_out == "tree":
-        tree = prepare_tree(session, document, _model(job))
+        tree = prepare_tree(session, document, job_model(job))
         if tree.status is not TreeStatus.READY:
             return start_build(session, job, tree)
     elif fan_out == "chain":
-        from longread.workers.tasks.chain import start_chain
-
         start_chain(session, job, document)
         return None
     return answer_body(session, job)
@@ -118,7 +113,7 @@ def summarize_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     return run_job(job_id, self.request.id, entry_body)
 
 
-@app.task(name="longread.workers.tasks.answers.answer_task")
+@app.task(name=ANSWER_TASK)
 def answer_task(job_id: str, attempt: int) -> str:
     """After the tree fan-out: navigate (or summarise from the top) and store the answer."""
     return continue_job(job_id, attempt, answer_body)

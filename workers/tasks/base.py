@@ -8,9 +8,9 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from longread.agents.base import JobCanceled
+from longread.storage import jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Job, JobStatus
-from longread.workers import jobs
 
 log = logging.getLogger(__name__)
 

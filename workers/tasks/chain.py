@@ -1,84 +1,48 @@
 """Chain of agents as a chain of Celery tasks: one task per worker step, the unit persisted after each.
 
-Each step task reads the stored steps (ChainStep rows, keyed by the run), runs the next one and
-enqueues the step after it, so consecutive steps may run on different workers and a worker that dies
-loses at most the step it was on. After the last step the answer task runs the manager, which finds
-every step stored and only writes the answer.
+Each step task plans the chain with `agents.chain.plan_chain` (the very plan `run_chain` reads with, so
+the CLI and the workers read the same chunks under the same run key), reads the stored steps, runs the
+next one and hands on to the step after it, so consecutive steps may run on different workers and a
+worker that dies loses at most the step it was on. After the last step the answer task runs the
+manager, which finds every step stored and only writes the answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session
 
-from longread.agents.chain import (
-    EMPTY_UNIT,
-    ChainBudget,
-    Chunk,
-    chain_budget,
-    plan_chunks,
-    run_key,
-    run_step,
-    stored_steps,
-)
-from longread.agents.segments import ensure_segments
-from longread.config import get_settings
+from longread.agents.chain import EMPTY_UNIT, ChainPlan, plan_chain, run_step, stored_steps
 from longread.llm import LLMClient, Usage
-from longread.storage.models import Document, Job, JobKind, Segment
-from longread.workers import jobs
-from longread.workers.celery_app import app, queue_for
+from longread.progress import JobCanceled
+from longread.storage import jobs
+from longread.storage.cache import stored_client
+from longread.storage.models import Document, Job, JobKind
+from longread.workers.celery_app import app
+from longread.workers.dispatch import ANSWER_TASK, CHAIN_STEP_TASK, continue_job_with, job_model
 from longread.workers.tasks.base import continue_job
 
 STAGE = "reading in order"
 
 
-@dataclass
-class ChainPlan:
-    client: LLMClient
-    question: str | None
-    segments: list[Segment]
-    budget: ChainBudget
-    chunks: list[Chunk]
-    key: str
-
-
-def _model(job: Job) -> str:
-    return str(job.params.get("model") or get_settings().LLM)
-
-
-def plan(session: Session, job: Job, document: Document, usage: Usage | None = None) -> ChainPlan:
-    """The same chunking and run key as `agents.chain.run_chain`, so the engine resumes these steps."""
-    client = LLMClient(_model(job), usage)
+def job_plan(session: Session, job: Job, document: Document, client: LLMClient) -> ChainPlan:
+    """The job's chain plan: its question (none for a summary) read with the job's model."""
     question = str(job.params["question"]) if job.kind is JobKind.ASK else None
-    segments = ensure_segments(session, document, client.model)
-    budget = chain_budget(client, question)
-    chunks = plan_chunks(segments, budget.chunk_tokens)
-    return ChainPlan(client, question, segments, budget, chunks, run_key(document, client, question, budget))
+    return plan_chain(session, document, question, client)
 
 
-def _next(job: Job) -> None:
-    chain_step_task.apply_async((job.id, job.attempts), queue=queue_for(_model(job)))
-
-
-def _answer(job: Job) -> None:
-    from longread.workers.tasks.answers import answer_task
-
-    answer_task.apply_async((job.id, job.attempts), queue=queue_for(_model(job)))
+def _next(job: Job, done: int, n_chunks: int) -> None:
+    continue_job_with(CHAIN_STEP_TASK if done < n_chunks else ANSWER_TASK, job)
 
 
 def start_chain(session: Session, job: Job, document: Document) -> None:
     """Continue from the stored steps: the next step task, or straight to the manager."""
-    chain = plan(session, job, document)
-    done = len(stored_steps(session, chain.key))
-    jobs.set_progress(session, job.id, stage=STAGE, done=done, total=len(chain.chunks) + 1)
-    if done < len(chain.chunks):
-        _next(job)
-    else:
-        _answer(job)
+    plan = job_plan(session, job, document, stored_client(job_model(job), tenant_id=job.tenant_id))
+    done = len(stored_steps(session, plan.key))
+    jobs.set_progress(session, job.id, stage=STAGE, done=done, total=len(plan.chunks) + 1)
+    _next(job, done, len(plan.chunks))
 
 
-@app.task(name="longread.workers.tasks.chain.chain_step_task")
+@app.task(name=CHAIN_STEP_TASK)
 def chain_step_task(job_id: str, attempt: int) -> str:
     """Run the next chain step of a job, persist its unit, and hand on to the next task."""
 
@@ -87,33 +51,18 @@ def chain_step_task(job_id: str, attempt: int) -> str:
         if document is None:
             raise LookupError(f"document {job.document_id} no longer exists")
         usage = Usage()
-        chain = plan(session, job, document, usage)
-        done = stored_steps(session, chain.key)
+        client = stored_client(job_model(job), usage, tenant_id=job.tenant_id)
+        plan = job_plan(session, job, document, client)
+        done = stored_steps(session, plan.key)
         step = len(done)
-        if step < len(chain.chunks):
+        if step < len(plan.chunks):
             unit = done[-1].unit if done else EMPTY_UNIT
-            run_step(
-                session,
-                document,
-                chain.segments,
-                chain.chunks,
-                step,
-                unit,
-                chain.question,
-                chain.client,
-                chain.key,
-                chain.budget,
-            )
+            run_step(session, document, plan, step, unit, client)
             jobs.add_usage(session, job.id, usage)
-            jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(chain.chunks) + 1)
+            jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(plan.chunks) + 1)
             if jobs.cancel_requested(session, job.id):
-                from longread.agents.base import JobCanceled
-
                 raise JobCanceled(job.id)
-        if step + 1 < len(chain.chunks):
-            _next(job)
-        else:
-            _answer(job)
+        _next(job, step + 1, len(plan.chunks))
         return None
 
     return continue_job(job_id, attempt, body)

@@ -6,8 +6,8 @@ from sqlmodel import Session
 
 from longread.agents.segments import ensure_segments
 from longread.config import get_settings
+from longread.storage import jobs
 from longread.storage.models import Document, Job
-from longread.workers import jobs
 from longread.workers.celery_app import app
 from longread.workers.tasks.base import run_job
 

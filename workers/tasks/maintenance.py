@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from longread.storage import jobs
 from longread.storage.db import session_scope
-from longread.workers import jobs
 from longread.workers.celery_app import app
 from longread.workers.dispatch import enqueue
 

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import logging
 
-from celery import chord, group
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
-from longread.config import get_settings
-from longread.llm import LLMClient, Usage
+from longread.failures import describe_failure
+from longread.llm import Usage
+from longread.storage import jobs
+from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
-from longread.workers import jobs
-from longread.workers.celery_app import app, queue_for
+from longread.workers.celery_app import app
+from longread.workers.dispatch import (
+    ANSWER_TASK,
+    TREE_LEVEL_DONE_TASK,
+    TREE_NODE_TASK,
+    continue_job_with,
+    dispatch_tree_level,
+    job_model,
+)
 from longread.workers.tasks.base import continue_job, run_job
 
 log = logging.getLogger(__name__)
@@ -35,10 +43,6 @@ def node_count(session: Session, tree_id: str) -> int:
     return int(session.exec(query).one())
 
 
-def job_model(job: Job) -> str:
-    return str(job.params.get("model") or get_settings().LLM)
-
-
 def start_build(session: Session, job: Job, tree: Tree) -> str | None:
     """Dispatch the first level that still misses nodes; when none does, finish the tree."""
     if tree.status is not TreeStatus.READY:
@@ -49,29 +53,17 @@ def start_build(session: Session, job: Job, tree: Tree) -> str | None:
             todo = [position for position in range(size) if position not in have]
             if todo:
                 jobs.set_progress(session, job.id, stage=_stage(level, len(sizes)), done=done, total=sum(sizes))
-                _dispatch_level(job, tree, level, todo)
+                dispatch_tree_level(job, tree.id, tree.model, level, todo)
                 return None
         tree = finish_tree(session, tree)
     return after_tree(session, job, tree)
-
-
-def _dispatch_level(job: Job, tree: Tree, level: int, positions: list[int]) -> None:
-    queue = queue_for(tree.model)
-    header = group(
-        summarize_node_task.si(job.id, tree.id, level, position, job.attempts).set(queue=queue)
-        for position in positions
-    )
-    body = tree_level_done.si(job.id, tree.id, level, job.attempts).set(queue=queue)
-    chord(header, body).apply_async()
 
 
 def after_tree(session: Session, job: Job, tree: Tree) -> str | None:
     """A tree job ends here; a question or summary over the tree goes on to its answer task."""
     if job.kind is JobKind.BUILD_TREE:
         return tree.id
-    from longread.workers.tasks.answers import answer_task
-
-    answer_task.apply_async((job.id, job.attempts), queue=queue_for(job_model(job)))
+    continue_job_with(ANSWER_TASK, job)
     return None
 
 
@@ -88,7 +80,7 @@ def build_tree_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
     return run_job(job_id, self.request.id, body)
 
 
-@app.task(name="longread.workers.tasks.tree.summarize_node_task")
+@app.task(name=TREE_NODE_TASK)
 def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, attempt: int) -> str:
     """Summarise one node. Failures mark the job failed and return, so the chord body still runs."""
     with session_scope() as session:
@@ -100,17 +92,22 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             return JobStatus.CANCELED.value
         tree = session.get(Tree, tree_id)
         if tree is None:
-            jobs.finish(session, job_id, JobStatus.FAILED, error=f"tree {tree_id} no longer exists")
+            jobs.finish(
+                session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found"
+            )
             return JobStatus.FAILED.value
         usage = Usage()
         try:
             with jobs.heartbeat(job_id):
-                summarize_node(session, tree, level, position, LLMClient(tree.model, usage))
+                summarize_node(
+                    session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id)
+                )
         except Exception as exc:
             log.exception("node (%s, %s) of tree %s failed", level, position, tree_id)
             session.rollback()
             jobs.add_usage(session, job_id, usage)
-            jobs.finish(session, job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
+            jobs.finish(session, job_id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
             return JobStatus.FAILED.value
         # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes
         # (a recount, not an increment, so duplicate deliveries cannot inflate it).
@@ -119,7 +116,7 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
         return f"{level}:{position}"
 
 
-@app.task(name="longread.workers.tasks.tree.tree_level_done")
+@app.task(name=TREE_LEVEL_DONE_TASK)
 def tree_level_done(job_id: str, tree_id: str, level: int, attempt: int) -> str:
     """Chord body: the level is complete, so start the next one (or finish the tree)."""
 

@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from longread.agents.base import JobCanceled, ProgressFn
 from longread.config import get_settings
 from longread.llm import Usage
+from longread.progress import JobCanceled, ProgressFn
+from longread.storage.db import session_scope
 from longread.storage.models import Job, JobKind, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,6 @@ def beat(session: Session, job_id: str) -> None:
 @contextmanager
 def heartbeat(job_id: str, interval_s: float | None = None) -> Iterator[None]:
     """Beat the job row from a thread while the block runs, so a long LLM call doesn't look dead."""
-    from longread.storage.db import session_scope
-
     interval = interval_s or max(get_settings().JOB_HEARTBEAT_TIMEOUT_S / 4, 0.5)
     stop = threading.Event()
 
@@ -143,7 +142,7 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
     open write transaction, in the very thread that holds it.
     """
     job_id = job.id
-    base = _counters(job)
+    base = counters(job)
     last: dict[str, Any] = {"at": 0.0, "stage": None}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -153,7 +152,7 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
         last["at"], last["stage"] = now, stage
         values: dict[str, Any] = {"stage": stage, "done": done, "total": total, "heartbeat_at": utcnow()}
         if usage is not None:
-            values.update(usage_values(base, usage))
+            values.update((base + usage).as_dict())
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
         session.commit()
         if cancel_requested(session, job_id):
@@ -162,47 +161,21 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
     return progress
 
 
-def _counters(job: Job) -> dict[str, Any]:
-    return {
-        "llm_calls": job.llm_calls,
-        "cached_calls": job.cached_calls,
-        "prompt_tokens": job.prompt_tokens,
-        "completion_tokens": job.completion_tokens,
-        "cost_usd": job.cost_usd,
-    }
-
-
-def usage_values(base: dict[str, Any], usage: Usage) -> dict[str, Any]:
-    """The job's counters: what earlier attempts spent plus this attempt's usage so far."""
-    return {
-        "llm_calls": base["llm_calls"] + usage.calls,
-        "cached_calls": base["cached_calls"] + usage.cached_calls,
-        "prompt_tokens": base["prompt_tokens"] + usage.prompt_tokens,
-        "completion_tokens": base["completion_tokens"] + usage.completion_tokens,
-        "cost_usd": base["cost_usd"] + usage.cost_usd,
-    }
-
-
-def set_usage(session: Session, job: Job, base: dict[str, Any], usage: Usage) -> None:
-    session.execute(update(Job).where(col(Job.id) == job.id).values(**usage_values(base, usage)))
-    session.commit()
-
-
-def counters(job: Job) -> dict[str, Any]:
+def counters(job: Job) -> Usage:
     """The usage counters a job had when this attempt started."""
-    return _counters(job)
+    return Usage.of(job)
+
+
+def set_usage(session: Session, job: Job, base: Usage, usage: Usage) -> None:
+    """The job's counters: what earlier attempts spent (`base`) plus this attempt's usage so far."""
+    session.execute(update(Job).where(col(Job.id) == job.id).values(**(base + usage).as_dict()))
+    session.commit()
 
 
 def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
     """Atomic increments: many node tasks of one job add their calls concurrently."""
-    values: dict[str, Any] = {
-        "llm_calls": Job.llm_calls + usage.calls,
-        "cached_calls": Job.cached_calls + usage.cached_calls,
-        "prompt_tokens": Job.prompt_tokens + usage.prompt_tokens,
-        "completion_tokens": Job.completion_tokens + usage.completion_tokens,
-        "cost_usd": Job.cost_usd + usage.cost_usd,
-        "heartbeat_at": utcnow(),
-    }
+    values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in usage.as_dict().items()}
+    values["heartbeat_at"] = utcnow()
     if done is not None:
         values["done"] = done
     session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
