@@ -200,7 +200,43 @@ class Answer(SQLModel, table=True):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    plan: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="the planner's choice, its reason and the estimates it chose from (see agents.planner)",
+    )
+    stopped_reason: str | None = Field(
+        default=None, sa_column=Column(Text), description="why reading stopped early (a budget cap); None when done"
+    )
     created_at: datetime = _ts()
+
+
+class ModelSpeed(SQLModel, table=True):
+    """How fast a model answers on this deployment, accumulated from every uncached call.
+
+    The sums are what a least-squares fit of `seconds = a * prompt_tokens + b * completion_tokens`
+    needs, so the planner can tell a local model's reading speed from its writing speed; a hosted
+    model is planned by its mean seconds per call. `kind` is `call` for model calls, `fill:<cap>` for
+    the calls made with one completion cap (how much of it the model writes), and `scan` for the
+    attention reader's forward passes (tokens read per second).
+    """
+
+    __table_args__ = (UniqueConstraint("model", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str
+    kind: str = "call"
+    n: int = 0
+    seconds: float = 0.0
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    pp: float = Field(default=0.0, description="sum of prompt_tokens squared")
+    cc: float = Field(default=0.0, description="sum of completion_tokens squared")
+    pc: float = Field(default=0.0, description="sum of prompt_tokens * completion_tokens")
+    ps: float = Field(default=0.0, description="sum of prompt_tokens * seconds")
+    cs: float = Field(default=0.0, description="sum of completion_tokens * seconds")
+    requested: float = Field(default=0.0, description="sum of the completion caps asked for (max_tokens)")
+    updated_at: datetime = _ts()
 
 
 class Conversation(SQLModel, table=True):

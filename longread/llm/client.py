@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from longread.config import get_settings
+from longread.llm.pricing import cost_usd
 from longread.llm.prompts import COMPLETION, has_completion_variant, prompt_fingerprint, render_prompt
 from longread.llm.usage import Usage
 from longread.tokens import TokenCounter, token_counter_for
@@ -250,8 +252,13 @@ class LLMClient:
             if hit is not None:
                 self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
                 return hit
+        if self.usage.budget is not None:  # a capped job: refuse the call that would overrun a cap
+            n_prompt = sum(self.counter.count(m["content"]) for m in messages)
+            self.usage.check_budget(prompt_tokens=n_prompt, prompt_cost_usd=cost_usd(self.model, n_prompt, 0))
         with self._slot():
+            started = time.perf_counter()
             response = self._call(messages, max_tokens, temperature, raw)
+            seconds = time.perf_counter() - started
         completion = _to_completion(response)
         if raw:
             completion = dataclasses.replace(completion, text=drop_repeated_lines(completion.text))
@@ -260,6 +267,9 @@ class LLMClient:
             completion_tokens=completion.completion_tokens,
             cost_usd=completion.cost_usd,
             cached=False,
+            seconds=seconds,
+            model=self.model,
+            max_tokens=max_tokens,
         )
         if self.cache is not None:
             self.cache.put(key, self.model, completion)

@@ -1,0 +1,116 @@
+"""Measured model speeds on this deployment, kept as running sums per (model, kind).
+
+Every finished job adds its uncached calls (tokens, completion cap, seconds) here, so the planner's
+time estimates follow the machine and provider actually in use instead of fixed guesses. The sums
+are additive, so concurrent jobs add with one UPDATE each and no job reads before it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from longread.llm.usage import CallSample
+from longread.storage.models import ModelSpeed, utcnow
+
+log = logging.getLogger(__name__)
+
+CALL = "call"
+SCAN = "scan"
+FILL = "fill:"
+"""Prefix of the rows that keep calls by their completion cap: calls of one kind share a cap (a leaf
+summary, a navigation decision, an answer), so each cap's fill is that kind of call's."""
+
+_SUMS = ("n", "seconds", "prompt_tokens", "completion_tokens", "pp", "cc", "pc", "ps", "cs", "requested")
+
+
+def _sums(samples: Iterable[CallSample]) -> dict[str, float]:
+    out = dict.fromkeys(_SUMS, 0.0)
+    for s in samples:
+        p, c, t = float(s.prompt_tokens), float(s.completion_tokens), float(s.seconds)
+        out["n"] += 1
+        out["seconds"] += t
+        out["prompt_tokens"] += p
+        out["completion_tokens"] += c
+        out["pp"] += p * p
+        out["cc"] += c * c
+        out["pc"] += p * c
+        out["ps"] += p * t
+        out["cs"] += c * t
+        out["requested"] += float(s.max_tokens)
+    return out
+
+
+def add_sums(session: Session, model: str, kind: str, sums: dict[str, float]) -> None:
+    """Add to the row of (model, kind), creating it on first use (a concurrent creator is retried once)."""
+    if not sums.get("n"):
+        return
+    increments = {name: getattr(ModelSpeed, name) + sums[name] for name in _SUMS}
+    increments["n"] = ModelSpeed.n + int(sums["n"])
+    where = (col(ModelSpeed.model) == model, col(ModelSpeed.kind) == kind)
+    for _ in range(2):
+        result = session.execute(update(ModelSpeed).where(*where).values(**increments, updated_at=utcnow()))
+        if result.rowcount:  # type: ignore[attr-defined]
+            session.commit()
+            return
+        values = {name: sums[name] for name in _SUMS} | {"n": int(sums["n"])}
+        session.add(ModelSpeed(model=model, kind=kind, **values))
+        try:
+            session.commit()
+            return
+        except IntegrityError:  # created concurrently: add to that row instead
+            session.rollback()
+
+
+def record_calls(session: Session, samples: Iterable[CallSample]) -> None:
+    """Add a job's call timings, per model. Never fails the job: a speed is a hint, not a result."""
+    by_model: dict[str, list[CallSample]] = defaultdict(list)
+    for sample in samples:
+        if sample.model:
+            by_model[sample.model].append(sample)
+    try:
+        for model, rows in by_model.items():
+            add_sums(session, model, CALL, _sums(rows))
+            by_cap: dict[int, list[CallSample]] = defaultdict(list)
+            for row in rows:
+                if row.max_tokens:
+                    by_cap[row.max_tokens].append(row)
+            for cap, capped in by_cap.items():
+                add_sums(session, model, f"{FILL}{cap}", _sums(capped))
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("could not record model speeds", exc_info=True)
+
+
+def record_scan(session: Session, model: str, tokens: int, seconds: float) -> None:
+    """Add one forward-pass reading (attention scan) of `tokens` in `seconds` by the in-process model."""
+    if tokens <= 0 or seconds <= 0:
+        return
+    try:
+        add_sums(
+            session, model, SCAN, {**dict.fromkeys(_SUMS, 0.0), "n": 1, "seconds": seconds, "prompt_tokens": tokens}
+        )
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("could not record the scan speed", exc_info=True)
+
+
+def load(session: Session, model: str, kind: str = CALL) -> ModelSpeed | None:
+    return session.exec(select(ModelSpeed).where(ModelSpeed.model == model, ModelSpeed.kind == kind)).first()
+
+
+def fills(session: Session, model: str, min_calls: int) -> dict[int, float]:
+    """Completion cap -> share of it this model wrote, over caps with at least `min_calls` measured calls."""
+    rows = session.exec(
+        select(ModelSpeed).where(ModelSpeed.model == model, col(ModelSpeed.kind).startswith(FILL))
+    ).all()
+    out: dict[int, float] = {}
+    for row in rows:
+        if row.n >= min_calls and row.requested > 0:
+            out[int(row.kind[len(FILL) :])] = row.completion_tokens / row.requested
+    return out
