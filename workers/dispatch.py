@@ -60,5 +60,7 @@ def dispatch_tree_level(job: Job, tree_id: str, model: str, level: int, position
         app.signature(TREE_NODE_TASK, args=(job.id, tree_id, level, position, job.attempts)).set(queue=queue)
         for position in positions
     )
-    body = app.signature(TREE_LEVEL_DONE_TASK, args=(job.id, tree_id, level, job.attempts)).set(queue=queue)
+    # Immutable: a chord passes its header's results to a mutable body as an extra first argument.
+    body = app.signature(TREE_LEVEL_DONE_TASK, args=(job.id, tree_id, level, job.attempts), immutable=True)
+    body = body.set(queue=queue)
     chord(header, body).apply_async()
