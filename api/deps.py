@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from longread.api import ratelimit
+from longread.api import ratelimit, stream_tokens
 from longread.api.errors import ApiError
 from longread.api.security import ANONYMOUS, Principal, keys_exist, lookup
 from longread.config import Settings, get_settings
@@ -63,10 +63,8 @@ def _bearer(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    # Browsers' EventSource cannot set headers, so the event stream (only: keys in URLs end up in
-    # logs) also accepts ?access_token=.
-    if request.url.path.endswith("/events"):
-        return request.query_params.get("access_token") or None
+    # Keys never travel in URLs (they end up in logs); event streams take a signed token instead
+    # (see `stream_principal`).
     return None
 
 
@@ -105,3 +103,22 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def stream_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+    """The caller of a job's event stream: a `?token=` signed for that job, else the usual key header.
+
+    Browsers' EventSource cannot send headers, so the page first asks `POST /v1/jobs/{id}/stream-token`.
+    """
+    token = request.query_params.get("token")
+    if token is None:
+        return get_principal(request, session, settings)
+    session.rollback()
+    try:
+        tenant_id = stream_tokens.verify(token, request.path_params.get("job_id", ""))
+    except stream_tokens.InvalidToken as exc:
+        raise ApiError(401, "invalid_stream_token", str(exc)) from exc
+    return Principal(tenant_id=tenant_id, key_id="stream-token")
+
+
+StreamPrincipal = Annotated[Principal, Depends(stream_principal)]

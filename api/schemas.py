@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
 from longread.api.validation import model_name, question_text
+from longread.failures import sanitise
 from longread.storage.jobs import as_utc, eta_seconds
 from longread.storage.models import Answer, Document, Job
 
@@ -58,7 +59,8 @@ class JobOut(BaseModel):
     eta_s: float | None = Field(description="estimated seconds left, from progress so far")
     document_id: str | None
     result_id: str | None = Field(description="answer id (questions, summaries), document or tree id")
-    error: str | None
+    error: str | None = Field(description="a human sentence (never an exception text); details are in server logs")
+    error_code: str | None = Field(default=None, description="stable code of `error`, e.g. model_unavailable")
     llm_calls: int
     cached_calls: int
     prompt_tokens: int
@@ -77,13 +79,14 @@ class JobOut(BaseModel):
             id=job.id,
             kind=job.kind.value,
             status=job.status.value,
-            stage=job.stage,
+            stage=_stage(job),
             done=job.done,
             total=job.total,
             eta_s=eta_seconds(job),
             document_id=job.document_id,
             result_id=job.result_id,
-            error=job.error,
+            error=sanitise(job.error) if job.error else None,
+            error_code=(job.error_code or "job_failed") if job.error else None,
             llm_calls=job.llm_calls,
             cached_calls=job.cached_calls,
             prompt_tokens=job.prompt_tokens,
@@ -98,10 +101,40 @@ class JobOut(BaseModel):
         )
 
 
-class QuestionIn(BaseModel):
+def _stage(job: Job) -> str:
+    """A claimed job keeps the stage `queued` until its first progress report: say it is starting."""
+    if job.status.value == "running" and job.stage == "queued":
+        return "starting"
+    return job.stage
+
+
+class CapsIn(BaseModel):
+    """A job's budget caps: reaching one stops the job cleanly with its best partial answer and the reason."""
+
+    max_cost_usd: float | None = Field(default=None, ge=0, description="stop before spending more (USD)")
+    max_seconds: float | None = Field(default=None, ge=0, description="stop after this many seconds of work")
+    max_tokens: int | None = Field(default=None, ge=0, description="stop before using more model tokens")
+
+    def caps_params(self) -> dict[str, float | int]:
+        values = {"max_cost_usd": self.max_cost_usd, "max_seconds": self.max_seconds, "max_tokens": self.max_tokens}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class QuestionIn(CapsIn):
     question: str = Field(min_length=1, max_length=4000)
+    conversation_id: str | None = Field(
+        default=None, description="continue this thread of the document (follow-ups see its recent turns)"
+    )
     strategy: QuestionStrategy = QuestionStrategy("auto")
     model: str | None = Field(default=None, description="one of the configured models; the default when unset")
+    dry_run: bool = Field(
+        default=False, description="return the plan (estimates per strategy and auto's choice) and start no job"
+    )
+    stay_local: bool | None = Field(
+        default=None,
+        description="let auto choose local-model strategies even when a hosted model would be much faster "
+        "(default: the server's LONGREAD_STAY_LOCAL)",
+    )
 
     @field_validator("question")
     @classmethod
@@ -114,7 +147,7 @@ class QuestionIn(BaseModel):
         return model_name(value)
 
 
-class SummaryIn(BaseModel):
+class SummaryIn(CapsIn):
     strategy: SummaryStrategy = SummaryStrategy("tree")
     model: str | None = None
 
@@ -129,6 +162,7 @@ class AnswerOut(BaseModel):
     kind: str
     document_id: str
     job_id: str | None
+    conversation_id: str | None = None
     question: str | None
     answer: str
     strategy: str
@@ -143,6 +177,10 @@ class AnswerOut(BaseModel):
     completion_tokens: int
     cost_usd: float
     latency_s: float
+    stopped_reason: str | None = Field(default=None, description="why reading stopped early (a cap); null when done")
+    plan: dict[str, Any] | None = Field(
+        default=None, description="auto's choice, why, the estimates per strategy and what the reading actually took"
+    )
     created_at: datetime | None
 
     @classmethod
@@ -152,6 +190,7 @@ class AnswerOut(BaseModel):
             kind=answer.kind,
             document_id=answer.document_id,
             job_id=answer.job_id,
+            conversation_id=answer.conversation_id,
             question=answer.question,
             answer=answer.answer,
             strategy=answer.strategy,
@@ -166,8 +205,42 @@ class AnswerOut(BaseModel):
             completion_tokens=answer.completion_tokens,
             cost_usd=round(answer.cost_usd, 6),
             latency_s=answer.latency_s,
+            stopped_reason=answer.stopped_reason,
+            plan=answer.plan,
             created_at=as_utc(answer.created_at),
         )
+
+
+class PlanOptionOut(BaseModel):
+    strategy: str
+    calls: int = Field(description="estimated model calls")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float = Field(description="from litellm's price map; 0 for local and unpriced models")
+    seconds: float = Field(description="estimated wall time on this deployment, from measured speeds")
+    quality: float = Field(description="expected quality for this kind of question (the planner's prior)")
+    fits: bool = Field(description="within every cap given")
+    over: list[str] = Field(description="the caps it would exceed")
+    excluded: str | None = Field(description="why auto cannot choose it")
+    note: str
+    steps: list[dict[str, Any]]
+
+
+class PlanOut(BaseModel):
+    """A dry run: what each strategy would cost and which one auto would read with. No job was started."""
+
+    dry_run: bool = True
+    document_id: str
+    strategy: str = Field(description="the strategy auto would read with (or the one asked for)")
+    reason: str
+    question_kind: str = Field(description="look-up or whole-text")
+    model: str
+    document_tokens: int
+    window: int
+    caps: dict[str, float | int | None] | None
+    stay_local: bool
+    priced: bool = Field(description="whether litellm's price map knows the model (otherwise costs read 0)")
+    options: list[PlanOptionOut]
 
 
 class JobWithAnswer(JobOut):
@@ -188,3 +261,22 @@ class StrategyOut(BaseModel):
     answers_questions: bool
     summarises: bool
     needs_local_model: bool
+
+
+class ConversationOut(BaseModel):
+    id: str
+    document_id: str
+    title: str
+    turns: int = Field(description="questions answered in this thread")
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class ConversationDetail(ConversationOut):
+    items: list[AnswerOut] = Field(description="the thread's answers, oldest first")
+
+
+class StreamTokenOut(BaseModel):
+    token: str = Field(description="pass as ?token= to the job's event stream; valid for this job only")
+    expires_at: datetime
+    events_url: str

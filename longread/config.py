@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         description="Models an API request may name besides LLM (requests cannot pick arbitrary "
         "litellm or scripted models).",
     )
+    STREAM_TOKEN_SECRET: str | None = Field(
+        default=None,
+        description="HMAC secret that signs the short-lived tokens of job event streams (browsers cannot send "
+        "headers to an event stream, and API keys must not travel in URLs); when unset, a random secret is "
+        "created once in DATA_DIR. Set it when API processes do not share DATA_DIR.",
+    )
+    STREAM_TOKEN_TTL_S: int = Field(default=300, description="How long an event-stream token may open a stream.")
     ANONYMOUS_LOCAL: bool = Field(
         default=False,
         description="Keyless API requests act as the local tenant while no API key exists "

@@ -77,6 +77,7 @@ def claim(session: Session, job_id: str, task_id: str | None) -> Job | None:
             attempts=Job.attempts + 1,
             heartbeat_at=now,
             error=None,
+            error_code=None,
         )
     )
     session.commit()
@@ -189,8 +190,12 @@ def finish(
     *,
     result_id: str | None = None,
     error: str | None = None,
+    error_code: str | None = None,
 ) -> bool:
-    """Move a job to a terminal state once; False when it was already terminal."""
+    """Move a job to a terminal state once; False when it was already terminal.
+
+    `error` reaches API clients and the page as is: a `longread.failures` message, never `str(exc)`.
+    """
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "heartbeat_at": utcnow()}
     if status is JobStatus.SUCCEEDED:
         values["stage"] = "done"
@@ -201,6 +206,7 @@ def finish(
         values["result_id"] = result_id
     if error is not None:
         values["error"] = error[:4000]
+        values["error_code"] = error_code or "job_failed"
     result = session.execute(
         update(Job).where(col(Job.id) == job_id, col(Job.status).not_in(TERMINAL)).values(**values)
     )

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from longread import engine
 from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
 from longread.api.errors import ApiError
+from longread.api.routes.conversations import thread_for_question
 from longread.api.schemas import (
     AnswerOut,
     DocumentDetail,
@@ -33,7 +34,7 @@ from longread.config import get_settings
 from longread.ingest import IngestError, load_document
 from longread.storage import jobs
 from longread.storage.db import session_scope
-from longread.storage.models import Answer, Document, Job, JobKind, Segment, Tree, TreeNode
+from longread.storage.models import Answer, Conversation, Document, Job, JobKind, Segment, Tree, TreeNode
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -149,6 +150,7 @@ def _delete_document(session: Session, document: Document) -> None:
     session.execute(delete(Job).where(col(Job.document_id) == document.id))
     session.execute(delete(Document).where(col(Document.id) == document.id))
     session.commit()
+    session.execute(delete(Conversation).where(col(Conversation.document_id) == document.id))
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -184,11 +186,13 @@ def get_text(
 def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -> JobOut:
     with session_scope() as session:
         document = owned_document(session, principal, document_id)
-        params = {
-            "question": body.question.strip(),
-            "strategy": body.strategy.value,
-            "model": resolve_model(body.model),
-        }
+        question = body.question.strip()
+        model = resolve_model(body.model)
+        thread = thread_for_question(session, principal, document, body.conversation_id, question)
+        params = {"question": question, "strategy": body.strategy.value, "model": model, "conversation_id": thread.id}
+        params |= body.caps_params()
+        if body.stay_local is not None:
+            params["stay_local"] = body.stay_local
         return JobOut.of(submit(session, principal, kind=JobKind.ASK, document_id=document.id, params=params))
 
 

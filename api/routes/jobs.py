@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,8 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
-from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
-from longread.api.schemas import JobOut
+from longread.api import stream_tokens
+from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, releases_session
+from longread.api.schemas import JobOut, StreamTokenOut
 from longread.api.security import Principal
 from longread.api.service import owned_job
 from longread.storage import jobs
@@ -83,11 +85,24 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
         await asyncio.sleep(POLL_S)
 
 
+@router.post("/{job_id}/stream-token", response_model=StreamTokenOut)
+@releases_session
+def stream_token(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> StreamTokenOut:
+    """A short-lived token that opens this job's event stream (for browsers, which cannot send headers)."""
+    job = owned_job(session, principal, job_id)
+    token, expires = stream_tokens.issue(job.id, principal.tenant_id)
+    return StreamTokenOut(
+        token=token,
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        events_url=f"/v1/jobs/{job.id}/events?token={token}",
+    )
+
+
 @router.get("/{job_id}/events", response_class=EventSourceResponse)
-async def stream_job(job_id: str, request: Request, principal: CurrentPrincipal) -> EventSourceResponse:
+async def stream_job(job_id: str, request: Request, principal: StreamPrincipal) -> EventSourceResponse:
     """Server-Sent Events: `progress` on every change, a final `end` with the terminal state.
 
-    Browsers' EventSource cannot send headers: pass the key as `?access_token=`.
+    Send the key as a header, or (browsers' EventSource cannot) `?token=` from `POST .../stream-token`.
     """
     await run_in_threadpool(_snapshot, principal, job_id)  # 404 before the stream starts
     return EventSourceResponse(job_events(request, principal, job_id), ping=PING_S)

@@ -51,10 +51,26 @@ def _digits_or_first(text: str) -> str:
     return " ".join((sentences[:1] + keep)[:6])
 
 
+_PRONOUN = re.compile(r"\b(it|that|this|he|she|they|them|him|her)\b", re.I)
+_WH = re.compile(r"^\s*(what|who|where|when|which|how|why)\s+(is|are|was|were|did|does|do)\s+", re.I)
+
+
+def standalone(prompt: str) -> str:
+    """Rewrite a follow-up as a careful reader would: its pronouns name the subject of the last question."""
+    earlier = re.findall(r"^(?:Earlier question|Question): (.*)$", prompt, re.M)
+    follow_up = re.search(r"^Follow-up: (.*)$", prompt, re.M)
+    if not follow_up:
+        return ""
+    subject = _WH.sub("", earlier[-1]).rstrip("?. ") if earlier else ""
+    return _PRONOUN.sub(subject, follow_up.group(1), count=1) if subject else follow_up.group(1)
+
+
 def reader(messages: list[dict[str, str]]) -> str:
     prompt = messages[-1]["content"]
     _record(prompt)
     question = _question(prompt)
+    if prompt.startswith("Below is a conversation about a long document"):
+        return standalone(prompt)
     if prompt.startswith("Summarise the following passage"):
         return _digits_or_first(_between(prompt, "Passage:\n", "\n\nSummary:"))
     if prompt.startswith("The following are summaries"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import time
 
+from longread.testing.doubles import standalone
+
 NEEDLE = "vault code"
 _LABEL = re.compile(r"\[S(\d+)\]")
 _PART = re.compile(r"^\[(\d+)\]\s*(.*)$", re.M)
@@ -34,6 +36,8 @@ def _gist(text: str, words: int = 25) -> str:
 
 def reply(messages: list[dict[str, str]]) -> str:
     prompt = _user(messages)
+    if prompt.startswith("Below is a conversation about a long document"):
+        return standalone(prompt)
     if prompt.startswith("Summarise the following passage"):
         return _gist(_between(prompt, "Passage:", "Summary:"))
     if prompt.startswith("The following are summaries"):
@@ -71,3 +75,23 @@ def slow_reply(messages: list[dict[str, str]]) -> str:
     """`reply` at 0.3 s per call, so a tree build lasts long enough to kill a worker in the middle."""
     time.sleep(0.3)
     return reply(messages)
+
+
+def broken(messages: list[dict[str, str]]) -> str:
+    """A provider that fails the way real ones do: internals (address, server path) in the exception text."""
+    raise ConnectionError(
+        "upstream http://10.0.0.7:8000/v1/chat refused the connection "
+        'File "/srv/longread/.venv/lib/python3.12/site-packages/openai/_base_client.py", line 1003'
+    )
+
+
+def cite_all(messages: list[dict[str, str]]) -> str:
+    """An answering model that cites every passage stating a vault code (so an answer has several citations)."""
+    prompt = _user(messages)
+    if "were taken from it" not in prompt and "A long document was too long" not in prompt:
+        return reply(messages)
+    found = []
+    for paragraph in re.split(r"\n\n", prompt):
+        if (match := _ANSWER_RE.search(paragraph)) and (label := _LABEL.search(paragraph)):
+            found.append(f"- The vault code is **{match.group(1)}** [S{label.group(1)}].")
+    return "The document gives these codes:\n\n" + "\n".join(found) if found else "The passages do not say."

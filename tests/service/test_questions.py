@@ -66,10 +66,28 @@ def test_wait_option_returns_the_answer_inline(client: httpx.Client) -> None:
     assert body["llm_calls"] == len(steps) + 1
 
 
-def test_access_token_query_parameter_only_opens_the_event_stream(client: httpx.Client) -> None:
+def test_keys_never_open_anything_from_the_url(client: httpx.Client) -> None:
     key = client.headers["Authorization"].removeprefix("Bearer ")
     listing = httpx.get(f"{client.base_url}/v1/documents", params={"access_token": key})
     assert listing.status_code == 401
+    doc_id = upload(client, needle_document(random.randint(10_000, 99_999))).json()["document_id"]
+    job_id = client.get("/v1/jobs", params={"document_id": doc_id}).json()[0]["id"]
+    stream = httpx.get(f"{client.base_url}/v1/jobs/{job_id}/events", params={"access_token": key})
+    assert stream.status_code == 401 and stream.json()["error"]["code"] == "missing_api_key"
+
+
+def test_stream_tokens_open_one_job_of_one_tenant(client: httpx.Client) -> None:
+    doc_id = upload(client, needle_document(random.randint(10_000, 99_999))).json()["document_id"]
+    job_ids = [job["id"] for job in client.get("/v1/jobs", params={"limit": 2}).json()]
+    issued = client.post(f"/v1/jobs/{job_ids[0]}/stream-token").json()
+    assert issued["events_url"].endswith(issued["token"]) and doc_id
+    bare = httpx.Client(base_url=client.base_url, timeout=30)
+    forged = issued["token"][:-3] + ("AAA" if not issued["token"].endswith("AAA") else "BBB")
+    refused = bare.get(f"/v1/jobs/{job_ids[0]}/events", params={"token": forged})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_stream_token"
+    if len(job_ids) > 1:  # a token for one job does not open another
+        other = bare.get(f"/v1/jobs/{job_ids[1]}/events", params={"token": issued["token"]})
+        assert other.status_code == 401
 
 
 def test_unknown_model_and_strategy_are_refused(client: httpx.Client) -> None:
@@ -81,12 +99,12 @@ def test_unknown_model_and_strategy_are_refused(client: httpx.Client) -> None:
 
 
 def _events(client: httpx.Client, job_id: str) -> list[tuple[str, int, dict[str, Any]]]:
-    """Read the stream the way a browser's EventSource must: the key as ?access_token=, no header."""
+    """Read the stream the way a browser's EventSource must: a signed stream token in the URL, no header."""
     events: list[tuple[str, int, dict[str, Any]]] = []
     current: dict[str, str] = {}
-    key = client.headers["Authorization"].removeprefix("Bearer ")
+    token = client.post(f"/v1/jobs/{job_id}/stream-token").json()["token"]
     url = f"{client.base_url}/v1/jobs/{job_id}/events"
-    with httpx.stream("GET", url, params={"access_token": key}, timeout=120) as response:
+    with httpx.stream("GET", url, params={"token": token}, timeout=120) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from longread.agents.base import JobCanceled
+from longread.failures import describe_failure
 from longread.storage import jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Job, JobStatus
@@ -32,7 +33,8 @@ def execute(session: Session, job: Job, body: Body) -> str:
     except Exception as exc:
         log.exception("job %s failed", job.id)
         session.rollback()
-        jobs.finish(session, job.id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
+        jobs.finish(session, job.id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
         return JobStatus.FAILED.value
     if result_id is None:
         return PENDING

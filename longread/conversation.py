@@ -1,0 +1,70 @@
+"""Follow-up questions: what a question asked within a conversation gets from the turns before it.
+
+Two things, both from prompt files: retrieval and navigation read with the question rewritten to stand
+on its own (`followup_question`: "why did he?" becomes "why did Anders Holm build the lighthouse?"),
+and the answering prompts get the recent turns through their `conversation` placeholder
+(`conversation_turns`), so the answer can refer back to them. A first question gets neither: its
+prompts are exactly those of a question asked alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from longread.llm import LLMClient
+from longread.llm.prompts import render_prompt
+from longread.storage.models import Answer
+
+RECENT_TURNS = 3
+ANSWER_CHARS = 600
+REWRITE_TOKENS = 96
+_LABELS = re.compile(r"\s*\[(?:\s*S\d+\s*[,;]?)+\]")
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    answer: str
+
+
+def recent_turns(session: Session, conversation_id: str, limit: int = RECENT_TURNS) -> list[Turn]:
+    """The last `limit` answered questions of a thread, oldest first, answers without citation labels.
+
+    Labels are dropped: they name passages of the earlier reading, which the new prompt does not show.
+    """
+    query = (
+        select(Answer.question, Answer.answer)
+        .where(Answer.conversation_id == conversation_id, col(Answer.question).is_not(None))
+        .order_by(col(Answer.created_at).desc())
+        .limit(limit)
+    )
+    rows = list(session.exec(query))
+    turns = []
+    for question, answer in reversed(rows):
+        text = " ".join(_LABELS.sub("", answer).split())
+        turns.append(Turn(str(question), text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"))
+    return turns
+
+
+def conversation_context(turns: list[Turn]) -> str:
+    """What answering prompts show in their `conversation` placeholder ("" for a first question)."""
+    return render_prompt("conversation_turns", turns=turns) if turns else ""
+
+
+def standalone_question(client: LLMClient, turns: list[Turn], question: str) -> str:
+    """The follow-up rewritten with the turns before it; the question itself when there are none.
+
+    A reply that is empty or runs on (a model that answers instead of rewriting) falls back to the
+    follow-up after the latest earlier question, which still carries its names into retrieval.
+    """
+    if not turns:
+        return question
+    reply = client.complete("followup_question", max_tokens=REWRITE_TOKENS, turns=turns, question=question).text
+    line = next((part.strip() for part in reply.strip().splitlines() if part.strip()), "")
+    line = re.sub(r"^(standalone question|question)\s*:\s*", "", line, flags=re.I).strip().strip('"')
+    if not line or len(line) > 4 * len(question) + 200:
+        return f"{turns[-1].question} {question}"
+    return line

@@ -1,0 +1,91 @@
+"""Follow-up questions: retrieval reads the question rewritten with the earlier turns, and the
+answering prompt shows those turns; a first question's prompts are those of a question asked alone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from longread import engine
+from longread.conversation import Turn, conversation_context, recent_turns, standalone_question
+from longread.llm import LLMClient
+from longread.storage.db import session_scope
+from longread.storage.models import Conversation
+from longread.testing import doubles
+from longread.testing.factories import document_with_facts
+
+FACT = "The lighthouse keeper at Skerry Point is named Ingrid Vass."
+MODEL = "scripted/tests.test_conversation.careful_reader"
+PROMPTS: list[str] = []
+
+
+def careful_reader(messages: list[dict[str, str]]) -> str:
+    """Rewrites follow-ups like the shared double; answers with the passage sentence sharing most question words."""
+    prompt = messages[-1]["content"]
+    PROMPTS.append(prompt)
+    if prompt.startswith("Below is a conversation about a long document"):
+        return doubles.standalone(prompt)
+    question = doubles.words(prompt.rsplit("Question: ", 1)[-1].split("\n")[0])
+    best = (0, "", "")
+    for label, passage in re.findall(r"^\[S(\d+)\] (.*)$", prompt, re.M):
+        for sentence in re.split(r"(?<=[.!?])\s+", passage):
+            overlap = len(question & doubles.words(sentence))
+            if overlap > best[0]:
+                best = (overlap, sentence, label)
+    return f"{best[1]} [S{best[2]}]" if best[0] else "The passages do not say."
+
+
+def _answering_prompts(since: int) -> list[str]:
+    return [p for p in PROMPTS[since:] if "were taken from it" in p]
+
+
+def test_a_follow_up_reads_the_rewritten_question_and_answers_with_the_turns(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longread.config import get_settings
+
+    monkeypatch.setenv("LONGREAD_LLM", MODEL)
+    get_settings.cache_clear()
+    text = document_with_facts(12, {8: FACT}, seed=5)
+    with session_scope() as session:
+        document, _ = engine.store_text(session, filename="coast.txt", text=text)
+        thread = Conversation(document_id=document.id, title="keeper")
+        session.add(thread)
+        session.commit()
+
+        before = len(PROMPTS)
+        first = engine.ask(
+            session,
+            document,
+            "Who is the lighthouse keeper at Skerry Point?",
+            strategy="bm25",
+            conversation_id=thread.id,
+        )
+        assert first.conversation_id == thread.id and "Ingrid Vass" in first.answer
+        (prompt,) = _answering_prompts(before)
+        assert "Earlier question" not in prompt  # nothing to follow up on yet
+        assert not any(p.startswith("Below is a conversation") for p in PROMPTS[before:])
+
+        before = len(PROMPTS)
+        second = engine.ask(session, document, "What is it named?", strategy="bm25", conversation_id=thread.id)
+        rewrite = [p for p in PROMPTS[before:] if p.startswith("Below is a conversation")]
+        assert len(rewrite) == 1 and "Question: Who is the lighthouse keeper at Skerry Point?" in rewrite[0]
+        (prompt,) = _answering_prompts(before)
+        assert "Earlier question: Who is the lighthouse keeper at Skerry Point?" in prompt
+        assert "Earlier answer:" in prompt and "[S" not in prompt.split("Earlier answer:")[1].split("\n")[0]
+        # Retrieval read the standalone question: the follow-up alone shares no word with the fact.
+        follow_up = second.trace[0]
+        assert follow_up["stage"] == "follow-up" and "lighthouse keeper" in follow_up["question"]
+        assert "Ingrid Vass" in second.answer and second.question == "What is it named?"
+        assert [t.question for t in recent_turns(session, thread.id)] == [first.question, second.question]
+
+
+def test_standalone_question_without_turns_makes_no_call(env: Path) -> None:
+    client = LLMClient()
+    assert standalone_question(client, [], "Why?") == "Why?"
+    assert client.usage.calls == 0
+    assert conversation_context([]) == ""
+    context = conversation_context([Turn("Who?", "Ingrid.")])
+    assert "Earlier question: Who?" in context and "Earlier answer: Ingrid." in context

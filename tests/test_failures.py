@@ -1,0 +1,44 @@
+"""A failed job's stored error: a stable code and a safe sentence, whatever the exception said."""
+
+from __future__ import annotations
+
+import pytest
+
+from longread.failures import describe_failure, sanitise
+from longread.llm import LLMClient
+from longread.llm.client import LLMError
+
+BROKEN = "scripted/tests.service.doubles.broken"
+
+
+def test_a_provider_failure_through_litellm_is_described_without_its_internals() -> None:
+    client = LLMClient(BROKEN, use_cache=False)
+    with pytest.raises(LLMError) as caught:
+        client.complete_messages([{"role": "user", "content": "hello"}])
+    raw = str(caught.value)
+    assert "/srv/longread" in raw or "10.0.0.7" in raw  # the exception itself carries internals
+    failure = describe_failure(caught.value)
+    assert failure.code.startswith("model_")
+    for leak in ("/srv", "10.0.0.7", "Traceback", "site-packages", "litellm", "github", BROKEN):
+        assert leak not in failure.message
+
+
+def test_sanitise_keeps_the_reason_and_drops_paths_urls_tracebacks_and_bug_links() -> None:
+    text = (
+        "litellm.APIConnectionError: upstream https://api.example.com/v1 failed at /srv/app/longread/llm.py; "
+        "key sk-abcdefghijklmnop leaked\nTraceback (most recent call last):\n  File \"/srv/x.py\", line 3\n"
+        "Give Feedback / Get Help: https://github.com/BerriAI/litellm/issues/new. LiteLLM.Info: If you need to "
+        "debug this error, use `litellm._turn_on_debug()'."
+    )
+    cleaned = sanitise(text)
+    assert cleaned.startswith("upstream")
+    assert "failed" in cleaned
+    for leak in ("https://", "/srv", "sk-abc", "Traceback", "BerriAI", "\n"):
+        assert leak not in cleaned
+
+
+def test_known_exception_kinds_get_their_own_codes() -> None:
+    assert describe_failure(LookupError("document 3f2a no longer exists")).code == "not_found"
+    assert describe_failure(ValueError("the question is empty")).message == "the question is empty"
+    internal = describe_failure(RuntimeError("KeyError in /srv/app/x.py"))
+    assert internal.code == "internal_error" and "/srv" not in internal.message
