@@ -112,10 +112,15 @@ class Settings(BaseSettings):
     )
     ARCHIVE_MAX_MEMBERS: int = Field(default=10_000, description="Most members a .docx or .epub may hold.")
     RATE_LIMIT_PER_MINUTE: int = 120
-    JOB_HEARTBEAT_TIMEOUT_S: int = 120
+    JOB_HEARTBEAT_TIMEOUT_S: int = Field(
+        default=15,
+        description="A running job whose row has not beaten for this long belonged to a dead worker and is "
+        "resumed elsewhere. Running tasks beat every quarter of it from a thread, even inside a long model "
+        "call, so it bounds recovery time (timeout + sweep interval), not the length of a call.",
+    )
     TASK_TIME_LIMIT_S: int = 3600
     SWEEP_INTERVAL_S: float = Field(
-        default=30.0, description="How often workers look for running jobs whose heartbeat went stale."
+        default=5.0, description="How often workers look for running jobs whose heartbeat went stale."
     )
     QUEUED_RESEND_AFTER_S: int = Field(
         default=900,

@@ -87,7 +87,7 @@ def session(db_env: str):  # type: ignore[no-untyped-def]
         yield s
 
 
-SERVICE_TIERS = {"service", "browser"}
+SERVICE_TIERS = {"service", "browser", "faults"}
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,11 @@
 Settings follow what keeps long LLM jobs from being lost or run twice:
 - `task_acks_late` + `worker_prefetch_multiplier=1`: a message is acknowledged only after its task
   finished, and a worker holds one message at a time, so a dead worker loses at most its own task;
+- `task_reject_on_worker_lost`: a task whose pool process was killed is requeued, not dropped;
+- a worker killed outright (SIGKILL of the whole group) acknowledges nothing, and its messages wait
+  for the visibility timeout; its jobs stop beating (or, during a tree level, their lost node's lease
+  runs out, `workers/leases.py`), and the sweeper (every `SWEEP_INTERVAL_S`) resumes them on a live
+  worker once that is `JOB_HEARTBEAT_TIMEOUT_S` old;
 - visibility timeout > hard time limit > soft time limit: Redis redelivers an unacknowledged message
   after the visibility timeout, so a task that may still be running must never reach it;
 - a result backend: chords (the per-level tree fan-out) count finished header tasks there.
@@ -48,6 +53,10 @@ def celery_config() -> dict[str, Any]:
         "result_backend_transport_options": dict(transport),
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
+        # A task whose pool process died (SIGTERM to the worker's process group, the OOM killer) goes
+        # back on the queue at once instead of being acknowledged as failed: another worker picks it
+        # up without waiting for the visibility timeout. Claims and upserts make the rerun harmless.
+        "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": hard,
         "task_soft_time_limit": int(hard * 0.9),

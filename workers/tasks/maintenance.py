@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
 from longread.storage import jobs
 from longread.storage.db import session_scope
+from longread.storage.models import Job, JobStatus
+from longread.workers import leases
 from longread.workers.celery_app import app
 from longread.workers.dispatch import enqueue
 
@@ -25,11 +30,36 @@ def sweep() -> list[str]:
                 log.warning("job %s stopped beating; resuming it", job.id)
                 enqueue(session, job)
                 resumed.append(job.id)
+        resumed.extend(_resume_lost_parts(session))
         # A message lost by the broker (a Redis without persistence restarted) would leave its job
         # queued forever; send such a job once more. The first message to arrive claims it.
         for job in jobs.unclaimed_jobs(session):
             log.warning("job %s is still queued; sending it again", job.id)
             jobs.mark_resent(session, job)
+            enqueue(session, job)
+            resumed.append(job.id)
+    return resumed
+
+
+def _resume_lost_parts(session: Session) -> list[str]:
+    """Resume running jobs that lost a part (a tree node) with a killed worker.
+
+    The job's heartbeat would not go stale: the other parts keep it fresh while the lost one never
+    ends, and its chord would wait for it until the broker's visibility timeout.
+    """
+    resumed = []
+    for job in list(session.exec(select(Job).where(Job.status == JobStatus.RUNNING))):
+        lost = leases.take_expired(job.id)
+        if not lost:
+            continue
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING)
+            .values(status=JobStatus.INTERRUPTED, stage="interrupted")
+        )
+        session.commit()
+        if result.rowcount:  # type: ignore[attr-defined]
+            log.warning("job %s lost %s with its worker; resuming it", job.id, ", ".join(lost))
             enqueue(session, job)
             resumed.append(job.id)
     return resumed

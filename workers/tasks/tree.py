@@ -20,6 +20,7 @@ from longread.storage import jobs
 from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
+from longread.workers import leases
 from longread.workers.celery_app import app
 from longread.workers.dispatch import (
     ANSWER_TASK,
@@ -98,7 +99,7 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             return JobStatus.FAILED.value
         usage = Usage()
         try:
-            with jobs.heartbeat(job_id):
+            with jobs.heartbeat(job_id), leases.lease(job_id, f"node {level}:{position}"):
                 summarize_node(
                     session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id)
                 )
