@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.citations import cited_labels
+from longread.agents.partial import EVIDENCE_ONLY, PartialFn, no_partial
 from longread.agents.selection import within_budget
 from longread.config import get_settings
 from longread.ingest.segment import bounded_sentences, pack_sentences, segment_text
@@ -467,6 +468,7 @@ def _answer_retrieved(
     units: Units,
     segments: Sequence[SegmentLike] | None,
     progress: ProgressFn,
+    partial: PartialFn = no_partial,
 ) -> AnswerDraft:
     finder = bm25_evidence if strategy == "bm25" else dense_evidence
     progress("retrieve", 0, 1)
@@ -484,6 +486,7 @@ def _answer_retrieved(
             "passages": len(shown),
         }
     ]
+    partial(AnswerDraft(answer=EVIDENCE_ONLY, strategy=strategy, cited=list(shown), read=list(shown), trace=trace))
     draft = _draft(strategy, client, text, question, shown, trace=trace)
     progress("answer", 1, 1)
     return draft
@@ -498,6 +501,7 @@ def answer_bm25(
     units: Units = "passage",
     segments: Sequence[SegmentLike] | None = None,
     progress: ProgressFn = no_progress,
+    partial: PartialFn = no_partial,
 ) -> AnswerDraft:
     """Answer from the BM25 top passages within the evidence budget."""
     return _answer_retrieved(
@@ -509,6 +513,7 @@ def answer_bm25(
         units=units,
         segments=segments,
         progress=progress,
+        partial=partial,
     )
 
 
@@ -521,6 +526,7 @@ def answer_dense(
     units: Units = "passage",
     segments: Sequence[SegmentLike] | None = None,
     progress: ProgressFn = no_progress,
+    partial: PartialFn = no_partial,
 ) -> AnswerDraft:
     """Answer from the MiniLM top passages within the evidence budget."""
     return _answer_retrieved(
@@ -532,6 +538,7 @@ def answer_dense(
         units=units,
         segments=segments,
         progress=progress,
+        partial=partial,
     )
 
 

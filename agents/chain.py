@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.memwalker.tree import words_to_tokens
+from longread.agents.partial import PartialFn, no_partial
 from longread.agents.segments import ensure_segments
 from longread.config import get_settings
 from longread.llm import LLMClient
@@ -217,8 +218,12 @@ def run_chain(
     client: LLMClient,
     *,
     progress: ProgressFn = no_progress,
+    partial: PartialFn = no_partial,
 ) -> AnswerDraft:
-    """Read the whole document through the chain; answer the question, or summarise when there is none."""
+    """Read the whole document through the chain; answer the question, or summarise when there is none.
+
+    After every step the carried unit is noted as the partial answer (its [S<n>] labels cite what was read).
+    """
     plan = plan_chain(session, document, question, client)
     chunks, segments, segment_tokens = plan.chunks, plan.segments, plan.segment_tokens
     done = stored_steps(session, plan.key)
@@ -232,6 +237,13 @@ def run_chain(
         }
         for s in done
     ]
+
+    def note(unit: str, last_segment: int) -> None:
+        read = [Evidence(s.index, s.start, s.end) for s in segments[: last_segment + 1]]
+        partial(AnswerDraft(answer=unit, strategy="chain", segment_tokens=segment_tokens, read=read, trace=trace))
+
+    if done:
+        note(unit, done[-1].segment_last)
     for step in range(len(done), len(chunks)):
         progress("reading in order", step, len(chunks) + 1)
         row = run_step(session, document, plan, step, unit, client)
@@ -243,6 +255,7 @@ def run_chain(
                 "unit_tokens": client.counter.count(unit),
             }
         )
+        note(unit, row.segment_last)
     progress("writing the answer" if question else "writing the summary", len(chunks), len(chunks) + 1)
     if question:
         completion = client.complete("chain_manager", unit=unit, question=question)

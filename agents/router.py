@@ -1,4 +1,5 @@
-"""Choosing a strategy for `auto`: by document length, the model's window and the kind of question."""
+"""What `auto` knows about a question and the machine: its kind (look-up or whole text) and whether the local
+model can run. The choice itself is `agents.planner`'s, by expected quality and measured cost."""
 
 from __future__ import annotations
 
@@ -28,16 +29,3 @@ def local_model_available() -> bool:
 def is_aggregation(question: str) -> bool:
     """Questions about the whole text rather than one place in it."""
     return bool(_AGGREGATION.search(question))
-
-
-def choose_strategy(question: str, document_tokens: int, context_window: int, *, local_available: bool) -> Route:
-    if document_tokens <= context_window * FULL_WINDOW_SHARE:
-        return Route("full", f"the document ({document_tokens} tokens) fits the model's {context_window}-token window")
-    if is_aggregation(question):
-        return Route("chain", "the question asks about the whole text, so every part is read in order")
-    if local_available:
-        return Route(
-            "attention",
-            f"a retrieval-like question over {document_tokens} tokens: a local model's attention finds the evidence",
-        )
-    return Route("tree", f"a retrieval-like question over {document_tokens} tokens: navigate the summary tree")

@@ -123,6 +123,19 @@ function formatDuration(seconds) {
 const number = (n) => Number(n || 0).toLocaleString("en");
 const money = (usd) => `$${Number(usd || 0).toFixed(usd && usd < 0.01 ? 4 : 2)}`;
 
+/** The planner's estimate for the chosen strategy beside what the reading took, and why it stopped early. */
+function planLine(answer) {
+  const parts = [];
+  const chosen = answer.plan && (answer.plan.options || []).find((o) => o.strategy === answer.plan.strategy);
+  if (chosen) {
+    const estimate = `${chosen.calls} calls, ${number(chosen.prompt_tokens + chosen.completion_tokens)} tokens, ~${Math.round(chosen.seconds)} s`;
+    const actual = `${answer.llm_calls} calls, ${number(answer.prompt_tokens + answer.completion_tokens)} tokens, ${answer.latency_s.toFixed(0)} s`;
+    parts.push(`Estimated ${estimate}; took ${actual}.`);
+  }
+  if (answer.stopped_reason) parts.push(`Stopped early (${answer.stopped_reason}): a partial answer.`);
+  return parts.join(" ");
+}
+
 function usageLine(item) {
   const parts = [];
   const cached = item.cached_calls ? ` (${number(item.cached_calls)} cached)` : "";
@@ -645,6 +658,13 @@ function renderAnswer(answer, panel) {
   reason.className = "strategy-reason";
   reason.textContent = answer.strategy_reason ? ` (${answer.strategy_reason})` : "";
   strategy.append(label, name, reason);
+  const plan = planLine(answer);
+  if (plan) {
+    const line = document.createElement("div");
+    line.className = answer.stopped_reason ? "strategy-plan stopped" : "strategy-plan muted";
+    line.textContent = plan;
+    strategy.append(line);
+  }
   const stats = [answer.model, ...usageLine(answer)];
   if (answer.latency_s) stats.push(`${answer.latency_s.toFixed(1)} s`);
   if (answer.dropped_citations) {

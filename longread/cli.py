@@ -12,13 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from longread import engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn
+from longread.agents.planner import plan_question
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
-from longread.llm import LLMError, Usage
+from longread.llm import LLMClient, LLMError, Usage
+from longread.llm.usage import Budget
 from longread.storage.db import session_scope
 from longread.storage.models import Answer, Document
 
@@ -82,6 +85,8 @@ def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:
         "trace": answer.trace,
         **Usage.of(answer).as_dict(),
         "latency_s": answer.latency_s,
+        "stopped_reason": answer.stopped_reason,
+        "plan": answer.plan,
     }
 
 
@@ -91,6 +96,8 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
         return
     out.print(payload["answer"], highlight=False)
     out.print(f"\n[bold]strategy:[/] {payload['strategy']} — {payload['strategy_reason']}", highlight=False)
+    if payload.get("stopped_reason"):
+        out.print(f"[bold yellow]stopped early:[/] {payload['stopped_reason']} (partial answer)", highlight=False)
     if payload["citations"]:
         out.print("[bold]evidence:[/]")
     for c in payload["citations"]:
@@ -107,6 +114,19 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
         f"{payload['latency_s']:.1f}s[/]",
         highlight=False,
     )
+    chosen = _chosen_option(payload.get("plan"))
+    if chosen is not None:
+        out.print(
+            f"[dim]estimated: {chosen['calls']} LLM calls, {chosen['prompt_tokens']}+{chosen['completion_tokens']} "
+            f"tokens, ${chosen['cost_usd']:.4f}, {chosen['seconds']:.1f}s[/]",
+            highlight=False,
+        )
+
+
+def _chosen_option(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not plan:
+        return None
+    return next((o for o in plan.get("options", []) if o["strategy"] == plan.get("strategy")), None)
 
 
 def _run(action: Any, as_json: bool, quiet: bool) -> None:
@@ -120,6 +140,27 @@ def _run(action: Any, as_json: bool, quiet: bool) -> None:
     except ValueError as exc:
         fail(str(exc))
     _print(payload, as_json)
+
+
+MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop the job before it spends more (USD).")]
+MaxSeconds = Annotated[float | None, typer.Option("--max-seconds", min=0.0, help="Stop the job after this long.")]
+MaxTokens = Annotated[
+    int | None, typer.Option("--max-tokens", min=0, help="Stop the job before it uses more model tokens.")
+]
+StayLocal = Annotated[
+    bool | None,
+    typer.Option(
+        "--stay-local/--no-stay-local",
+        help="Let auto choose local-model strategies even when a hosted model would be much faster "
+        "(default LONGREAD_STAY_LOCAL).",
+    ),
+]
+
+
+def _caps(max_cost: float | None, max_seconds: float | None, max_tokens: int | None) -> Budget | None:
+    """The job's caps; its clock starts now, so reading the file counts against --max-seconds."""
+    budget = Budget(max_cost_usd=max_cost, max_seconds=max_seconds, max_tokens=max_tokens)
+    return budget if budget.capped else None
 
 
 def _check_strategy(check: Any, name: str) -> None:
@@ -139,11 +180,19 @@ def ask(
     answer_with: Annotated[
         str | None, typer.Option("--answer-with", help="Model that answers from attention-selected evidence.")
     ] = None,
+    max_cost: MaxCost = None,
+    max_seconds: MaxSeconds = None,
+    max_tokens: MaxTokens = None,
+    stay_local: StayLocal = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Answer a question about a document, citing the passages the answer rests on."""
+    """Answer a question about a document, citing the passages the answer rests on.
+
+    With caps, a job that reaches one stops cleanly and prints its best partial answer and the reason.
+    """
     _check_strategy(registry.check_question_strategy, strategy)
+    caps = _caps(max_cost, max_seconds, max_tokens)
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)
@@ -155,6 +204,8 @@ def ask(
             model=model,
             progress=progress,
             answer_with=answer_with,
+            caps=caps,
+            stay_local=stay_local,
         )
         return answer_payload(answer, document)
 
@@ -166,18 +217,93 @@ def summarize(
     source: Annotated[str, typer.Argument(help="A file or a stored document id.")],
     strategy: Annotated[str, typer.Option(help=f"How to read: {', '.join(registry.summary_choices())}.")] = "tree",
     model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
+    max_cost: MaxCost = None,
+    max_seconds: MaxSeconds = None,
+    max_tokens: MaxTokens = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Summarise a whole document."""
     _check_strategy(registry.check_summary_strategy, strategy)
+    caps = _caps(max_cost, max_seconds, max_tokens)
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)
-        answer = engine.summarize(session, document, strategy=strategy, model=model, progress=progress)
+        answer = engine.summarize(session, document, strategy=strategy, model=model, progress=progress, caps=caps)
         return answer_payload(answer, document)
 
     _run(action, as_json, quiet)
+
+
+@app.command("plan")
+def plan_command(
+    source: Annotated[str, typer.Argument(help="A file or a stored document id.")],
+    question: Annotated[str, typer.Argument(help="The question to plan for.")],
+    model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
+    answer_with: Annotated[
+        str | None, typer.Option("--answer-with", help="Model that answers from locally selected evidence.")
+    ] = None,
+    max_cost: MaxCost = None,
+    max_seconds: MaxSeconds = None,
+    max_tokens: MaxTokens = None,
+    stay_local: StayLocal = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Estimate every strategy for a question (calls, tokens, cost, seconds) and show what `auto` would pick.
+
+    Nothing is read by a model: the estimates come from the document's structure, litellm's prices and
+    the speeds measured on earlier runs.
+    """
+    caps = _caps(max_cost, max_seconds, max_tokens)
+    if not question.strip():
+        fail("the question is empty")
+    try:
+        with session_scope() as session:
+            document = _load(session, source)
+            client = LLMClient(model)
+            plan = plan_question(
+                session, document, question.strip(), client, answer_with=answer_with, caps=caps, stay_local=stay_local
+            )
+            payload = {"document_id": document.id, "filename": document.filename, **plan.as_dict()}
+    except IngestError as exc:
+        fail(f"{exc.filename}: {exc.reason}")
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_plan(payload)
+
+
+def _print_plan(payload: dict[str, Any]) -> None:
+    table = Table(title=f"{payload['filename']}: {payload['document_tokens']} tokens, {payload['model']}")
+    for column in ("strategy", "calls", "tokens", "cost", "seconds", "quality", "fits"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for option in payload["options"]:
+        tokens = option["prompt_tokens"] + option["completion_tokens"]
+        if option["excluded"] and not option["calls"] and not option["seconds"]:
+            fits = "—"
+        elif option["fits"]:
+            fits = "yes"
+        else:
+            fits = "no (" + ", ".join(option["over"]) + ")"
+        cost = f"${option['cost_usd']:.4f}" if payload["priced"] else f"${option['cost_usd']:.4f}?"
+        table.add_row(
+            option["strategy"],
+            str(option["calls"]),
+            str(tokens),
+            cost,
+            f"{option['seconds']:.0f}",
+            f"{option['quality']:.2f}",
+            fits,
+        )
+    out.print(table)
+    for option in payload["options"]:
+        if option["excluded"]:
+            out.print(f"[dim]{option['strategy']}: {option['excluded']}[/]", highlight=False)
+    out.print(f"[bold]auto would read with {payload['strategy']}:[/] {payload['reason']}", highlight=False)
+    if not payload["priced"]:
+        out.print("[dim]? the model is not in litellm's price map: its cost is unknown[/]", highlight=False)
 
 
 @app.command()

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         default=None, description="Chunks scored together; 1 on CPU (exact InfiniRetri carry), 8 on GPU."
     )
 
+    STAY_LOCAL: bool = Field(
+        default=False,
+        description="`auto` may choose strategies that run the local model over the document even when a "
+        "hosted model would be many times faster (the planner leaves them out otherwise).",
+    )
     EVIDENCE_TOKENS: int = Field(
         default=1000,
         description="Evidence budget (tokens) every retrieval strategy may show the answering model: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -15,11 +16,14 @@ from longread.agents import registry
 from longread.agents.base import AnswerDraft, ProgressFn, no_progress
 from longread.agents.citations import check_citations
 from longread.agents.memwalker.tree import build_tree as build_summary_tree
-from longread.agents.router import Route, choose_strategy, local_model_available
+from longread.agents.planner import Plan, plan_question, scan_model
+from longread.agents.router import Route
 from longread.agents.segments import ensure_segments
 from longread.ingest import document_id, load_document
 from longread.ingest.loaders import load_path
 from longread.llm import LLMClient, Usage
+from longread.llm.usage import Budget, BudgetExceeded
+from longread.storage import speeds
 from longread.storage.cache import stored_client
 from longread.storage.models import LOCAL_TENANT, Answer, Document, Job, Tree
 from longread.tokens import token_counter_for
@@ -74,12 +78,56 @@ def build_tree(
     return build_summary_tree(session, document, client, progress=progress or no_progress)
 
 
-def route_question(document: Document, question: str, strategy: str, client: LLMClient) -> Route:
-    """The strategy a question will be read with, and why (`auto` decides here)."""
-    if registry.check_question_strategy(strategy) != registry.AUTO:
-        return Route(strategy, "chosen by the caller")
-    n_tokens = client.counter.count(document.text) if client.model.startswith("local/") else document.n_tokens
-    return choose_strategy(question, n_tokens, client.context_window, local_available=local_model_available())
+def route_question(
+    session: Session,
+    document: Document,
+    question: str,
+    strategy: str,
+    client: LLMClient,
+    *,
+    answer_with: str | None = None,
+    caps: Budget | None = None,
+    stay_local: bool | None = None,
+) -> Plan:
+    """The strategy a question will be read with, why, and the estimates behind it (`auto` plans here)."""
+    return plan_question(
+        session,
+        document,
+        question,
+        client,
+        strategy=strategy,
+        answer_with=answer_with,
+        caps=caps,
+        stay_local=stay_local,
+    )
+
+
+def _read(reader: registry.Reader, request: registry.ReadRequest) -> tuple[AnswerDraft, str | None]:
+    """The reader's draft, or, when a cap stopped it, the last partial draft it noted and the reason."""
+    try:
+        return reader(request), None
+    except BudgetExceeded as exc:
+        request.session.rollback()
+        strategy = request.partial.strategy if request.partial else ""
+        draft = request.partial or AnswerDraft(
+            answer=f"Reading stopped before any answer: {exc.reason}.", strategy=strategy
+        )
+        return draft, exc.reason
+
+
+def _record_speeds(session: Session, usage: Usage, draft: AnswerDraft) -> None:
+    """Add this run's call timings (and the attention reader's scan) to the measured speeds the planner uses."""
+    speeds.record_calls(session, usage.samples)
+    for step in draft.trace:
+        if step.get("stage") == "attention summary" and step.get("tokens") and step.get("seconds"):
+            speeds.record_scan(session, scan_model(), int(step["tokens"]), float(step["seconds"]))
+
+
+def _budget_client(model: str | None, usage: Usage | None, document: Document, caps: Budget | None) -> LLMClient:
+    client = stored_client(model, usage, tenant_id=document.tenant_id)
+    if caps is not None and caps.capped:
+        client.usage.budget = caps
+    return client
 
 
 def _store_answer(
@@ -93,7 +141,11 @@ def _store_answer(
     client: LLMClient,
     started: float,
     job: Job | None,
+    plan: Plan | None = None,
+    stopped_reason: str | None = None,
 ) -> Answer:
+    latency = round(time.monotonic() - started, 3)
+    _record_speeds(session, client.usage, draft)
     segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
     checked = check_citations(draft, document.text, segments, question)
     answer = Answer(
@@ -110,7 +162,9 @@ def _store_answer(
         dropped_citations=checked.dropped,
         trace=draft.trace,
         **client.usage.as_dict(),
-        latency_s=round(time.monotonic() - started, 3),
+        latency_s=latency,
+        plan=_plan_record(plan, client.usage, latency),
+        stopped_reason=stopped_reason,
     )
     session.add(answer)
     session.commit()
@@ -128,18 +182,37 @@ def ask(
     answer_with: str | None = None,
     job: Job | None = None,
     usage: Usage | None = None,
+    caps: Budget | None = None,
+    stay_local: bool | None = None,
 ) -> Answer:
-    """Answer a question about a stored document and store the answer with its checked citations."""
+    """Answer a question about a stored document and store the answer with its checked citations.
+
+    `auto` plans first (agents.planner); the plan is stored with the answer. A job that reaches one of
+    its `caps` stops cleanly: the answer is the strategy's last partial draft, with `stopped_reason`.
+    """
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
     started = time.monotonic()
-    client = stored_client(model, usage, tenant_id=document.tenant_id)
-    route = route_question(document, question, strategy, client)
+    client = _budget_client(model, usage, document, caps)
+    plan = route_question(
+        session, document, question, strategy, client, answer_with=answer_with, caps=caps, stay_local=stay_local
+    )
+    route = Route(plan.strategy, plan.reason)
     request = registry.ReadRequest(session, document, question, client, progress or no_progress, answer_with)
-    draft = registry.get(route.strategy).read(request)
+    draft, stopped = _read(registry.get(route.strategy).read, request)
     return _store_answer(
-        session, document, draft, question=question, kind="answer", route=route, client=client, started=started, job=job
+        session,
+        document,
+        draft,
+        question=question,
+        kind="answer",
+        route=route,
+        client=client,
+        started=started,
+        job=job,
+        plan=plan,
+        stopped_reason=stopped,
     )
 
 
@@ -152,21 +225,47 @@ def summarize(
     progress: ProgressFn | None = None,
     job: Job | None = None,
     usage: Usage | None = None,
+    caps: Budget | None = None,
 ) -> Answer:
     """Whole-document summary: from the summary tree's top, the chain of agents without a query, or whole."""
     registry.check_summary_strategy(strategy)
     started = time.monotonic()
-    client = stored_client(model, usage, tenant_id=document.tenant_id)
+    client = _budget_client(model, usage, document, caps)
     if strategy == registry.AUTO:
         route = Route("tree", "summaries reuse the summary tree")
     else:
         route = Route(strategy, "chosen by the caller")
     reader = registry.get(route.strategy).summarise
     assert reader is not None  # check_summary_strategy admits only strategies that summarise
-    draft = reader(registry.ReadRequest(session, document, None, client, progress or no_progress))
+    draft, stopped = _read(reader, registry.ReadRequest(session, document, None, client, progress or no_progress))
     return _store_answer(
-        session, document, draft, question=None, kind="summary", route=route, client=client, started=started, job=job
+        session,
+        document,
+        draft,
+        question=None,
+        kind="summary",
+        route=route,
+        client=client,
+        started=started,
+        job=job,
+        stopped_reason=stopped,
     )
+
+
+def _plan_record(plan: Plan | None, usage: Usage, latency_s: float) -> dict[str, Any] | None:
+    """The plan as stored with the answer, with what the reading actually took beside the estimates."""
+    if plan is None:
+        return None
+    return plan.as_dict() | {
+        "actual": {
+            "calls": usage.calls,
+            "cached_calls": usage.cached_calls,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cost_usd": round(usage.cost_usd, 6),
+            "seconds": latency_s,
+        }
+    }
 
 
 def find_document(session: Session, key: str, tenant_id: str = LOCAL_TENANT) -> Document | None:

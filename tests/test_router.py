@@ -1,30 +1,13 @@
-"""`auto` picks a strategy from document length, model window and question type, and says why."""
+"""`auto` keeps the sensible routes: a document that fits the window is read whole, a whole-text question by the chain.
+
+The planner's choice over estimates and priors is tested in test_planner.py."""
 
 from __future__ import annotations
 
-import pytest
-
 from longread import engine
-from longread.agents.router import choose_strategy
 from longread.testing.factories import document_with_facts
 
 MODEL = "scripted/longread.testing.doubles.reader"
-
-
-@pytest.mark.parametrize(
-    ("question", "tokens", "local", "expected"),
-    [
-        ("What is the code of the harbor?", 3_000, True, "full"),
-        ("What is the code of the harbor?", 300_000, True, "attention"),
-        ("What is the code of the harbor?", 300_000, False, "tree"),
-        ("Summarize the main themes of the book.", 300_000, True, "chain"),
-        ("How does the captain's attitude evolve throughout the voyage?", 300_000, False, "chain"),
-    ],
-)
-def test_choose_strategy(question: str, tokens: int, local: bool, expected: str) -> None:
-    route = choose_strategy(question, tokens, 8192, local_available=local)
-    assert route.strategy == expected
-    assert route.reason
 
 
 def test_auto_reads_a_short_document_whole_and_says_why(session) -> None:

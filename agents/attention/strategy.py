@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from longread.agents.attention.config import attention_config
 from longread.agents.attention.retriever import Retrieval, ScoredUnit, retrieve
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
+from longread.agents.partial import EVIDENCE_ONLY, PartialFn, no_partial
 from longread.llm.prompts import render_prompt
 from longread.local_model import load_local_model
 
@@ -63,6 +64,8 @@ def _answer_local(model: str | None, question: str, text: str, evidence: list[Sc
 
     joined = " ".join(text[s.unit.start : s.unit.end] for s in evidence)
     prompt = render_prompt("attention_answer_local", evidence=joined, question=question)
+    if usage is not None:  # this call bypasses LLMClient, so it asks the job's budget itself
+        usage.check_budget()
     answer, n_prompt, n_out = generate_raw(
         model or "local/default", prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"]
     )
@@ -101,6 +104,7 @@ def read_with_attention(
     usage: Any | None = None,
     progress: ProgressFn | None = None,
     multi_hop: bool = False,
+    partial: PartialFn = no_partial,
     **overrides: Any,
 ) -> AnswerDraft:
     """Evidence chosen by the local model's attention, answered locally or by a hosted model.
@@ -140,6 +144,16 @@ def read_with_attention(
     )
     if not evidence:
         return AnswerDraft(answer="The document has no readable text.", strategy=STRATEGY, trace=trace)
+    top = sorted(evidence, key=lambda s: -s.score)[:3]
+    partial(
+        AnswerDraft(
+            answer=EVIDENCE_ONLY,
+            strategy=STRATEGY,
+            cited=[_evidence(segments, s) for s in top],
+            read=read,
+            trace=trace,
+        )
+    )
     unknown = 0
     if answer_model is None or answer_model.startswith("local/"):
         answer = _answer_local(answer_model, question, text, evidence, usage)

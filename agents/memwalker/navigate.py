@@ -19,6 +19,7 @@ from sqlmodel import Session
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.citations import answer_phrase
 from longread.agents.memwalker.tree import get_node, tree_level_sizes
+from longread.agents.partial import PartialFn, no_partial
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.prompts import COMPLETION
@@ -105,8 +106,12 @@ def navigate(
     client: LLMClient,
     *,
     progress: ProgressFn = no_progress,
+    partial: PartialFn = no_partial,
 ) -> AnswerDraft:
-    """Walk the tree for a question; returns the answer with the leaves read and the full trace."""
+    """Walk the tree for a question; returns the answer with the leaves read and the full trace.
+
+    Before each step the working memory is noted as the partial answer: what a stop there would keep.
+    """
     settings = get_settings()
     sizes = tree_level_sizes(session, tree)
     root = get_node(session, tree.id, len(sizes) - 1, 0)
@@ -132,6 +137,7 @@ def navigate(
             break
         node = path[-1]
         progress("navigating", len(trace), max_steps)
+        partial(AnswerDraft(answer=memory.render(), strategy="tree", read=list(read), trace=list(trace)))
         if node.level == 0:
             text = document.text[node.start : node.end]
             completion = client.complete(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -62,31 +63,43 @@ def tree_prompt_version(model: str) -> str:
     return "tree-" + LLMClient(model).prompt_fingerprint(*TREE_PROMPTS)
 
 
+def _tree_query(document: Document, model: str) -> Any:
+    settings = get_settings()
+    return select(Tree).where(
+        Tree.document_id == document.id,
+        Tree.model == model,
+        Tree.scheme == scheme_for(model, settings.SEGMENT_TOKENS),
+        Tree.fanout == settings.TREE_FANOUT,
+        Tree.prompt_version == tree_prompt_version(model),
+    )
+
+
+def stored_tree(session: Session, document: Document, model: str) -> Tree | None:
+    """The tree `prepare_tree` would use, if one exists already (complete or partly built); creates nothing."""
+    tree: Tree | None = session.exec(_tree_query(document, model)).first()
+    return tree
+
+
 def prepare_tree(session: Session, document: Document, model: str) -> Tree:
     """Get or create the tree row for (document, model, shape, prompts) and the segments it summarises."""
     settings = get_settings()
-    scheme = scheme_for(model, settings.SEGMENT_TOKENS)
-    version = tree_prompt_version(model)
     ensure_segments(session, document, model)
-    query = select(Tree).where(
-        Tree.document_id == document.id,
-        Tree.model == model,
-        Tree.scheme == scheme,
-        Tree.fanout == settings.TREE_FANOUT,
-        Tree.prompt_version == version,
-    )
-    tree = session.exec(query).first()
+    tree = stored_tree(session, document, model)
     if tree is not None:
         return tree
     tree = Tree(
-        document_id=document.id, model=model, scheme=scheme, fanout=settings.TREE_FANOUT, prompt_version=version
+        document_id=document.id,
+        model=model,
+        scheme=scheme_for(model, settings.SEGMENT_TOKENS),
+        fanout=settings.TREE_FANOUT,
+        prompt_version=tree_prompt_version(model),
     )
     session.add(tree)
     try:
         session.commit()
     except IntegrityError:  # another worker created it first
         session.rollback()
-        tree = session.exec(query).one()
+        tree = session.exec(_tree_query(document, model)).one()
     return tree
 
 

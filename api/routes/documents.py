@@ -22,6 +22,7 @@ from longread.api.schemas import (
     DocumentPage,
     JobOut,
     JobWithAnswer,
+    PlanOut,
     QuestionIn,
     SummaryIn,
     TextOut,
@@ -32,6 +33,8 @@ from longread.api.service import latest_job, owned_document, resolve_model, subm
 from longread.api.uploads import Upload, receive_upload
 from longread.config import get_settings
 from longread.ingest import IngestError, load_document
+from longread.llm import LLMClient
+from longread.llm.usage import Budget
 from longread.storage import jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Answer, Conversation, Document, Job, JobKind, Segment, Tree, TreeNode
@@ -206,15 +209,44 @@ def _job_with_answer(job_id: str) -> JobWithAnswer | None:
         return JobWithAnswer(**JobOut.of(job).model_dump(), answer=AnswerOut.of(answer) if answer else None)
 
 
-@router.post("/{document_id}/questions", status_code=status.HTTP_202_ACCEPTED, response_model=JobWithAnswer)
+def _plan_question(document_id: str, body: QuestionIn, principal: Principal) -> PlanOut:
+    """The plan a question would be read with: estimates only, no model call, no job, no thread."""
+    with session_scope() as session:
+        document = owned_document(session, principal, document_id)
+        caps = body.caps_params()
+        plan = engine.route_question(
+            session,
+            document,
+            body.question.strip(),
+            body.strategy.value,
+            LLMClient(resolve_model(body.model)),
+            caps=Budget(**caps) if caps else None,  # type: ignore[arg-type]  # the keys are Budget's fields
+            stay_local=body.stay_local,
+        )
+        return PlanOut(document_id=document.id, **plan.as_dict())
+
+
+@router.post(
+    "/{document_id}/questions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobWithAnswer | PlanOut,
+    responses={200: {"description": "the answer (finished within `wait`), or the plan of a dry run"}},
+)
 async def ask_question(
     document_id: str,
     body: QuestionIn,
     response: Response,
     principal: CurrentPrincipal,
     wait: float = Query(0, ge=0, le=30, description="hold the request up to this many seconds for the answer"),
-) -> JobWithAnswer:
-    """Ask a question; 202 with the job, or 200 with the answer when it finished within `wait`."""
+) -> JobWithAnswer | PlanOut:
+    """Ask a question; 202 with the job, or 200 with the answer when it finished within `wait`.
+
+    With `"dry_run": true`: 200 with the plan (estimated calls, tokens, cost and seconds per strategy, and the
+    one auto would pick); no job starts and no model is called.
+    """
+    if body.dry_run:
+        response.status_code = status.HTTP_200_OK
+        return await run_in_threadpool(_plan_question, document_id, body, principal)
     job = await run_in_threadpool(_submit_question, document_id, body, principal)
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline:
@@ -234,7 +266,7 @@ def summarize_document(
     """Start a background summary (summary tree or chain of agents); the job's result is an answer id."""
     body = body or SummaryIn()
     document = owned_document(session, principal, document_id)
-    params = {"strategy": body.strategy.value, "model": resolve_model(body.model)}
+    params = {"strategy": body.strategy.value, "model": resolve_model(body.model)} | body.caps_params()
     return JobOut.of(submit(session, principal, kind=JobKind.SUMMARIZE, document_id=document.id, params=params))
 
 

@@ -13,6 +13,7 @@ from longread.llm import LLMClient, Usage
 from longread.progress import ProgressFn
 from longread.storage import jobs
 from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
+from longread.workers.budget import remaining_caps, stay_local
 from longread.workers.celery_app import app
 from longread.workers.dispatch import ANSWER_TASK, job_model
 from longread.workers.tasks.base import continue_job, run_job
@@ -29,7 +30,7 @@ def _document(session: Session, job: Job) -> Document:
     return document
 
 
-def effective_strategy(job: Job, document: Document) -> str:
+def effective_strategy(session: Session, job: Job, document: Document) -> str:
     """The strategy the engine will use, so tree and chain work can be spread over tasks first."""
     default = "tree" if job.kind is JobKind.SUMMARIZE else registry.AUTO
     strategy = str(job.params.get("strategy") or default)
@@ -37,7 +38,16 @@ def effective_strategy(job: Job, document: Document) -> str:
         return "tree" if strategy == registry.AUTO else registry.check_summary_strategy(strategy)
     if strategy == registry.AUTO:
         question = str(job.params.get("question", ""))
-        strategy = engine.route_question(document, question, registry.AUTO, LLMClient(job_model(job))).strategy
+        plan = engine.route_question(
+            session,
+            document,
+            question,
+            registry.AUTO,
+            LLMClient(job_model(job)),
+            caps=remaining_caps(job),
+            stay_local=stay_local(job),
+        )
+        strategy = plan.strategy
     return strategy
 
 
@@ -65,6 +75,8 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         progress=progress,
         job=job,
         usage=usage,
+        caps=remaining_caps(job),
+        stay_local=stay_local(job),
     )
 
 
@@ -77,6 +89,7 @@ def _summarize(session: Session, job: Job, progress: ProgressFn, usage: Usage, d
         progress=progress,
         job=job,
         usage=usage,
+        caps=remaining_caps(job),
     )
 
 
@@ -89,7 +102,7 @@ def answer_body(session: Session, job: Job) -> str | None:
 def entry_body(session: Session, job: Job) -> str | None:
     """Tree jobs fan out per level, chain jobs run one task per step; the rest read in this task."""
     document = _document(session, job)
-    strategy = effective_strategy(job, document)
+    strategy = effective_strategy(session, job, document)
     fan_out = registry.get(strategy).fan_out
     if fan_out == "tree":
         tree = prepare_tree(session, document, job_model(job))

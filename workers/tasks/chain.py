@@ -13,10 +13,12 @@ from sqlmodel import Session
 
 from longread.agents.chain import EMPTY_UNIT, ChainPlan, plan_chain, run_step, stored_steps
 from longread.llm import LLMClient, Usage
+from longread.llm.usage import BudgetExceeded
 from longread.progress import JobCanceled
 from longread.storage import jobs
 from longread.storage.cache import stored_client
 from longread.storage.models import Document, Job, JobKind
+from longread.workers.budget import remaining_caps
 from longread.workers.celery_app import app
 from longread.workers.dispatch import ANSWER_TASK, CHAIN_STEP_TASK, continue_job_with, job_model
 from longread.workers.tasks.base import continue_job
@@ -50,14 +52,20 @@ def chain_step_task(job_id: str, attempt: int) -> str:
         document = session.get(Document, job.document_id)
         if document is None:
             raise LookupError(f"document {job.document_id} no longer exists")
-        usage = Usage()
+        usage = Usage(budget=remaining_caps(job))
         client = stored_client(job_model(job), usage, tenant_id=job.tenant_id)
         plan = job_plan(session, job, document, client)
         done = stored_steps(session, plan.key)
         step = len(done)
         if step < len(plan.chunks):
             unit = done[-1].unit if done else EMPTY_UNIT
-            run_step(session, document, plan, step, unit, client)
+            try:
+                run_step(session, document, plan, step, unit, client)
+            except BudgetExceeded:  # a cap: the answer task stores the unit so far and the reason
+                session.rollback()
+                jobs.add_usage(session, job.id, usage)
+                continue_job_with(ANSWER_TASK, job)
+                return None
             jobs.add_usage(session, job.id, usage)
             jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(plan.chunks) + 1)
             if jobs.cancel_requested(session, job.id):

@@ -16,11 +16,13 @@ from sqlmodel import Session, select
 from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
 from longread.failures import describe_failure
 from longread.llm import Usage
+from longread.llm.usage import BudgetExceeded
 from longread.storage import jobs
 from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
 from longread.workers import leases
+from longread.workers.budget import exhausted, remaining_caps
 from longread.workers.celery_app import app
 from longread.workers.dispatch import (
     ANSWER_TASK,
@@ -45,7 +47,13 @@ def node_count(session: Session, tree_id: str) -> int:
 
 
 def start_build(session: Session, job: Job, tree: Tree) -> str | None:
-    """Dispatch the first level that still misses nodes; when none does, finish the tree."""
+    """Dispatch the first level that still misses nodes; when none does, finish the tree.
+
+    A job that reached a budget cap dispatches nothing more: it goes on to its answer, which stops at once
+    and stores why.
+    """
+    if tree.status is not TreeStatus.READY and exhausted(job) is not None and job.kind is not JobKind.BUILD_TREE:
+        return after_tree(session, job, tree)
     if tree.status is not TreeStatus.READY:
         sizes = tree_level_sizes(session, tree)
         done = node_count(session, tree.id)
@@ -97,12 +105,16 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
                 session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found"
             )
             return JobStatus.FAILED.value
-        usage = Usage()
+        usage = Usage(budget=remaining_caps(job))
         try:
             with jobs.heartbeat(job_id), leases.lease(job_id, f"node {level}:{position}"):
                 summarize_node(
                     session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id)
                 )
+        except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
+            session.rollback()
+            jobs.add_usage(session, job_id, usage)
+            return "budget"
         except Exception as exc:
             log.exception("node (%s, %s) of tree %s failed", level, position, tree_id)
             session.rollback()
