@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from longread.config import get_settings
 from longread.storage.models import TreeNode
@@ -198,7 +198,7 @@ def _stored_nodes(request: ReadRequest) -> dict[int, int]:
     if tree is None:
         return {}
     rows = request.session.exec(
-        select(TreeNode.level, func.count()).where(TreeNode.tree_id == tree.id).group_by(TreeNode.level)
+        select(TreeNode.level, func.count()).where(TreeNode.tree_id == tree.id).group_by(col(TreeNode.level))
     ).all()
     return {int(level): int(count) for level, count in rows}
 

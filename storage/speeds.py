@@ -58,8 +58,10 @@ def add_sums(session: Session, model: str, kind: str, sums: dict[str, float]) ->
         if result.rowcount:  # type: ignore[attr-defined]
             session.commit()
             return
-        values = {name: sums[name] for name in _SUMS} | {"n": int(sums["n"])}
-        session.add(ModelSpeed(model=model, kind=kind, **values))
+        row = ModelSpeed(model=model, kind=kind, n=int(sums["n"]))
+        for name in _SUMS[1:]:
+            setattr(row, name, sums[name])
+        session.add(row)
         try:
             session.commit()
             return
