@@ -60,6 +60,8 @@ class ReadRequest:
     answer_with: str | None = None
     partial: AnswerDraft | None = None
     """The best draft so far, kept in case a budget cap stops the reading before its answer."""
+    conversation: str = ""
+    """A follow-up's recent turns (longread.conversation), for the answering prompt's `conversation`."""
 
     def note_partial(self, draft: AnswerDraft) -> None:
         """Strategies call this as they go (the chain with its unit, the tree walk with its working memory,

@@ -343,9 +343,12 @@ def _draft(
     *,
     truncated: bool = False,
     trace: list[dict[str, Any]] | None = None,
+    conversation: str = "",
 ) -> AnswerDraft:
     passages = passages_for(text, shown)
-    completion = client.complete(_ANSWER_PROMPT, question=question, passages=passages, truncated=truncated)
+    completion = client.complete(
+        _ANSWER_PROMPT, question=question, passages=passages, truncated=truncated, conversation=conversation
+    )
     labels = cited_labels(completion.text)
     by_segment: dict[int, list[Evidence]] = {}
     for evidence in shown:
@@ -409,18 +412,20 @@ def answer_full(
     *,
     segments: Sequence[SegmentLike] | None = None,
     progress: ProgressFn = no_progress,
+    conversation: str = "",
 ) -> AnswerDraft:
     """Show the model the document from the start, whole segments, until its window is full.
 
-    The classic long-context baseline: what does not fit is cut off (the prompt says so).
+    The classic long-context baseline: what does not fit is cut off (the prompt says so). `conversation`
+    holds the recent turns of a follow-up question (longread.conversation), shown to the answering call.
     """
     progress("read", 0, 1)
-    budget = full_context_budget(client, question)
+    budget = full_context_budget(client, question, conversation=conversation)
     segs = _segments_for(text, client.counter, segments)
     shown, truncated = fill_window(text, client.counter, segs, budget)
     progress("read", 1, 1)
     trace = [{"stage": "read", "method": "full", "window_tokens": budget, "truncated": truncated}]
-    draft = _draft("full", client, text, question, shown, truncated=truncated, trace=trace)
+    draft = _draft("full", client, text, question, shown, truncated=truncated, trace=trace, conversation=conversation)
     progress("answer", 1, 1)
     return draft
 
@@ -469,12 +474,13 @@ def _answer_retrieved(
     segments: Sequence[SegmentLike] | None,
     progress: ProgressFn,
     partial: PartialFn = no_partial,
+    conversation: str = "",
 ) -> AnswerDraft:
     finder = bm25_evidence if strategy == "bm25" else dense_evidence
     progress("retrieve", 0, 1)
     budget = get_settings().EVIDENCE_TOKENS if budget_tokens is None else budget_tokens
     # Never more than fits in the model window either (small local models have small windows).
-    budget = min(budget, full_context_budget(client, question))
+    budget = min(budget, full_context_budget(client, question, conversation=conversation))
     shown = finder(text, question, counter=client.counter, budget_tokens=budget, units=units, segments=segments)
     progress("retrieve", 1, 1)
     trace = [
@@ -487,7 +493,7 @@ def _answer_retrieved(
         }
     ]
     partial(AnswerDraft(answer=EVIDENCE_ONLY, strategy=strategy, cited=list(shown), read=list(shown), trace=trace))
-    draft = _draft(strategy, client, text, question, shown, trace=trace)
+    draft = _draft(strategy, client, text, question, shown, trace=trace, conversation=conversation)
     progress("answer", 1, 1)
     return draft
 
@@ -502,6 +508,7 @@ def answer_bm25(
     segments: Sequence[SegmentLike] | None = None,
     progress: ProgressFn = no_progress,
     partial: PartialFn = no_partial,
+    conversation: str = "",
 ) -> AnswerDraft:
     """Answer from the BM25 top passages within the evidence budget."""
     return _answer_retrieved(
@@ -514,6 +521,7 @@ def answer_bm25(
         segments=segments,
         progress=progress,
         partial=partial,
+        conversation=conversation,
     )
 
 
@@ -527,6 +535,7 @@ def answer_dense(
     segments: Sequence[SegmentLike] | None = None,
     progress: ProgressFn = no_progress,
     partial: PartialFn = no_partial,
+    conversation: str = "",
 ) -> AnswerDraft:
     """Answer from the MiniLM top passages within the evidence budget."""
     return _answer_retrieved(
@@ -539,6 +548,7 @@ def answer_dense(
         segments=segments,
         progress=progress,
         partial=partial,
+        conversation=conversation,
     )
 
 

@@ -219,8 +219,11 @@ def run_chain(
     *,
     progress: ProgressFn = no_progress,
     partial: PartialFn = no_partial,
+    conversation: str = "",
 ) -> AnswerDraft:
     """Read the whole document through the chain; answer the question, or summarise when there is none.
+
+    `conversation` (a follow-up's recent turns) goes to the manager, which writes the answer.
 
     After every step the carried unit is noted as the partial answer (its [S<n>] labels cite what was read).
     """
@@ -258,7 +261,7 @@ def run_chain(
         note(unit, row.segment_last)
     progress("writing the answer" if question else "writing the summary", len(chunks), len(chunks) + 1)
     if question:
-        completion = client.complete("chain_manager", unit=unit, question=question)
+        completion = client.complete("chain_manager", unit=unit, question=question, conversation=conversation)
     else:
         completion = client.complete(
             "chain_manager_summary", unit=unit, max_words=SUMMARY_WORDS, max_tokens=words_to_tokens(SUMMARY_WORDS)

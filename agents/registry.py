@@ -65,6 +65,7 @@ def _read_full(request: ReadRequest) -> AnswerDraft:
         request.client,
         segments=request.segments(),
         progress=request.progress,
+        conversation=request.conversation,
     )
 
 
@@ -84,6 +85,7 @@ def _read_bm25(request: ReadRequest) -> AnswerDraft:
         segments=request.segments(),
         progress=request.progress,
         partial=request.note_partial,
+        conversation=request.conversation,
     )
 
 
@@ -97,6 +99,7 @@ def _read_dense(request: ReadRequest) -> AnswerDraft:
         segments=request.segments(),
         progress=request.progress,
         partial=request.note_partial,
+        conversation=request.conversation,
     )
 
 
@@ -132,6 +135,7 @@ def _read_chain(request: ReadRequest) -> AnswerDraft:
         request.client,
         progress=request.progress,
         partial=request.note_partial,
+        conversation=request.conversation,
     )
 
 

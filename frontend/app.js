@@ -1,11 +1,19 @@
-// Longread web page: upload, documents, live job progress, questions with cited evidence, summaries.
-// Plain ES module, no build step and no third-party code (the page must work offline).
-// Everything the API returns is inserted as text (textContent), never as HTML.
+// Longread web page: upload, documents, a conversation per document with live job progress, answers
+// with cited evidence, the source beside the answer, summaries.
+// Plain ES modules, no build step and no third-party code (the page must work offline).
+// Everything the API returns is inserted as text (textContent, or DOM built by markdown.js), never as HTML.
+//
+// The jobs API is the page's source of truth: opening a document (also after a reload) asks for the
+// document's active jobs and re-attaches to each one's event stream, so a running question keeps its
+// card and shows its answer when it ends.
+
+import { renderMarkdown } from "./markdown.js";
+import { openReader, initReader } from "./reader.js";
+import { renderTrace } from "./trace.js";
 
 const KEY_STORAGE = "longread.apiKey";
 const PAGE_SIZE = 10;
 const POLL_MS = 1000;
-const EVIDENCE_CONTEXT = 600; // characters shown around a cited passage
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const STATUS_LABELS = {
   queued: "Queued",
@@ -15,7 +23,10 @@ const STATUS_LABELS = {
   canceled: "Canceled",
   interrupted: "Interrupted, resuming",
 };
+// Stages whose done/total counts steps against a limit, not work done: never shown as progress or an ETA.
+const LIMIT_STAGES = new Set(["navigating"]);
 const CITATION_BRACKET = /\[((?:\s*S\d+\s*[,;]?)+)\]/g;
+const NARROW = "(max-width: 52rem)";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -23,13 +34,13 @@ const state = {
   offset: 0,
   total: 0,
   doc: null, // the open document (DocumentDetail)
+  conversationId: null, // the open thread of that document; null: the next question starts one
   watchers: new Set(), // job watchers of the open document, stopped when it closes
-  citations: new Map(), // citation number -> citation, for the answer shown in each panel
 };
 
 // ---------------------------------------------------------------- API access
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -60,13 +71,12 @@ function errorFrom(status, statusText, bodyText) {
   }
   const error = body && typeof body === "object" ? body.error : null;
   if (error && error.message) return new ApiError(status, error.code || `http_${status}`, error.message);
-  const text = (bodyText || "").trim();
-  const message = text && text.length < 300 && !text.startsWith("<") ? text : `${status} ${statusText || "error"}`;
-  return new ApiError(status, `http_${status}`, message);
+  // Never show a body that is not the API's error object: it may be a proxy's page or a stack trace.
+  return new ApiError(status, `http_${status}`, `the service answered ${status} ${statusText || "error"}`);
 }
 
-async function api(path, { method = "GET", json } = {}) {
-  const headers = { Accept: "application/json", ...authHeaders() };
+async function request(path, { method = "GET", json, accept = "application/json" } = {}) {
+  const headers = { Accept: accept, ...authHeaders() };
   const init = { method, headers };
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -75,33 +85,38 @@ async function api(path, { method = "GET", json } = {}) {
   let response;
   try {
     response = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError(0, "network", `Could not reach the service (${err.message}).`);
+  } catch {
+    throw new ApiError(0, "network", "Could not reach the service.");
   }
   const text = await response.text();
   if (!response.ok) throw errorFrom(response.status, response.statusText, text);
+  return text;
+}
+
+export async function api(path, options = {}) {
+  const text = await request(path, options);
   return text ? JSON.parse(text) : null;
 }
 
 /** A readable sentence for an error, with a hint when the fix is on this page. */
 function describe(err) {
-  if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
+  if (!(err instanceof ApiError)) return "Something went wrong in this page; reload it to try again.";
   if (err.code === "missing_api_key") return `${err.message}. This service needs an API key: enter it at the top.`;
   if (err.code === "invalid_api_key") return `${err.message}. Check the API key at the top.`;
   return err.message;
 }
 
-function showError(element, err) {
+export function showError(element, err) {
   element.textContent = "";
   if (!err) return;
   const message = document.createElement("p");
   message.className = "error-message";
   message.textContent = describe(err);
   element.append(message);
-  if (err instanceof ApiError && err.status) {
+  if (err instanceof ApiError && err.code && err.code !== "network") {
     const code = document.createElement("p");
     code.className = "error-code";
-    code.textContent = `${err.code} (HTTP ${err.status})`;
+    code.textContent = err.status ? `${err.code} (HTTP ${err.status})` : err.code;
     element.append(code);
   }
 }
@@ -122,19 +137,6 @@ function formatDuration(seconds) {
 
 const number = (n) => Number(n || 0).toLocaleString("en");
 const money = (usd) => `$${Number(usd || 0).toFixed(usd && usd < 0.01 ? 4 : 2)}`;
-
-/** The planner's estimate for the chosen strategy beside what the reading took, and why it stopped early. */
-function planLine(answer) {
-  const parts = [];
-  const chosen = answer.plan && (answer.plan.options || []).find((o) => o.strategy === answer.plan.strategy);
-  if (chosen) {
-    const estimate = `${chosen.calls} calls, ${number(chosen.prompt_tokens + chosen.completion_tokens)} tokens, ~${Math.round(chosen.seconds)} s`;
-    const actual = `${answer.llm_calls} calls, ${number(answer.prompt_tokens + answer.completion_tokens)} tokens, ${answer.latency_s.toFixed(0)} s`;
-    parts.push(`Estimated ${estimate}; took ${actual}.`);
-  }
-  if (answer.stopped_reason) parts.push(`Stopped early (${answer.stopped_reason}): a partial answer.`);
-  return parts.join(" ");
-}
 
 function usageLine(item) {
   const parts = [];
@@ -157,6 +159,11 @@ function truncate(text, limit) {
   return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
 }
 
+function jobSeconds(job) {
+  if (!job.started_at || !job.finished_at) return null;
+  return (new Date(job.finished_at) - new Date(job.started_at)) / 1000;
+}
+
 // ---------------------------------------------------------------- API key and health
 
 function initKeyForm() {
@@ -167,6 +174,11 @@ function initKeyForm() {
   };
   input.value = apiKey();
   show();
+  const changed = () => {
+    show();
+    closeDocument();
+    loadDocuments(0);
+  };
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = input.value.trim();
@@ -177,9 +189,7 @@ function initKeyForm() {
       status.textContent = "This browser does not allow storing the key.";
       return;
     }
-    show();
-    closeDocument();
-    loadDocuments(0);
+    changed();
   });
   $("#key-clear").addEventListener("click", () => {
     try {
@@ -188,9 +198,7 @@ function initKeyForm() {
       /* nothing stored */
     }
     input.value = "";
-    show();
-    closeDocument();
-    loadDocuments(0);
+    changed();
   });
 }
 
@@ -210,29 +218,47 @@ async function checkHealth() {
 
 /** A job's live status: stage, done/total bar, ETA, calls and cost; with a cancel button. */
 class JobView {
-  constructor(container, title) {
-    this.container = container;
-    container.textContent = "";
+  constructor(container, title, { replace = true } = {}) {
+    if (replace) container.textContent = "";
     const root = document.createElement("div");
     root.className = "job";
     root.setAttribute("role", "group");
     root.setAttribute("aria-label", title);
-    root.innerHTML = `
-      <div class="job-head">
-        <span class="job-title"></span>
-        <span class="job-status badge"></span>
-        <button type="button" class="job-cancel secondary small" hidden>Cancel</button>
-      </div>
-      <progress class="job-bar bar" max="1"></progress>
-      <p class="job-line" role="status" aria-live="polite"></p>
-      <p class="job-stats muted"></p>
-      <div class="job-error error" role="alert"></div>`;
-    $(".job-title", root).textContent = title;
-    $(".job-bar", root).setAttribute("aria-label", `${title} progress`);
+    const head = document.createElement("div");
+    head.className = "job-head";
+    const name = document.createElement("span");
+    name.className = "job-title";
+    name.textContent = title;
+    const badge = document.createElement("span");
+    badge.className = "job-status badge";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "job-cancel secondary small";
+    cancel.textContent = "Cancel";
+    cancel.hidden = true;
+    cancel.setAttribute("aria-label", `Cancel: ${title}`);
+    head.append(name, badge, cancel);
+    const bar = document.createElement("progress");
+    bar.className = "job-bar bar";
+    bar.max = 1;
+    bar.setAttribute("aria-label", `${title} progress`);
+    const line = document.createElement("p");
+    line.className = "job-line";
+    line.setAttribute("role", "status");
+    line.setAttribute("aria-live", "polite");
+    const stats = document.createElement("p");
+    stats.className = "job-stats muted";
+    const note = document.createElement("p");
+    note.className = "job-note muted";
+    note.hidden = true;
+    const error = document.createElement("div");
+    error.className = "job-error error";
+    error.setAttribute("role", "alert");
+    root.append(head, bar, line, stats, note, error);
     container.append(root);
     this.root = root;
     this.job = null;
-    $(".job-cancel", root).addEventListener("click", () => this.cancel());
+    cancel.addEventListener("click", () => this.cancel());
   }
 
   render(job) {
@@ -242,31 +268,40 @@ class JobView {
     root.dataset.jobId = job.id;
     $(".job-status", root).textContent = STATUS_LABELS[job.status] || job.status;
     const bar = $(".job-bar", root);
+    const limited = LIMIT_STAGES.has(job.stage);
     if (job.status === "succeeded") {
       bar.max = 1;
       bar.value = 1;
-    } else if (job.total > 0) {
+    } else if (TERMINAL.has(job.status)) {
+      // A stopped job's bar stands still where it stopped (an indeterminate bar would keep moving).
+      bar.max = Math.max(1, job.total);
+      bar.value = limited ? 0 : Math.min(job.done, job.total);
+    } else if (job.total > 0 && !limited) {
       bar.max = job.total;
       bar.value = Math.min(job.done, job.total);
     } else {
-      bar.removeAttribute("value"); // indeterminate until the job knows its size
+      bar.removeAttribute("value"); // indeterminate: the size is unknown, or the count is a step limit
     }
     const line = [];
-    if (job.stage) line.push(job.stage);
-    if (job.total > 0) line.push(`${number(job.done)} / ${number(job.total)}`);
+    if (job.stage && !(TERMINAL.has(job.status) && job.stage === job.status)) line.push(job.stage);
+    if (limited && job.total > 0) line.push(`step ${number(job.done)} (at most ${number(job.total)})`);
+    else if (job.total > 0) line.push(`${number(job.done)} / ${number(job.total)}`);
     $(".job-line", root).textContent = line.join(" · ") || STATUS_LABELS[job.status] || job.status;
     const stats = [];
-    if (!TERMINAL.has(job.status) && job.eta_s != null) stats.push(`about ${formatDuration(job.eta_s)} left`);
-    if (TERMINAL.has(job.status) && job.started_at && job.finished_at) {
-      stats.push(`took ${formatDuration((new Date(job.finished_at) - new Date(job.started_at)) / 1000)}`);
-    }
+    if (!TERMINAL.has(job.status) && !limited && job.eta_s != null) stats.push(`about ${formatDuration(job.eta_s)} left`);
+    const took = jobSeconds(job);
+    if (TERMINAL.has(job.status) && took != null) stats.push(`took ${formatDuration(took)}`);
     stats.push(...usageLine(job));
     if (job.attempts > 1) stats.push(`attempt ${job.attempts}`);
-    $(".job-stats", root).textContent = stats.join(" · ");
+    $(".job-stats", root).textContent = `${job.kind === "ask" || job.kind === "summarize" ? "whole job: " : ""}${stats.join(" · ")}`;
     $(".job-cancel", root).hidden = TERMINAL.has(job.status);
+    const note = $(".job-note", root);
+    note.hidden = job.status !== "canceled";
+    note.textContent = job.status === "canceled" ? "Canceled: nothing more will be read for this job." : "";
     const error = $(".job-error", root);
-    if (job.status === "failed") showError(error, new ApiError(0, "job_failed", job.error || "the job failed"));
-    else if (!error.dataset.transient) error.textContent = "";
+    if (job.status === "failed") {
+      showError(error, new ApiError(0, job.error_code || "job_failed", job.error || "the job failed"));
+    } else if (!error.dataset.transient) error.textContent = "";
   }
 
   transientError(err) {
@@ -298,14 +333,15 @@ class JobView {
 }
 
 /**
- * Follow a job until it ends: Server-Sent Events first, polling `GET /v1/jobs/{id}` if the stream
- * fails (a proxy that buffers, an old browser). Resolves with the final job; `stop()` abandons it.
+ * Follow a job until it ends: Server-Sent Events (opened with a short-lived signed token, never the
+ * API key) first, polling `GET /v1/jobs/{id}` if the stream fails. Resolves with the final job.
  */
 function watchJob(jobId, view) {
   let stopped = false;
   let source = null;
   let timer = null;
   const watcher = {
+    jobId,
     stop() {
       stopped = true;
       if (source) source.close();
@@ -321,6 +357,7 @@ function watchJob(jobId, view) {
     };
     const poll = async () => {
       if (stopped) return;
+      view.root.dataset.transport = "polling";
       try {
         const job = await api(`/v1/jobs/${enc(jobId)}`);
         if (stopped) return;
@@ -334,33 +371,38 @@ function watchJob(jobId, view) {
       }
       timer = setTimeout(poll, POLL_MS);
     };
-    if (!("EventSource" in window)) {
-      view.root.dataset.transport = "polling";
-      return poll();
-    }
-    const key = apiKey();
-    const url = `/v1/jobs/${enc(jobId)}/events${key ? `?access_token=${enc(key)}` : ""}`;
-    source = new EventSource(url);
-    view.root.dataset.transport = "events";
-    const onEvent = (event) => {
-      let job;
+    const stream = async () => {
+      let issued;
       try {
-        job = JSON.parse(event.data);
+        issued = await api(`/v1/jobs/${enc(jobId)}/stream-token`, { method: "POST" });
       } catch {
-        return;
+        return poll();
       }
-      view.render(job);
-      if (event.type === "end" || TERMINAL.has(job.status)) finish(job);
-    };
-    source.addEventListener("progress", onEvent);
-    source.addEventListener("end", onEvent);
-    source.onerror = () => {
       if (stopped) return;
-      source.close();
-      source = null;
-      view.root.dataset.transport = "polling";
-      poll();
+      source = new EventSource(issued.events_url);
+      view.root.dataset.transport = "events";
+      const onEvent = (event) => {
+        let job;
+        try {
+          job = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        view.clearTransientError();
+        view.render(job);
+        if (event.type === "end" || TERMINAL.has(job.status)) finish(job);
+      };
+      source.addEventListener("progress", onEvent);
+      source.addEventListener("end", onEvent);
+      source.onerror = () => {
+        if (stopped) return;
+        source.close();
+        source = null;
+        poll();
+      };
     };
+    if (!("EventSource" in window)) return poll();
+    stream();
   });
   state.watchers.add(watcher);
   return watcher;
@@ -370,31 +412,50 @@ function watchJob(jobId, view) {
 
 function uploadFile(file, onProgress) {
   return new Promise((resolve, reject) => {
-    const request = new XMLHttpRequest();
-    request.open("POST", "/v1/documents");
-    request.setRequestHeader("Accept", "application/json");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/v1/documents");
+    xhr.setRequestHeader("Accept", "application/json");
     const key = apiKey();
-    if (key) request.setRequestHeader("Authorization", `Bearer ${key}`);
-    request.upload.addEventListener("progress", (event) => {
+    if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`);
+    xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
-    request.addEventListener("load", () => {
-      if (request.status >= 200 && request.status < 300) {
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
         try {
-          resolve(JSON.parse(request.responseText));
+          resolve(JSON.parse(xhr.responseText));
         } catch {
-          reject(new ApiError(request.status, "bad_response", "The service sent an unreadable reply."));
+          reject(new ApiError(xhr.status, "bad_response", "The service sent an unreadable reply."));
         }
       } else {
-        reject(errorFrom(request.status, request.statusText, request.responseText));
+        reject(errorFrom(xhr.status, xhr.statusText, xhr.responseText));
       }
     });
-    request.addEventListener("error", () => reject(new ApiError(0, "network", "The upload could not reach the service.")));
-    request.addEventListener("abort", () => reject(new ApiError(0, "aborted", "The upload was interrupted.")));
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", "The upload could not reach the service.")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "The upload was interrupted.")));
     const form = new FormData();
     form.append("file", file, file.name);
-    request.send(form);
+    xhr.send(form);
   });
+}
+
+/** One line per file of a multi-file upload, each with its own status. */
+function uploadRow(file) {
+  const item = document.createElement("li");
+  item.className = "upload-row";
+  item.dataset.state = "waiting";
+  const name = document.createElement("span");
+  name.className = "upload-name";
+  name.textContent = file.name;
+  const status = document.createElement("span");
+  status.className = "upload-state muted";
+  status.textContent = "waiting";
+  item.append(name, status);
+  $("#upload-list").append(item);
+  return (stateName, text) => {
+    item.dataset.state = stateName;
+    status.textContent = text;
+  };
 }
 
 async function uploadFiles(files) {
@@ -402,10 +463,13 @@ async function uploadFiles(files) {
   const status = $("#upload-status");
   const errors = $("#upload-error");
   errors.textContent = "";
+  $("#upload-list").textContent = "";
+  const rows = files.map((file) => uploadRow(file));
   let opened = null;
   const failures = [];
-  for (const file of files) {
+  for (const [i, file] of files.entries()) {
     status.textContent = `Uploading ${file.name}…`;
+    rows[i]("uploading", "uploading…");
     bar.hidden = false;
     bar.value = 0;
     try {
@@ -415,13 +479,19 @@ async function uploadFiles(files) {
       status.textContent = result.deduplicated
         ? `${file.name} was uploaded before: opened the existing document.`
         : `${file.name} uploaded: reading it in.`;
+      rows[i]("done", result.deduplicated ? "uploaded before" : "uploaded");
       opened = result.document_id;
     } catch (err) {
       failures.push([file.name, err]);
+      rows[i]("failed", "not uploaded");
       status.textContent = `${file.name} was not uploaded.`;
     }
   }
   bar.hidden = true;
+  if (files.length > 1) {
+    const ok = files.length - failures.length;
+    status.textContent = `${ok} of ${files.length} files uploaded.`;
+  }
   for (const [name, err] of failures) {
     const block = document.createElement("div");
     block.className = "upload-failure";
@@ -509,7 +579,7 @@ function documentItem(doc) {
   open.className = "document-open link";
   open.textContent = doc.filename;
   open.title = `Open ${doc.filename}`;
-  open.addEventListener("click", () => openDocument(doc.id));
+  open.addEventListener("click", () => openDocument(doc.id, { scroll: true }));
   const meta = document.createElement("span");
   meta.className = "muted document-meta";
   meta.textContent = `${number(doc.n_tokens)} tokens · ${formatDate(doc.created_at)}`;
@@ -550,24 +620,36 @@ function stopWatchers() {
 }
 
 function resetPanels() {
-  for (const id of ["#ingest-job", "#ask-job", "#summary-job", "#ask-error", "#summary-error"]) $(id).textContent = "";
-  $("#answer").hidden = true;
+  for (const id of ["#ingest-job", "#summary-job", "#ask-error", "#summary-error", "#thread", "#thread-status"]) {
+    $(id).textContent = "";
+  }
   $("#summary").hidden = true;
   $("#ask-button").disabled = false;
   $("#summarize").disabled = false;
 }
 
+function updateHash() {
+  if (!state.doc) {
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+    return;
+  }
+  const conversation = state.conversationId ? `&c=${enc(state.conversationId)}` : "";
+  history.replaceState(null, "", `#doc=${enc(state.doc.id)}${conversation}`);
+}
+
 function closeDocument() {
   stopWatchers();
   state.doc = null;
+  state.conversationId = null;
   resetPanels();
+  $("#question").value = "";
   $("#document").hidden = true;
   $("#welcome").hidden = false;
-  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  updateHash();
   markCurrent();
 }
 
-async function openDocument(id) {
+async function openDocument(id, { conversationId = null, scroll = false } = {}) {
   let doc;
   try {
     doc = await api(`/v1/documents/${enc(id)}`);
@@ -577,78 +659,197 @@ async function openDocument(id) {
   }
   stopWatchers();
   resetPanels();
+  if (!state.doc || state.doc.id !== doc.id) $("#question").value = ""; // a question belongs to its document
   state.doc = doc;
+  state.conversationId = null;
   $("#welcome").hidden = true;
-  $("#document").hidden = false;
+  const section = $("#document");
+  section.hidden = false;
   $("#document-title").textContent = doc.filename;
   $("#document-meta").textContent =
     `${number(doc.n_tokens)} tokens · ${number(doc.n_chars)} characters · added ${formatDate(doc.created_at)}`;
-  history.replaceState(null, "", `#doc=${enc(doc.id)}`);
   markCurrent();
-  if (doc.ingest_job_id) {
-    const view = new JobView($("#ingest-job"), "Reading in");
-    try {
-      const job = await api(`/v1/jobs/${enc(doc.ingest_job_id)}`);
-      if (state.doc !== doc) return;
-      view.render(job);
-      if (!TERMINAL.has(job.status)) watchJob(job.id, view);
-    } catch (err) {
-      view.transientError(err);
-    }
+  if (scroll && window.matchMedia(NARROW).matches) section.scrollIntoView({ block: "start" });
+
+  let active = [];
+  try {
+    active = await api(`/v1/documents/${enc(doc.id)}/jobs?status=active`);
+  } catch (err) {
+    showError($("#ask-error"), err);
   }
+  if (state.doc !== doc) return;
+  const ingest = active.find((job) => job.kind === "ingest");
+  if (ingest) attachIngest(doc, ingest);
+  else if (doc.ingest_job_id) {
+    api(`/v1/jobs/${enc(doc.ingest_job_id)}`)
+      .then((job) => state.doc === doc && attachIngest(doc, job))
+      .catch(() => {});
+  }
+  // A running question decides which thread opens (it is what the user was waiting for).
+  const asks = active.filter((job) => job.kind === "ask");
+  const running = asks.length ? asks[asks.length - 1].params.conversation_id : null;
+  await loadConversations(doc, running || conversationId || "latest");
+  if (state.doc !== doc) return;
+  const summary = active.filter((job) => job.kind === "summarize").pop();
+  if (summary) attachSummary(doc, summary);
   loadHistory(doc);
 }
 
-// ---------------------------------------------------------------- answers and citations
+function attachIngest(doc, job) {
+  const view = new JobView($("#ingest-job"), "Reading in");
+  view.render(job);
+  if (!TERMINAL.has(job.status)) watchJob(job.id, view);
+}
 
-/** The answer text with each [S3] label turned into numbered citation buttons ([1], [2]…). */
-function answerFragment(text, citations, panel) {
+// ---------------------------------------------------------------- conversations
+
+async function loadConversations(doc, choose) {
+  let threads = [];
+  try {
+    threads = await api(`/v1/documents/${enc(doc.id)}/conversations`);
+  } catch (err) {
+    showError($("#ask-error"), err);
+  }
+  if (state.doc !== doc) return;
+  const select = $("#thread-select");
+  select.textContent = "";
+  const fresh = document.createElement("option");
+  fresh.value = "";
+  fresh.textContent = "New conversation";
+  select.append(fresh);
+  for (const thread of threads) {
+    const option = document.createElement("option");
+    option.value = thread.id;
+    option.textContent = `${truncate(thread.title || "Conversation", 60)} (${thread.turns})`;
+    select.append(option);
+  }
+  let id = choose === "latest" ? (threads[0] ? threads[0].id : null) : choose;
+  if (id && !threads.some((t) => t.id === id)) id = threads[0] ? threads[0].id : null;
+  await showConversation(doc, id);
+}
+
+/** Put a turn into the thread in time order (answers by when they ended, open questions by when asked). */
+function placeTurn(item, time) {
+  item.dataset.time = time || new Date().toISOString();
+  const thread = $("#thread");
+  const later = [...thread.children].find((other) => other !== item && other.dataset.time > item.dataset.time);
+  thread.insertBefore(item, later || null);
+  $("#thread-empty").hidden = true;
+}
+
+/**
+ * Show a thread: its answers, and a card for each of its questions that is still being answered (live)
+ * or that ended without an answer (failed or canceled, so the question is not silently lost).
+ */
+async function showConversation(doc, id) {
+  state.conversationId = id;
+  $("#thread-select").value = id || "";
+  $("#thread").textContent = "";
+  $("#thread-export").disabled = !id;
+  $("#thread-copy").disabled = !id;
+  $("#thread-empty").hidden = Boolean(id);
+  updateHash();
+  if (!id) return;
+  let thread;
+  try {
+    thread = await api(`/v1/conversations/${enc(id)}`);
+  } catch (err) {
+    showError($("#ask-error"), err);
+    return;
+  }
+  if (state.doc !== doc || state.conversationId !== id) return;
+  for (const answer of thread.items) placeTurn(answerTurn(answer), answer.created_at);
+  let jobs = [];
+  try {
+    jobs = await api(`/v1/documents/${enc(doc.id)}/jobs?status=active,failed,canceled&limit=100`);
+  } catch (err) {
+    showError($("#ask-error"), err);
+  }
+  if (state.doc !== doc || state.conversationId !== id) return;
+  for (const job of jobs) if (job.kind === "ask" && job.params.conversation_id === id) attachQuestion(doc, job);
+}
+
+/** A turn still being answered: its question and its job card; the answer replaces it when the job ends. */
+function attachQuestion(doc, job) {
+  const existing = $(`#thread [data-job-id="${CSS.escape(job.id)}"]`);
+  if (existing) existing.remove();
+  for (const watcher of [...state.watchers]) if (watcher.jobId === job.id) watcher.stop();
+  const item = document.createElement("li");
+  item.className = "turn pending";
+  item.dataset.jobId = job.id;
+  const question = document.createElement("p");
+  question.className = "turn-question";
+  question.textContent = job.params.question || "";
+  const card = document.createElement("div");
+  card.className = "turn-job";
+  item.append(question, card);
+  placeTurn(item, job.created_at);
+  const view = new JobView(card, "Answering");
+  view.render(job);
+  const finished = async (final) => {
+    if (final && final.status !== "succeeded") {
+      item.classList.remove("pending");
+      item.classList.add("unanswered");
+    }
+    if (state.doc !== doc || !final || final.status !== "succeeded" || !final.result_id) return;
+    try {
+      const answer = await api(`/v1/answers/${enc(final.result_id)}`);
+      if (state.doc !== doc) return;
+      const turn = answerTurn(answer, final);
+      turn.dataset.time = answer.created_at || item.dataset.time;
+      item.replaceWith(turn);
+      turn.scrollIntoView({ block: "nearest" });
+      loadHistory(doc);
+    } catch (err) {
+      view.transientError(err);
+    }
+  };
+  if (TERMINAL.has(job.status)) finished(job);
+  else watchJob(job.id, view).done.then(finished);
+}
+
+/** The answer text (safe Markdown) with each [S3] label turned into numbered citation buttons. */
+function answerBody(answer, container) {
   const byLabel = new Map();
-  for (const c of citations) {
+  for (const c of answer.citations) {
     if (!byLabel.has(c.label)) byLabel.set(c.label, []);
     byLabel.get(c.label).push(c);
   }
-  const fragment = document.createDocumentFragment();
-  let last = 0;
-  for (const match of text.matchAll(CITATION_BRACKET)) {
-    fragment.append(text.slice(last, match.index));
-    last = match.index + match[0].length;
-    const labels = match[1].match(/S\d+/g) || [];
-    const cited = labels.flatMap((label) => byLabel.get(label) || []);
-    if (!cited.length) {
-      fragment.append(match[0]);
-      continue;
+  const cite = (text) => {
+    const fragment = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(CITATION_BRACKET)) {
+      fragment.append(text.slice(last, match.index));
+      last = match.index + match[0].length;
+      const labels = match[1].match(/S\d+/g) || [];
+      const cited = labels.flatMap((label) => byLabel.get(label) || []);
+      if (!cited.length) {
+        fragment.append(match[0]);
+        continue;
+      }
+      const sup = document.createElement("sup");
+      sup.className = "refs";
+      for (const c of cited) {
+        const ref = document.createElement("button");
+        ref.type = "button";
+        ref.className = "cite-ref";
+        ref.dataset.n = c.n;
+        ref.textContent = `[${c.n}]`;
+        ref.setAttribute("aria-label", `Citation ${c.n}: show the evidence`);
+        ref.addEventListener("click", () => openReader(state.doc, answer, c.n));
+        sup.append(ref);
+      }
+      fragment.append(sup);
     }
-    const sup = document.createElement("sup");
-    sup.className = "refs";
-    for (const c of cited) {
-      const ref = document.createElement("button");
-      ref.type = "button";
-      ref.className = "cite-ref";
-      ref.dataset.n = c.n;
-      ref.textContent = `[${c.n}]`;
-      ref.setAttribute("aria-label", `Citation ${c.n}: show the evidence`);
-      ref.addEventListener("click", () => openEvidence(c, panel));
-      sup.append(ref);
-    }
-    fragment.append(sup);
-  }
-  fragment.append(text.slice(last));
-  return fragment;
+    fragment.append(text.slice(last));
+    return fragment;
+  };
+  container.textContent = "";
+  container.append(renderMarkdown(answer.answer, cite));
 }
 
-function renderAnswer(answer, panel) {
-  const text = $(".answer-text", panel);
-  text.textContent = "";
-  for (const [i, paragraph] of answer.answer.split(/\n{2,}/).entries()) {
-    const p = document.createElement("p");
-    p.append(answerFragment(paragraph, answer.citations, panel));
-    if (i === 0 || paragraph.trim()) text.append(p);
-  }
-  const echo = $(".question-echo", panel);
-  if (echo) echo.textContent = answer.question ? `Q: ${answer.question}` : "";
-  const strategy = $(".answer-strategy", panel);
-  strategy.textContent = "";
+function strategyLine(answer, element) {
+  element.textContent = "";
   const label = document.createElement("strong");
   label.textContent = "Strategy: ";
   const name = document.createElement("span");
@@ -657,21 +858,53 @@ function renderAnswer(answer, panel) {
   const reason = document.createElement("span");
   reason.className = "strategy-reason";
   reason.textContent = answer.strategy_reason ? ` (${answer.strategy_reason})` : "";
-  strategy.append(label, name, reason);
+  element.append(label, name, reason);
   const plan = planLine(answer);
   if (plan) {
     const line = document.createElement("div");
     line.className = answer.stopped_reason ? "strategy-plan stopped" : "strategy-plan muted";
     line.textContent = plan;
-    strategy.append(line);
+    element.append(line);
   }
-  const stats = [answer.model, ...usageLine(answer)];
-  if (answer.latency_s) stats.push(`${answer.latency_s.toFixed(1)} s`);
+}
+
+/** The planner's estimate for the chosen strategy beside what the reading took, and why it stopped early. */
+function planLine(answer) {
+  const parts = [];
+  const chosen = answer.plan && (answer.plan.options || []).find((o) => o.strategy === answer.plan.strategy);
+  if (chosen) {
+    const estimate = `${chosen.calls} calls, ${number(chosen.prompt_tokens + chosen.completion_tokens)} tokens, ~${Math.round(chosen.seconds)} s`;
+    const actual = `${answer.llm_calls} calls, ${number(answer.prompt_tokens + answer.completion_tokens)} tokens, ${answer.latency_s.toFixed(0)} s`;
+    parts.push(`Estimated ${estimate}; took ${actual}.`);
+  }
+  if (answer.stopped_reason) parts.push(`Stopped early (${answer.stopped_reason}): a partial answer.`);
+  return parts.join(" ");
+}
+
+/** Calls, tokens, cost and time of the answer itself, and of its whole job when that did more (a tree build). */
+function figures(answer, element, job) {
+  const own = [answer.model, ...usageLine(answer)];
+  if (answer.latency_s) own.push(`${answer.latency_s.toFixed(1)} s`);
   if (answer.dropped_citations) {
-    stats.push(`${answer.dropped_citations} unverifiable citation${answer.dropped_citations === 1 ? "" : "s"} removed`);
+    own.push(`${answer.dropped_citations} unverifiable citation${answer.dropped_citations === 1 ? "" : "s"} removed`);
   }
-  $(".answer-stats", panel).textContent = stats.join(" · ");
-  const list = $(".citations", panel);
+  element.textContent = `This ${answer.kind === "summary" ? "summary" : "answer"}: ${own.join(" · ")}`;
+  const addJob = (full) => {
+    if (!full || full.llm_calls <= answer.llm_calls) {
+      element.dataset.includesBuild = "false";
+      return;
+    }
+    const took = jobSeconds(full);
+    const built = answer.strategy === "tree" ? "building the summary tree" : "the work before this answer";
+    element.dataset.includesBuild = "true";
+    element.textContent +=
+      ` — whole job, including ${built}: ${usageLine(full).join(" · ")}` + (took != null ? ` · ${formatDuration(took)}` : "");
+  };
+  if (job) addJob(job);
+  else if (answer.job_id) api(`/v1/jobs/${enc(answer.job_id)}`).then(addJob).catch(() => {});
+}
+
+function citationList(answer, list) {
   list.textContent = "";
   for (const c of answer.citations) {
     const item = document.createElement("li");
@@ -682,33 +915,85 @@ function renderAnswer(answer, panel) {
     button.dataset.n = c.n;
     button.textContent = `“${truncate(c.quote, 280)}”`;
     button.setAttribute("aria-label", `Citation ${c.n}: show “${truncate(c.quote, 80)}” in the document`);
-    button.addEventListener("click", () => openEvidence(c, panel));
+    button.addEventListener("click", () => openReader(state.doc, answer, c.n));
     const where = document.createElement("span");
     where.className = "muted citation-where";
-    where.textContent = `passage ${c.label} · characters ${number(c.start)}–${number(c.end)}`;
+    const page = c.page != null ? `page ${c.page} · ` : "";
+    where.textContent = `${page}passage ${c.label} · characters ${number(c.start)}–${number(c.end)}`;
     item.append(button, where);
     list.append(item);
   }
-  $(".no-citations", panel).hidden = answer.citations.length > 0;
-  panel.dataset.answerId = answer.id;
-  panel.hidden = false;
 }
 
-async function showAnswerOf(job, panel, errorBox) {
-  if (!job) return;
-  if (job.status !== "succeeded") {
-    if (job.status === "canceled") errorBox.textContent = "Canceled.";
-    return;
-  }
-  if (!job.result_id) return;
-  try {
-    const answer = await api(`/v1/answers/${enc(job.result_id)}`);
-    if (!state.doc || answer.document_id !== state.doc.id) return;
-    renderAnswer(answer, panel);
-    loadHistory(state.doc);
-  } catch (err) {
-    showError(errorBox, err);
-  }
+async function fetchSpan(start, end) {
+  if (!state.doc) return "";
+  const span = await api(`/v1/documents/${enc(state.doc.id)}/text?start=${start}&end=${end}`);
+  return truncate(span.text.replace(/\s+/g, " ").trim(), 220);
+}
+
+/** Fill an answer panel (a turn of the thread, or the summary). */
+function fillAnswer(panel, answer, job) {
+  answerBody(answer, $(".answer-text", panel));
+  strategyLine(answer, $(".answer-strategy", panel));
+  figures(answer, $(".answer-stats", panel), job);
+  citationList(answer, $(".citations", panel));
+  $(".no-citations", panel).hidden = answer.citations.length > 0;
+  const old = $(".trace", panel);
+  if (old) old.remove();
+  const trace = renderTrace(answer, fetchSpan);
+  if (trace) $(".answer-trace", panel).append(trace);
+  panel.dataset.answerId = answer.id;
+}
+
+function answerTurn(answer, job) {
+  const item = document.createElement("li");
+  item.className = "turn";
+  const question = document.createElement("p");
+  question.className = "turn-question";
+  question.textContent = answer.question || "Summary";
+  const article = $("#answer-template").content.firstElementChild.cloneNode(true);
+  item.append(question, article);
+  fillAnswer(article, answer, job);
+  return item;
+}
+
+function initConversation() {
+  $("#thread-select").addEventListener("change", (event) => {
+    if (state.doc) showConversation(state.doc, event.target.value || null);
+  });
+  $("#thread-new").addEventListener("click", () => {
+    if (!state.doc) return;
+    showConversation(state.doc, null);
+    $("#question").focus();
+  });
+  const exportText = async () => request(`/v1/conversations/${enc(state.conversationId)}/export`, { accept: "text/markdown" });
+  $("#thread-export").addEventListener("click", async () => {
+    if (!state.conversationId) return;
+    try {
+      const text = await exportText();
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([text], { type: "text/markdown" }));
+      link.download = `${(state.doc.filename || "conversation").replace(/\.[^.]+$/, "")}-conversation.md`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      $("#thread-status").textContent = "Exported as Markdown.";
+    } catch (err) {
+      showError($("#ask-error"), err);
+    }
+  });
+  $("#thread-copy").addEventListener("click", async () => {
+    if (!state.conversationId) return;
+    try {
+      const text = await exportText();
+      await navigator.clipboard.writeText(text);
+      $("#thread-status").textContent = "Copied as Markdown.";
+    } catch (err) {
+      if (err instanceof ApiError) showError($("#ask-error"), err);
+      else $("#thread-status").textContent = "This browser did not allow copying; use Export instead.";
+    }
+  });
 }
 
 function initAsk() {
@@ -725,24 +1010,45 @@ function initAsk() {
     }
     const button = $("#ask-button");
     button.disabled = true;
-    $("#answer").hidden = true;
     try {
-      const job = await api(`/v1/documents/${enc(doc.id)}/questions`, {
-        method: "POST",
-        json: { question, strategy: $("#strategy").value },
-      });
+      const body = { question, strategy: $("#strategy").value };
+      if (state.conversationId) body.conversation_id = state.conversationId;
+      const job = await api(`/v1/documents/${enc(doc.id)}/questions`, { method: "POST", json: body });
       if (state.doc !== doc) return;
-      const view = new JobView($("#ask-job"), "Answering");
-      view.render(job);
-      const final = TERMINAL.has(job.status) ? job : await watchJob(job.id, view).done;
-      if (state.doc !== doc) return;
-      await showAnswerOf(final, $("#answer"), errorBox);
+      $("#question").value = "";
+      const thread = job.params.conversation_id;
+      if (thread && thread !== state.conversationId) {
+        await loadConversations(doc, thread); // a new thread: list it and open it
+        if (state.doc !== doc) return;
+      }
+      attachQuestion(doc, job);
     } catch (err) {
       showError(errorBox, err);
     } finally {
       if (state.doc === doc) button.disabled = false;
     }
   });
+}
+
+// ---------------------------------------------------------------- summaries and history
+
+function attachSummary(doc, job) {
+  const view = new JobView($("#summary-job"), "Summarizing");
+  view.render(job);
+  const show = async (final) => {
+    if (state.doc !== doc || !final || final.status !== "succeeded" || !final.result_id) return;
+    try {
+      const answer = await api(`/v1/answers/${enc(final.result_id)}`);
+      if (state.doc !== doc) return;
+      fillAnswer($("#summary"), answer, final);
+      $("#summary").hidden = false;
+      loadHistory(doc);
+    } catch (err) {
+      showError($("#summary-error"), err);
+    }
+  };
+  if (TERMINAL.has(job.status)) return show(job);
+  return watchJob(job.id, view).done.then(show);
 }
 
 function initSummary() {
@@ -760,11 +1066,7 @@ function initSummary() {
         json: { strategy: $("#summary-strategy").value },
       });
       if (state.doc !== doc) return;
-      const view = new JobView($("#summary-job"), "Summarizing");
-      view.render(job);
-      const final = TERMINAL.has(job.status) ? job : await watchJob(job.id, view).done;
-      if (state.doc !== doc) return;
-      await showAnswerOf(final, $("#summary"), errorBox);
+      await attachSummary(doc, job);
     } catch (err) {
       showError(errorBox, err);
     } finally {
@@ -790,77 +1092,20 @@ async function loadHistory(doc) {
     button.className = "link";
     const what = answer.kind === "summary" ? "Summary" : truncate(answer.question || "Answer", 90);
     button.textContent = `${what} (${answer.strategy}, ${formatDate(answer.created_at)})`;
-    button.addEventListener("click", () => {
-      const panel = answer.kind === "summary" ? $("#summary") : $("#answer");
-      renderAnswer(answer, panel);
-      panel.scrollIntoView({ block: "nearest" });
+    button.addEventListener("click", async () => {
+      if (answer.kind === "summary") {
+        fillAnswer($("#summary"), answer);
+        $("#summary").hidden = false;
+        $("#summary").scrollIntoView({ block: "nearest" });
+      } else if (answer.conversation_id) {
+        await showConversation(doc, answer.conversation_id);
+        $("#thread").scrollIntoView({ block: "nearest" });
+      }
     });
     item.append(button);
     list.append(item);
   }
   $("#history-empty").hidden = answers.length > 0;
-}
-
-// ---------------------------------------------------------------- evidence view
-
-/** Show the document text around a citation: its passage shaded, the quoted span highlighted. */
-async function openEvidence(citation, panel) {
-  const doc = state.doc;
-  if (!doc) return;
-  const dialog = $("#evidence");
-  const body = $("#evidence-text");
-  const warning = $("#evidence-warning");
-  body.textContent = "Loading…";
-  warning.hidden = true;
-  $("#evidence-error").textContent = "";
-  $("#evidence-title").textContent = `Evidence [${citation.n}]`;
-  $("#evidence-meta").textContent =
-    `${doc.filename} · passage ${citation.label} · characters ${number(citation.start)}–${number(citation.end)}`;
-  dialog.dataset.citation = citation.n;
-  dialog.dataset.panel = panel.id;
-  if (!dialog.open) dialog.showModal();
-
-  const segStart = Math.min(citation.segment_start ?? citation.start, citation.start);
-  const segEnd = Math.max(citation.segment_end ?? citation.end, citation.end);
-  const start = Math.max(0, Math.min(segStart, citation.start - EVIDENCE_CONTEXT));
-  const end = Math.min(doc.n_chars, Math.max(segEnd, citation.end + EVIDENCE_CONTEXT));
-  let span;
-  try {
-    span = await api(`/v1/documents/${enc(doc.id)}/text?start=${start}&end=${end}`);
-  } catch (err) {
-    body.textContent = "";
-    showError($("#evidence-error"), err);
-    return;
-  }
-  if (dialog.dataset.citation !== String(citation.n) || dialog.dataset.panel !== panel.id) return;
-  const text = span.text;
-  const at = (offset) => Math.max(0, Math.min(text.length, offset - span.start));
-  const [s0, q0, q1, s1] = [at(segStart), at(citation.start), at(citation.end), at(segEnd)];
-  // Context outside the cited passage starts and ends on word boundaries.
-  let head = text.slice(0, s0);
-  let tail = text.slice(s1);
-  if (span.start > 0 && head) head = head.slice(head.search(/\s/) + 1);
-  if (span.end < span.n_chars && tail) {
-    const cut = tail.search(/\s\S*$/);
-    if (cut > 0) tail = tail.slice(0, cut);
-  }
-  body.textContent = "";
-  if (span.start > 0) body.append("… ");
-  body.append(head);
-  const segment = document.createElement("span");
-  segment.className = "segment";
-  segment.title = `passage ${citation.label}`;
-  const mark = document.createElement("mark");
-  mark.id = "evidence-mark";
-  mark.textContent = text.slice(q0, q1);
-  segment.append(text.slice(s0, q0), mark, text.slice(q1, s1));
-  body.append(segment, tail);
-  if (span.end < span.n_chars) body.append(" …");
-  if (mark.textContent !== citation.quote) {
-    warning.textContent = "The stored text at these offsets differs from the quote given with the answer.";
-    warning.hidden = false;
-  }
-  mark.scrollIntoView({ block: "center" });
 }
 
 // ---------------------------------------------------------------- strategies
@@ -896,16 +1141,18 @@ function init() {
   loadStrategies();
   initKeyForm();
   initUpload();
+  initConversation();
   initAsk();
   initSummary();
+  initReader({ api, showError });
   $("#documents-refresh").addEventListener("click", () => loadDocuments());
   $("#page-prev").addEventListener("click", () => loadDocuments(state.offset - PAGE_SIZE));
   $("#page-next").addEventListener("click", () => loadDocuments(state.offset + PAGE_SIZE));
   $("#document-close").addEventListener("click", closeDocument);
   checkHealth();
   loadDocuments(0).then(() => {
-    const match = location.hash.match(/^#doc=([^&]+)/);
-    if (match) openDocument(decodeURIComponent(match[1]));
+    const match = location.hash.match(/^#doc=([^&]+)(?:&c=([^&]+))?/);
+    if (match) openDocument(decodeURIComponent(match[1]), { conversationId: match[2] ? decodeURIComponent(match[2]) : null });
   });
 }
 

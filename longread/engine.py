@@ -19,6 +19,7 @@ from longread.agents.memwalker.tree import build_tree as build_summary_tree
 from longread.agents.planner import Plan, plan_question, scan_model
 from longread.agents.router import Route
 from longread.agents.segments import ensure_segments
+from longread.conversation import conversation_context, recent_turns, standalone_question
 from longread.ingest import document_id, load_document
 from longread.ingest.loaders import load_path
 from longread.llm import LLMClient, Usage
@@ -143,6 +144,7 @@ def _store_answer(
     job: Job | None,
     plan: Plan | None = None,
     stopped_reason: str | None = None,
+    conversation_id: str | None = None,
 ) -> Answer:
     latency = round(time.monotonic() - started, 3)
     _record_speeds(session, client.usage, draft)
@@ -152,6 +154,7 @@ def _store_answer(
         tenant_id=document.tenant_id,
         document_id=document.id,
         job_id=job.id if job else None,
+        conversation_id=conversation_id,
         kind=kind,
         question=question,
         strategy=route.strategy,
@@ -184,23 +187,33 @@ def ask(
     usage: Usage | None = None,
     caps: Budget | None = None,
     stay_local: bool | None = None,
+    conversation_id: str | None = None,
 ) -> Answer:
     """Answer a question about a stored document and store the answer with its checked citations.
 
     `auto` plans first (agents.planner); the plan is stored with the answer. A job that reaches one of
     its `caps` stops cleanly: the answer is the strategy's last partial draft, with `stopped_reason`.
+    A question in a conversation is read as a follow-up of its recent turns (longread.conversation):
+    planning and reading use it rewritten to stand alone, the answering prompt sees the turns.
     """
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
     started = time.monotonic()
     client = _budget_client(model, usage, document, caps)
+    turns = recent_turns(session, conversation_id) if conversation_id else []
+    reading = standalone_question(client, turns, question)
     plan = route_question(
-        session, document, question, strategy, client, answer_with=answer_with, caps=caps, stay_local=stay_local
+        session, document, reading, strategy, client, answer_with=answer_with, caps=caps, stay_local=stay_local
     )
     route = Route(plan.strategy, plan.reason)
-    request = registry.ReadRequest(session, document, question, client, progress or no_progress, answer_with)
+    context = conversation_context(turns)
+    request = registry.ReadRequest(
+        session, document, reading, client, progress or no_progress, answer_with, conversation=context
+    )
     draft, stopped = _read(registry.get(route.strategy).read, request)
+    if turns:
+        draft.trace.insert(0, {"stage": "follow-up", "turns": len(turns), "question": reading})
     return _store_answer(
         session,
         document,
@@ -213,6 +226,7 @@ def ask(
         job=job,
         plan=plan,
         stopped_reason=stopped,
+        conversation_id=conversation_id,
     )
 
 

@@ -23,5 +23,5 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then
     . .venv/bin/activate
 fi
 PIP=${PIP:-python -m pip}
-python -c "import playwright" 2>/dev/null || $PIP install -q "playwright>=1.45"
+python -c "import playwright, axe_playwright_python" 2>/dev/null || $PIP install -q "playwright>=1.45" "axe-playwright-python>=0.1.8"
 echo "browser tier ready: $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium missing')"

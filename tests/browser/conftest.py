@@ -9,6 +9,7 @@ client's broker) is torn down before other tiers' fixtures start.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -21,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import MODEL, REPO, Workers, _free_port, wait_for
+from tests.service.conftest import MODEL, REPO, SLOW_MODEL, Workers, _free_port, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
+BROKEN_MODEL = "scripted/tests.service.doubles.broken"
+CITE_ALL_MODEL = "scripted/tests.service.doubles.cite_all"
 UPLOAD_LIMIT = 200_000
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,6 +90,7 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "LONGREAD_REDIS_URL": REDIS_URL,
         "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_LLM": MODEL,
+        "LONGREAD_ALLOWED_MODELS": json.dumps([SLOW_MODEL, BROKEN_MODEL, CITE_ALL_MODEL]),
         "LONGREAD_SEGMENT_TOKENS": "60",
         "LONGREAD_TREE_FANOUT": "4",
         "LONGREAD_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
@@ -171,14 +175,35 @@ def browser(browser_env: dict[str, str]) -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, site: str) -> Iterator[Any]:
-    """A fresh browser context (empty localStorage) per test; uncaught page errors fail the test."""
-    context = browser.new_context(base_url=site, viewport={"width": 1280, "height": 900})
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def open_tab(browser: Any, site: str, **options: Any) -> tuple[Any, Any, list[str]]:
+    """A fresh browser context (empty localStorage) and its tab, collecting uncaught page errors."""
+    context = browser.new_context(base_url=site, **({"viewport": DESKTOP} | options))
     context.set_default_timeout(20_000)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    return context, tab, errors
+
+
+@pytest.fixture
+def page(browser: Any, site: str) -> Iterator[Any]:
+    """A fresh tab at 1366x900 per test; uncaught page errors fail the test."""
+    context, tab, errors = open_tab(browser, site)
+    yield tab
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def phone(browser: Any, site: str) -> Iterator[Any]:
+    """A fresh tab at 390x844, touch and a phone's pixel ratio; uncaught page errors fail the test."""
+    context, tab, errors = open_tab(
+        browser, site, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=3
+    )
     yield tab
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"

@@ -77,26 +77,37 @@ def test_upload_ask_and_open_the_cited_evidence(page: Any, site: str, new_key: C
     page.get_by_label("Ask a question").fill("What is the vault code?")
     page.get_by_label("Strategy", exact=True).select_option("tree")
     page.get_by_role("button", name="Ask", exact=True).click()
-    ask = page.locator("#ask-job .job")
-    expect(ask).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
-    expect(ask.locator(".job-stats")).to_contain_text(re.compile(r"[1-9]\d* LLM calls?"))
-    answer = page.locator("#answer")
-    expect(answer).to_be_visible()
+    ask = page.locator("#thread .turn.pending .job")
+    expect(ask).to_have_attribute("data-transport", "events")  # followed over Server-Sent Events
+    expect(page.get_by_label("Ask a question")).to_have_value("")  # the question moved into the thread
+    answer = page.locator("#thread .turn .answer")
+    expect(answer).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#thread .turn.pending")).to_have_count(0)
+    expect(page.locator("#thread .turn .turn-question")).to_have_text("What is the vault code?")
+    expect(answer.locator(".answer-stats")).to_contain_text(re.compile(r"[1-9]\d* LLM calls?"))
     expect(answer.locator(".answer-text")).to_contain_text(str(code))
     expect(answer.locator(".strategy-name")).to_have_text("tree")
     expect(answer.locator(".strategy-reason")).not_to_be_empty()
     expect(answer.locator(".citations .citation").first).to_contain_text(planted)
-    expect(ask).to_have_attribute("data-transport", "events")  # followed over Server-Sent Events
+    # The trace shows the path the tree walk took, with the model's reason at each step.
+    answer.locator(".trace > summary").click()
+    steps = answer.locator(".trace-tree .trace-step")
+    expect(steps.first).to_be_visible()
+    expect(answer.locator(".trace-step.action-answer .trace-action")).to_contain_text("Answered from passage S")
+    expect(steps.first.locator(".trace-reason")).not_to_be_empty()
+    # Figures say what they count: the job also built the summary tree, the answer only walked it.
+    expect(answer.locator(".answer-stats")).to_have_attribute("data-includes-build", "true")
+    expect(answer.locator(".answer-stats")).to_contain_text("whole job, including building the summary tree")
 
-    # The inline citation opens the evidence view on the document text, the quote highlighted.
+    # The inline citation opens the source reader on the document text, the quote highlighted.
     answer.locator(".answer-text .cite-ref").first.click()
-    dialog = page.locator("#evidence")
+    dialog = page.locator("#reader")
     expect(dialog).to_be_visible()
-    mark = dialog.locator("mark")
+    mark = dialog.locator("mark.current")
     expect(mark).to_have_text(planted)
     expect(mark).to_be_in_viewport()
-    expect(dialog.locator("#evidence-warning")).to_be_hidden()
-    around = dialog.locator("#evidence-text").inner_text()
+    expect(dialog.locator("#reader-warning")).to_be_hidden()
+    around = dialog.locator("#reader-text").inner_text()
     assert len(around) > len(planted) + 200 and around.count(planted) == 1
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
@@ -195,11 +206,10 @@ def test_dropped_file_polling_progress_and_auto_strategy(page: Any, site: str, n
 
     page.get_by_label("Ask a question").fill("What is the vault code?")
     page.get_by_role("button", name="Ask", exact=True).click()  # strategy left at auto
-    ask = page.locator("#ask-job .job")
+    ask = page.locator("#thread .turn.pending .job")
     expect(ask).to_have_attribute("data-transport", "polling")
-    expect(ask).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
-    answer = page.locator("#answer")
-    expect(answer).to_be_visible()
+    answer = page.locator("#thread .turn .answer")
+    expect(answer).to_be_visible(timeout=JOB_TIMEOUT_MS)
     with api_client(site, key) as http:
         document_id = http.get("/v1/documents").json()["items"][0]["id"]
         stored = http.get(f"/v1/documents/{document_id}/answers").json()[0]
@@ -217,3 +227,4 @@ def test_dropped_file_polling_progress_and_auto_strategy(page: Any, site: str, n
     expect(page.locator("#document-title")).to_have_text("short.md")
     expect(page.locator("#documents-list [aria-current=true] .document-open")).to_have_text("short.md")
     expect(page.locator("#history-list li")).to_have_count(1)
+    expect(page.locator("#thread .turn .answer-text")).to_contain_text(str(code))  # the thread is back too

@@ -77,6 +77,7 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         usage=usage,
         caps=remaining_caps(job),
         stay_local=stay_local(job),
+        conversation_id=job.params.get("conversation_id"),
     )
 
 
