@@ -720,12 +720,21 @@ async function loadConversations(doc, choose) {
   for (const thread of threads) {
     const option = document.createElement("option");
     option.value = thread.id;
-    option.textContent = `${truncate(thread.title || "Conversation", 60)} (${thread.turns})`;
+    option.dataset.title = truncate(thread.title || "Conversation", 60);
+    option.textContent = `${option.dataset.title} (${thread.turns})`;
     select.append(option);
   }
   let id = choose === "latest" ? (threads[0] ? threads[0].id : null) : choose;
   if (id && !threads.some((t) => t.id === id)) id = threads[0] ? threads[0].id : null;
   await showConversation(doc, id);
+}
+
+/** The open thread's menu entry counts its answered turns. */
+function countTurns() {
+  const option = [...$("#thread-select").options].find((o) => o.value && o.value === state.conversationId);
+  if (!option) return;
+  const answered = document.querySelectorAll("#thread .turn:not(.pending):not(.unanswered)").length;
+  option.textContent = `${option.dataset.title} (${answered})`;
 }
 
 /** Put a turn into the thread in time order (answers by when they ended, open questions by when asked). */
@@ -798,6 +807,7 @@ function attachQuestion(doc, job) {
       const turn = answerTurn(answer, final);
       turn.dataset.time = answer.created_at || item.dataset.time;
       item.replaceWith(turn);
+      countTurns();
       turn.scrollIntoView({ block: "nearest" });
       loadHistory(doc);
     } catch (err) {

@@ -255,3 +255,50 @@ def test_axe_finds_no_violations(page: Any, site: str, new_key: Callable[[str], 
     expect(page.locator("#reader mark.current")).to_be_visible()
     results = axe.run(page)
     assert results.violations_count == 0, results.generate_report()
+
+
+def test_a_follow_up_continues_the_thread_and_exports_it(page: Any, site: str, new_key: Callable[[str], str]) -> None:
+    expect = _expect()
+    key = new_key("curious")
+    code = random.randint(10_000, 99_999)
+    with api_client(site, key) as http:
+        _document(http, needle_document(code, paragraphs=6), "thread.txt")
+    _sign_in(page, key)
+    _open(page, "thread.txt")
+    ask = page.get_by_label("Ask a question")
+    ask.fill("What is the vault code?")
+    page.get_by_label("Strategy", exact=True).select_option("bm25")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    turns = page.locator("#thread .turn")
+    expect(turns.locator(".answer-text")).to_contain_text(str(code), timeout=JOB_TIMEOUT_MS)
+
+    ask.fill("Repeat it, please.")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(turns).to_have_count(2)
+    expect(turns.nth(1).locator(".answer")).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(turns.locator(".turn-question")).to_have_text(["What is the vault code?", "Repeat it, please."])
+    expect(page.locator("#thread-select option:checked")).to_have_text("What is the vault code? (2)")
+
+    with api_client(site, key) as http:
+        thread_id = page.locator("#thread-select").input_value()
+        thread = http.get(f"/v1/conversations/{thread_id}").json()
+        exported = http.get(f"/v1/conversations/{thread_id}/export")
+    first, second = thread["items"]
+    follow_up = second["trace"][0]
+    assert follow_up["stage"] == "follow-up" and "vault code" in follow_up["question"], second["trace"]
+    assert second["question"] == "Repeat it, please." and str(code) in second["answer"]
+    assert exported.headers["content-type"].startswith("text/markdown")
+    markdown = exported.text
+    assert "## What is the vault code?" in markdown and "## Repeat it, please." in markdown
+    assert re.search(r"\[\^1\.1\]: “[^”]*vault code is %d" % code, markdown), markdown
+
+    # The page exports the same text as a download.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == "thread-conversation.md"
+    assert open(download.value.path(), encoding="utf-8").read() == markdown
+
+    # A new conversation starts empty, and the next question starts a second thread.
+    page.get_by_role("button", name="New", exact=True).click()
+    expect(turns).to_have_count(0)
+    expect(page.locator("#thread-select option")).to_have_count(2)  # "New conversation" and the thread
