@@ -19,8 +19,8 @@ worker:  ## one more worker for both queues (scale out by running more)
 beat:  ## the periodic sweeper that resumes jobs of dead workers (one per deployment)
 	$(PY) -m celery -A longread.workers.celery_app beat --loglevel INFO
 
-key:  ## create an API key: make key NAME=alice
-	$(PY) -m longread.api.keys create $(NAME)
+key:  ## create an API key: make key NAME=alice (TENANT=local: a key that sees the documents added without one)
+	$(PY) -m longread.api.keys create $(NAME) $(if $(TENANT),--tenant $(TENANT),)
 
 test-service:
 	$(PY) -m pytest -q tests/service

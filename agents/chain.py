@@ -27,6 +27,8 @@ CHAIN_PROMPTS = ("chain_worker", "chain_worker_summary")
 LABEL_TOKENS = 6  # "[S123] " plus the blank line between passages
 EMPTY_UNIT = "(none yet)"
 SUMMARY_WORDS = 400
+TRACE_NOTES_CHARS = 1200
+"""How much of each worker's notes the trace keeps (the page shows them; the full unit is in ChainStep)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ def run_chain(
             "step": s.step + 1,
             "segments": [s.segment_first, s.segment_last],
             "unit_tokens": client.counter.count(s.unit),
+            "notes": s.unit[:TRACE_NOTES_CHARS],
             "resumed": True,
         }
         for s in done
@@ -256,6 +259,7 @@ def run_chain(
                 "step": step + 1,
                 "segments": [row.segment_first, row.segment_last],
                 "unit_tokens": client.counter.count(unit),
+                "notes": unit[:TRACE_NOTES_CHARS],
             }
         )
         note(unit, row.segment_last)
