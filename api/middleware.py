@@ -137,7 +137,60 @@ class ErrorGuard:
             await send({"type": "http.response.body", "body": body})
 
 
+class MethodGuard:
+    """A request to an API path with a method no route there takes: JSON 405 with an `Allow` header.
+
+    The page's static files are mounted at `/`, so without this the mount would take such a request
+    and answer 405 for its own methods (GET, HEAD), not the API path's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (allowed := _other_methods(scope)) is not None:
+            body = json.dumps(
+                {"error": {"code": "method_not_allowed", "message": f"{scope['method']} is not allowed here"}}
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"allow", ", ".join(sorted(allowed)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def _other_methods(scope: Scope) -> set[str] | None:
+    """The methods the API documents at this path, when this request's method is not one of them."""
+    app = scope.get("app")
+    if app is None or not hasattr(app, "openapi"):
+        return None
+    path: str = scope.get("path", "")
+    for pattern, methods in _api_paths(app):
+        if pattern.match(path):
+            return None if scope["method"] in methods or (scope["method"] == "HEAD" and "GET" in methods) else methods
+    return None
+
+
+def _api_paths(app: Any) -> list[tuple[Any, set[str]]]:
+    """(regex, methods) of every documented path, compiled once per app from its OpenAPI document."""
+    cached = getattr(app.state, "api_paths", None)
+    if cached is None:
+        from starlette.routing import compile_path
+
+        cached = [
+            (compile_path(path)[0], {method.upper() for method in operations})
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.api_paths = cached
+    return cached  # type: ignore[no-any-return]
+
+
 def install(app: Any) -> None:
-    """ErrorGuard inside SecurityHeaders, so error responses carry the headers too."""
+    """ErrorGuard and MethodGuard inside SecurityHeaders, so their responses carry the headers too."""
+    app.add_middleware(MethodGuard)
     app.add_middleware(ErrorGuard)
     app.add_middleware(SecurityHeaders)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
-from longread.api.validation import model_name, question_text
+from longread.api.validation import QUESTION_PATTERN, TEXT_PATTERN, model_name, question_text
 from longread.failures import sanitise
 from longread.storage.jobs import as_utc, eta_seconds
 from longread.storage.models import Answer, Document, Job
@@ -121,12 +121,16 @@ class CapsIn(BaseModel):
 
 
 class QuestionIn(CapsIn):
-    question: str = Field(min_length=1, max_length=4000)
+    question: str = Field(min_length=1, max_length=4000, json_schema_extra={"pattern": QUESTION_PATTERN})
     conversation_id: str | None = Field(
         default=None, description="continue this thread of the document (follow-ups see its recent turns)"
     )
     strategy: QuestionStrategy = QuestionStrategy("auto")
-    model: str | None = Field(default=None, description="one of the configured models; the default when unset")
+    model: str | None = Field(
+        default=None,
+        description="one of the configured models; the default when unset",
+        json_schema_extra={"pattern": TEXT_PATTERN},
+    )
     dry_run: bool = Field(
         default=False, description="return the plan (estimates per strategy and auto's choice) and start no job"
     )
@@ -149,7 +153,7 @@ class QuestionIn(CapsIn):
 
 class SummaryIn(CapsIn):
     strategy: SummaryStrategy = SummaryStrategy("tree")
-    model: str | None = None
+    model: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
 
     @field_validator("model")
     @classmethod

@@ -13,6 +13,11 @@ from pydantic_core import PydanticCustomError
 # C0 controls other than tab and newlines, DEL, and C1 controls. PostgreSQL cannot store NUL at all,
 # and none of them belongs in a question or a model name.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ALLOWED = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+# The same rules written into the OpenAPI document (`json_schema_extra`), so clients and generated
+# tests know them; the validators below enforce them with their own error codes.
+TEXT_PATTERN = f"^{_ALLOWED}*$"
+QUESTION_PATTERN = f"^{_ALLOWED}*[^\\s\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]{_ALLOWED}*$"
 
 
 def question_text(value: str) -> str:

@@ -105,6 +105,7 @@ def _job_count() -> int:
         ("application/json", b'{"strategy": "no-such-strategy"}'),
         ("application/json", b"[]"),
         ("text/plain", b"hello"),
+        ("application/json", b"\xff\xfe{ not utf-8"),
     ],
 )
 def test_summaries_and_questions_answer_bad_bodies_alike(
