@@ -14,8 +14,8 @@ prompt and completion tokens, forward-pass and embedding work) and prices it:
 It then picks, among the strategies that fit the caps, the one with the best expected quality for the
 kind of question (a look-up of one place, or a question about the whole text) and the document's length
 against the model's window; ties go to the faster. The quality priors and where they come from are in
-`QUALITY` below. A strategy that runs the local model over the document is left out when a strategy on
-the hosted model would be `LOCAL_SLOWER_LIMIT` times faster, unless the caller asked to stay local.
+`QUALITY` below. A strategy that runs the local model over the document is left out when the best strategy
+on the hosted model alone would be `LOCAL_SLOWER_LIMIT` times faster, unless the caller asked to stay local.
 Nothing here calls a model.
 """
 
@@ -68,7 +68,7 @@ FULL_QUALITY = 0.95
 """`full` when the whole document fits: nothing is missed. Beyond the window it is scaled by the share it sees."""
 
 LOCAL_SLOWER_LIMIT = 4.0
-"""A local-model strategy this many times slower than the fastest hosted one is not chosen (unless staying local)."""
+"""A local-model strategy this many times slower than the best hosted one is not chosen (unless staying local)."""
 
 # Speeds until measured, on the project's 2-core CPU box with the bundled Gemma 3 270M (docs/eval-results.md:
 # `full` read 5.6K tokens and wrote 32 in 24 s, `bm25` 0.9K and 22 in 4.5 s; the README's 128K-token attention
@@ -350,14 +350,15 @@ def choose(options: list[Option], *, kind: str, hosted_model: bool, stay_local: 
     Returns the option and a reason fragment about the caps and exclusions.
     """
     if hosted_model and not stay_local:
-        hosted = [o for o in options if o.runnable and not registry.get(o.strategy).needs_local_model]
-        fastest = min(hosted, key=lambda o: o.seconds, default=None)
+        # Measured against what auto would read with on the hosted model alone (best quality, then fastest).
+        hosted = [o for o in options if o.runnable and o.fits and not registry.get(o.strategy).needs_local_model]
+        reference = max(hosted, key=lambda o: (o.quality, -o.seconds), default=None)
         for option in options:
-            if option.runnable and registry.get(option.strategy).needs_local_model and fastest is not None:
-                ratio = option.seconds / max(fastest.seconds, 1e-6)
+            if option.runnable and registry.get(option.strategy).needs_local_model and reference is not None:
+                ratio = option.seconds / max(reference.seconds, 1e-6)
                 if ratio >= LOCAL_SLOWER_LIMIT:
                     option.excluded = (
-                        f"the local model would take {ratio:.0f}x as long as {fastest.strategy} on the hosted "
+                        f"the local model would take {ratio:.0f}x as long as {reference.strategy} on the hosted "
                         "model (stay local to allow it)"
                     )
     runnable = [o for o in options if o.runnable]
