@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         default=128, description="Size of the passages the bm25/dense baselines rank (whole sentences)."
     )
     SHORTLIST_SIZE: int = Field(
-        default=24, description="Passages the shortlist strategy's local model re-ranks by attention (ICR)."
+        default=32, description="Passages the shortlist strategy's local model re-ranks by attention (ICR)."
     )
     SHORTLIST_DEPTH: int = Field(
         default=50, description="How far down the BM25 and the dense ranking the shortlist's fusion reads."

@@ -87,3 +87,27 @@ def test_the_development_set_is_found_by_default_or_by_environment(
     monkeypatch.setenv(ENV, str(_folder(tmp_path, QUESTIONS)))
     assert len(BooksSuite().items()) == 3
     assert suite_class("books").recall_metric.startswith("a cited quote")
+
+
+def test_a_one_kind_run_is_summarised_by_strategy_with_its_median_seconds(tmp_path: Path) -> None:
+    from longread.evaluation.report import publish_summary
+    from longread.evaluation.results import ResultStore
+
+    out = tmp_path / "books-run"
+    store = ResultStore(out / "results.jsonl")
+    for n, (strategy, accuracy, wall) in enumerate(
+        [("shortlist", 1.0, 10.0), ("shortlist", 0.0, 30.0), ("shortlist", 1.0, 200.0), ("bm25", 0.0, 4.0)]
+    ):
+        store.add(
+            {
+                "suite": "books", "item_id": f"b-{n}", "strategy": strategy, "model": "local/default",
+                "length": None, "accuracy": accuracy, "evidence_recall": 1.0, "wall_s": wall, "llm_calls": 1,
+                "prompt_tokens": 900, "completion_tokens": 5, "cost_usd": 0.0, "error": None,
+            }
+        )  # fmt: skip
+    page = tmp_path / "README.md"
+    page.write_text("intro\n<!-- eval-summary:books-run --><!-- /eval-summary:books-run -->\n", encoding="utf-8")
+    text = publish_summary(out, page, tmp_path / "docs" / "results.md", "longread eval books").read_text()
+    assert "| strategy | n | accuracy % | evidence recall % | median s | mean s |" in text
+    assert "| shortlist | 3 | 66.7 | 100.0 | 30.0 | 80.0 | 1.0 | 900 | 5 | 0.0000 |" in text
+    assert "| bm25 | 1 | 0.0 |" in text and text.startswith("intro\n")

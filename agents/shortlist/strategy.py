@@ -44,6 +44,7 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _NEXT = re.compile(r"^\s*Next:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*")
 _NOT_FOUND = ("not stated", "the document does not say", "does not say", "not given", "unknown")
+_FILLER = frozenset("a an the of at in on to by s his her their its".split())
 _TITLES = frozenset("Mr Mrs Miss Ms Dr Sir Lady Lord Captain Colonel The A An And But He She It They".split())
 
 
@@ -144,10 +145,13 @@ def _in_document_order(evidence: list[Candidate]) -> list[Candidate]:
 
 
 def answer_locally(model: str, question: str, text: str, evidence: list[Candidate], usage: Usage) -> str:
-    """The base model's few-shot answer: a phrase copied from the evidence, or "not stated"."""
+    """The base model's few-shot answer: a phrase copied from the evidence, or "not stated".
+
+    The evidence goes best last, nearest the question: a small model leans on what it read last.
+    """
     from longread.llm.local_provider import generate_raw
 
-    joined = " ".join(" ".join(text[c.unit.start : c.unit.end].split()) for c in _in_document_order(evidence))
+    joined = " ".join(" ".join(text[c.unit.start : c.unit.end].split()) for c in reversed(evidence))
     prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
     answer, n_prompt, n_out = generate_raw(model, prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"])
     usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
@@ -162,23 +166,33 @@ def answer_hosted(client: LLMClient, question: str, text: str, evidence: list[Ca
     return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
 
 
-def found_nothing(answer: str) -> bool:
+def found_nothing(answer: str, question: str = "") -> bool:
+    """No answer: "not stated" and the like, or only the question's own words said back."""
     phrase = answer_phrase(answer)
-    return not phrase or any(phrase.startswith(p) for p in _NOT_FOUND)
+    if not phrase or any(phrase.startswith(p) for p in _NOT_FOUND):
+        return True
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    said = {w for w in re.findall(r"\w+", phrase) if w not in _FILLER}
+    return bool(question) and said <= asked
 
 
-def cited_by_phrase(text: str, answer: str, evidence: list[Candidate]) -> list[Candidate]:
-    """Evidence passages holding the answer verbatim (best first, at most three); else the three best.
+def cited_by_phrase(text: str, answer: str, question: str, evidence: list[Candidate]) -> list[Candidate]:
+    """The evidence passages holding the answer verbatim, then the best-ranked ones, three in all.
 
-    A base model cites nothing, so what it copied from is what it cites; when it copied nothing the
-    citations show where the reader looked hardest.
+    A base model cites nothing, so what it copied from is cited first; the passages the reader ranked
+    highest follow, so the citations also show where the answer most likely is when the copy is wrong.
     """
     phrase = answer_phrase(answer)
-    if len(phrase) >= 2 and not found_nothing(answer):
-        hits = [c for c in evidence if phrase in " ".join(text[c.unit.start : c.unit.end].split()).lower()]
-        if hits:
-            return hits[:_CITED_WHEN_UNMATCHED]
-    return evidence[:_CITED_WHEN_UNMATCHED]
+    cited: list[Candidate] = []
+    if len(phrase) >= 2 and not found_nothing(answer, question):
+        cited = [c for c in evidence if phrase in " ".join(text[c.unit.start : c.unit.end].split()).lower()]
+    cited = cited[:_CITED_WHEN_UNMATCHED]
+    for candidate in evidence:
+        if len(cited) >= _CITED_WHEN_UNMATCHED:
+            break
+        if candidate not in cited:
+            cited.append(candidate)
+    return cited
 
 
 def next_entity(answer: str, question: str, text: str, reading: Reading, hosted: bool) -> str | None:
@@ -186,7 +200,7 @@ def next_entity(answer: str, question: str, text: str, reading: Reading, hosted:
     if hosted:
         match = _NEXT.search(answer)
         return match.group(1).strip().strip(".") if match else None
-    if not found_nothing(answer) or not reading.evidence:
+    if not found_nothing(answer, question) or not reading.evidence:
         return None
     best = reading.evidence[0].unit
     asked = {w.lower() for w in re.findall(r"\w+", question)}
@@ -275,7 +289,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
             cited = [ordered[n - 1] for n in valid]
         else:
             answer = answer_locally(answer_model, question, text, reading.evidence, client.usage)
-            cited = cited_by_phrase(text, answer, reading.evidence)
+            cited = cited_by_phrase(text, answer, question, reading.evidence)
         progress("answer", 1, 1)
         trace.append(
             {
@@ -299,7 +313,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
     entity = next_entity(answer, question, text, reading, hosted)
     if entity:
         second = read_and_answer(f"{question} {entity}", 1)
-        if not found_nothing(second[1]) or found_nothing(answer):
+        if not found_nothing(second[1], question) or found_nothing(answer, question):
             reading, answer, cited, unknown = second
     if hosted:
         answer = _NEXT.sub("", answer).strip() or answer

@@ -106,6 +106,28 @@ def strategy_table(records: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def overview_table(records: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per strategy: accuracy, evidence recall, median and mean seconds per question, calls,
+    tokens and cost; what a run over one kind of document (the books suite) is judged by."""
+    lines = [
+        "| strategy | n | accuracy % | evidence recall % | median s | mean s | LLM calls | input tokens "
+        "| output tokens | cost USD |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_strategy = group_by(records, "strategy")
+    for strategy in _ordered(k[0] for k in by_strategy):
+        group = by_strategy[(strategy,)]
+        s = summarize_group(group)
+        walls = sorted(float(r.get("wall_s", 0.0)) for r in group if not r.get("error"))
+        middle = (walls[(len(walls) - 1) // 2] + walls[len(walls) // 2]) / 2 if walls else None
+        lines.append(
+            f"| {strategy} | {s['n']} | {_pct(s['accuracy'])} | {_pct(s['evidence_recall'])} | {_num(middle)} | "
+            f"{_num(s['wall_s'])} | {_num(s['llm_calls'])} | {_num(s['prompt_tokens'], 0)} | "
+            f"{_num(s['completion_tokens'], 0)} | {_cost(s['cost_usd'])} |"
+        )
+    return lines
+
+
 def pivot_table(records: Sequence[dict[str, Any]], row_field: str, label: str, metric: str = "accuracy") -> list[str]:
     """metric % (n) with one row per value of row_field and one column per strategy."""
     strategies = _ordered({r["strategy"] for r in records})
@@ -380,7 +402,7 @@ def publish_summary(out_dir: Path, page_file: Path, docs_file: Path, command: st
         overall = pivot_table([{**r, "all": "all"} for r in records], "all", "context length", metric)[2:]
         table = pivot_table(records, "bucket", "context length", metric) + overall
     else:
-        table = pivot_table([{**r, "all": "all items"} for r in records], "all", "items", metric)
+        table = overview_table(records)
     chart = docs_file.parent / "img" / f"{name}-{by_length_chart_name(suites, metric)}"
     lines = [
         f"<!-- eval-summary:{name} -->",
