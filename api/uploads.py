@@ -9,6 +9,7 @@ process are removed at the next start (`remove_stale_uploads`).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -49,16 +50,18 @@ def too_large(limit: int) -> ApiError:
 
 
 def clean_filename(raw: bytes) -> str:
-    """The base name of an uploaded file; control characters or an overlong name are refused (422)."""
+    """The base name of an uploaded file (422 `invalid_filename` for control characters, a parent-folder
+    step or an overlong name); a plain path, as some clients send, is cut to its last part."""
     name = raw.decode("utf-8", "replace")
     if _BAD_NAME_CHARS.search(name):
         raise ApiError(422, "invalid_filename", "the file name contains control characters")
-    name = Path(name.replace("\\", "/")).name.strip()
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise ApiError(422, "invalid_filename", "the file name must not step into parent folders ('..')")
+    name = parts[-1].strip()
     if len(name) > MAX_FILENAME_CHARS:
         raise ApiError(422, "invalid_filename", f"the file name is longer than {MAX_FILENAME_CHARS} characters")
-    if name in ("", ".", ".."):
-        return "upload"
-    return name
+    return name if name not in ("", ".") else "upload"
 
 
 def remove_stale_uploads(directory: Path | None = None, older_than_s: float = STALE_UPLOAD_S) -> int:
@@ -91,7 +94,7 @@ class _Collector:
         self.header_field = b""
         self.header_value = b""
         self.headers: dict[bytes, bytes] = {}
-        self.out: object | None = None
+        self.out: io.BufferedWriter | None = None
         self.upload: Upload | None = None
         self.over = False
         self.ended = False
@@ -125,11 +128,11 @@ class _Collector:
         if self.upload.size > self.limit:
             self.over = True
             return
-        self.out.write(data[start:end])  # type: ignore[attr-defined]
+        self.out.write(data[start:end])
 
     def on_part_end(self) -> None:
         if self.out is not None:
-            self.out.close()  # type: ignore[attr-defined]
+            self.out.close()
             self.out = None
 
     def on_end(self) -> None:
@@ -169,7 +172,7 @@ async def receive_upload(request: Request, *, limit: int, directory: Path) -> Up
             "on_end",
         )
     }
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]  # python-multipart types the callbacks as a TypedDict
     try:
         async for chunk in request.stream():
             parser.write(chunk)

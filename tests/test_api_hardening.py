@@ -145,12 +145,17 @@ def test_control_characters_in_a_filename_are_refused_and_nothing_is_stored(
     assert not list((env / "data" / "uploads").glob("upload-*"))
 
 
-def test_path_traversal_in_a_filename_keeps_only_the_base_name(api: tuple[TestClient, str]) -> None:
+def test_a_filename_is_cut_to_its_base_name_and_parent_steps_are_refused() -> None:
+    from longread.api.errors import ApiError
     from longread.api.uploads import clean_filename
 
-    assert clean_filename(b"../../etc/passwd.txt") == "passwd.txt"
-    assert clean_filename(b"..\\..\\windows\\notes.md") == "notes.md"
-    assert clean_filename(b"..") == "upload"
+    assert clean_filename(b"reports/2024/notes.md") == "notes.md"
+    assert clean_filename(b"C:\\Users\\ann\\notes.md") == "notes.md"
+    assert clean_filename(b"") == "upload"
+    for name in (b"../../etc/passwd.txt", b"..\\..\\windows\\notes.md", b".."):
+        with pytest.raises(ApiError) as caught:
+            clean_filename(name)
+        assert caught.value.code == "invalid_filename"
 
 
 def test_a_truncated_multipart_body_is_refused_and_nothing_is_stored(api: tuple[TestClient, str], env: Path) -> None:
