@@ -55,7 +55,9 @@ def _options(kind: str, document_tokens: int, window: int = 8192) -> list[Option
     for name in registry.names():
         slow = registry.get(name).needs_local_model
         out.append(
-            Option(name, calls=1, seconds=30.0 if slow else 3.0, quality=quality(name, kind, document_tokens, window, 6000))
+            Option(
+                name, calls=1, seconds=30.0 if slow else 3.0, quality=quality(name, kind, document_tokens, window, 6000)
+            )
         )
     return out
 
@@ -140,7 +142,11 @@ def test_estimates_match_what_the_strategies_then_do(session, monkeypatch) -> No
         actual_tokens = answer.prompt_tokens + answer.completion_tokens
         assert _within_2x(cold_calls, answer.llm_calls), (name, cold_calls, answer.llm_calls)
         assert _within_2x(option.calls, answer.llm_calls), (name, option.calls, answer.llm_calls)
-        assert _within_2x(option.prompt_tokens, answer.prompt_tokens), (name, option.prompt_tokens, answer.prompt_tokens)
+        assert _within_2x(option.prompt_tokens, answer.prompt_tokens), (
+            name,
+            option.prompt_tokens,
+            answer.prompt_tokens,
+        )
         assert _within_2x(option.tokens, actual_tokens), (name, option.tokens, actual_tokens)
         # The estimate and the actuals are stored side by side with the answer.
         assert answer.plan is not None and answer.plan["strategy"] == name
