@@ -317,16 +317,35 @@ def estimate_attention(request: ReadRequest, calibration: Calibration) -> Estima
     return Estimate((answer,), scan_tokens=document, note="the local model reads every token")
 
 
+def _index_stored(request: ReadRequest, unit_tokens: int) -> bool:
+    """Whether the shortlist's retrieval index (passages and embeddings) is stored for this document already."""
+    from longread.agents.shortlist.index import EMBED_MODEL, index_scheme
+    from longread.storage.models import RetrievalIndex
+
+    scheme = index_scheme(request.segments(), unit_tokens)
+    query = select(RetrievalIndex.id).where(
+        RetrievalIndex.document_id == request.document.id,
+        RetrievalIndex.scheme == scheme,
+        RetrievalIndex.embed_model == EMBED_MODEL,
+    )
+    return request.session.exec(query).first() is not None
+
+
 def estimate_shortlist(request: ReadRequest, calibration: Calibration) -> Estimate:
-    """BM25 + dense shortlist (the document embedded once), one forward pass over it, one answering call."""
+    """BM25 + dense shortlist (the document embedded once and stored), one forward pass over it, one answer.
+
+    A second hop (the answer names what the question depends on) adds a pass and a call; it is not counted.
+    """
     settings = get_settings()
     document = sum(segment.n_tokens for segment in request.segments())
     evidence = min(settings.EVIDENCE_TOKENS, document)
-    shortlist = settings.SHORTLIST_SIZE * (settings.SHORTLIST_UNIT_TOKENS or settings.RETRIEVAL_UNIT_TOKENS)
+    unit_tokens = settings.SHORTLIST_UNIT_TOKENS or settings.RETRIEVAL_UNIT_TOKENS
+    shortlist = settings.SHORTLIST_SIZE * unit_tokens
+    stored = _index_stored(request, unit_tokens)
     answer = _local_or_hosted_answer(request, calibration, evidence, "shortlist_answer_hosted")
     return Estimate(
         (answer,),
         scan_tokens=min(shortlist + SHORTLIST_QUESTION_TOKENS, document),
-        encode_tokens=document,
-        note="embeds the document on its first question",
+        encode_tokens=0 if stored else document,
+        note="the retrieval index is stored" if stored else "embeds the document once (then stored)",
     )

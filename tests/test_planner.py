@@ -185,3 +185,22 @@ def test_auto_stores_its_choice_and_every_estimate(session, monkeypatch) -> None
     assert "look-up question" in answer.strategy_reason and "estimated 1 calls" in answer.strategy_reason
     assert {o["strategy"] for o in answer.plan["options"]} == set(registry.names())
     assert answer.plan["actual"]["calls"] == answer.llm_calls == 1
+
+
+def test_a_stored_retrieval_index_makes_the_shortlist_cheaper(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from longread.agents.shortlist.index import ensure_index
+
+    _configure(monkeypatch)
+    document = _document(session)
+    client = LLMClient(MODEL)
+    before = plan_question(session, document, QUESTION, client, strategy="shortlist").option("shortlist")
+    settings = get_settings()
+    unit_tokens = settings.SHORTLIST_UNIT_TOKENS or settings.RETRIEVAL_UNIT_TOKENS
+    segments = registry.ReadRequest(session, document, QUESTION, client, lambda *_: None).segments()
+    ensure_index(session, document, segments, client.counter, unit_tokens)
+    after = plan_question(session, document, QUESTION, client, strategy="shortlist").option("shortlist")
+    assert before is not None and after is not None
+    assert after.note == "the retrieval index is stored" and before.note != after.note
+    assert after.seconds < before.seconds
+    assert after.calls == before.calls == 1
+    assert not doubles.calls
