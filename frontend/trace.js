@@ -70,7 +70,9 @@ function scoredPassages(trace, fetchText) {
     const table = el("table", "trace-table");
     const head = el("tr");
     for (const name of ["#", "score", "characters", "passage"]) head.append(el("th", null, name));
-    table.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead);
     const body = el("tbody");
     passages.slice(0, 12).forEach((p, i) => {
       const row = el("tr");
@@ -104,14 +106,16 @@ function planView(plan) {
   wrap.append(el("h4", null, "Why this strategy"));
   const chosen = plan.strategy || plan.choice || plan.chosen;
   if (chosen || plan.reason) wrap.append(el("p", null, `${chosen ? `${chosen}: ` : ""}${plan.reason || ""}`));
-  let estimates = plan.estimates || plan.candidates || [];
+  let estimates = plan.options || plan.estimates || plan.candidates || [];
   if (!Array.isArray(estimates)) estimates = Object.entries(estimates).map(([name, v]) => ({ strategy: name, ...(typeof v === "object" ? v : { value: v }) }));
   if (estimates.length) {
     const columns = [...new Set(estimates.flatMap((e) => Object.keys(e).filter((k) => typeof e[k] !== "object")))];
     const table = el("table", "trace-table");
     const head = el("tr");
     for (const c of columns) head.append(el("th", null, c.replace(/_/g, " ")));
-    table.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead);
     const body = el("tbody");
     for (const e of estimates) {
       const row = el("tr", (e.strategy || e.name) === chosen ? "chosen" : "");
@@ -123,6 +127,10 @@ function planView(plan) {
     }
     table.append(body);
     wrap.append(table);
+    if (plan.actual) {
+      wrap.append(el("p", "muted", "What the reading took:"));
+      wrap.append(keyValues(plan.actual));
+    }
   } else {
     wrap.append(keyValues(plan));
   }

@@ -290,7 +290,7 @@ def test_a_follow_up_continues_the_thread_and_exports_it(page: Any, site: str, n
     assert exported.headers["content-type"].startswith("text/markdown")
     markdown = exported.text
     assert "## What is the vault code?" in markdown and "## Repeat it, please." in markdown
-    assert re.search(r"\[\^1\.1\]: “[^”]*vault code is %d" % code, markdown), markdown
+    assert re.search(rf"\[\^1\.1\]: “[^”]*vault code is {code}", markdown), markdown
 
     # The page exports the same text as a download.
     with page.expect_download() as download:
@@ -302,3 +302,46 @@ def test_a_follow_up_continues_the_thread_and_exports_it(page: Any, site: str, n
     page.get_by_role("button", name="New", exact=True).click()
     expect(turns).to_have_count(0)
     expect(page.locator("#thread-select option")).to_have_count(2)  # "New conversation" and the thread
+
+
+def test_the_trace_view_shows_each_strategy_s_path(page: Any, site: str) -> None:
+    """Stored traces of every shape render as the reader expects (no model needed: they are data)."""
+    page.goto("/")
+    shown = page.evaluate(
+        """async () => {
+            const { renderTrace } = await import('/trace.js');
+            const text = async (start, end) => `text ${start}-${end}`;
+            const render = (answer) => {
+                const details = renderTrace(answer, text);
+                document.body.append(details);
+                details.open = true;
+                return details;
+            };
+            const tree = render({ strategy: 'tree', trace: [
+                { step: 1, node: [2, 0], action: 'open', child: [1, 1], reasoning: 'part 2 mentions the harbour' },
+                { step: 2, node: [1, 1], action: 'revert', reasoning: 'no code here' },
+                { step: 3, node: [0, 7], segment: 7, action: 'answer', reasoning: 'the passage states it' },
+            ] });
+            const chain = render({ strategy: 'chain', trace: [
+                { step: 1, segments: [0, 9], unit_tokens: 12, notes: 'The code is 4821 [S3].' },
+                { step: 2, role: 'manager' },
+            ] });
+            const attention = render({ strategy: 'attention', trace: [
+                { stage: 'attention summary', evidence: [{ start: 10, end: 40, score: 0.61234 }, { start: 90, end: 120, score: 0.2 }] },
+            ] });
+            const auto = render({ strategy: 'bm25', trace: [], plan: {
+                strategy: 'bm25', reason: 'a look-up question in a long text',
+                options: [{ strategy: 'bm25', calls: 1, seconds: 2.5 }, { strategy: 'tree', calls: 130, seconds: 60 }],
+            } });
+            await new Promise((r) => setTimeout(r, 50));
+            return [tree, chain, attention, auto].map((d) => d.innerText);
+        }"""
+    )
+    tree, chain, attention, auto = shown
+    assert "Opened level 1 part 2" in tree and "part 2 mentions the harbour" in tree
+    assert "Went back from level 1 part 2" in tree and "no code here" in tree
+    assert "Answered from passage S7" in tree
+    assert "Worker 1 read passages S0–S9" in chain and "The code is 4821 [S3]." in chain
+    assert "manager wrote the answer" in chain
+    assert "0.612" in attention and "10–40" in attention and "text 10-40" in attention
+    assert "a look-up question in a long text" in auto and "tree" in auto and "130" in auto
