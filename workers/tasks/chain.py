@@ -15,7 +15,7 @@ from longread.agents.chain import EMPTY_UNIT, ChainPlan, plan_chain, run_step, s
 from longread.llm import LLMClient, Usage
 from longread.llm.usage import BudgetExceeded
 from longread.progress import JobCanceled
-from longread.storage import jobs
+from longread.storage import jobs, speeds
 from longread.storage.cache import stored_client
 from longread.storage.models import Document, Job, JobKind
 from longread.workers.budget import remaining_caps
@@ -67,6 +67,7 @@ def chain_step_task(job_id: str, attempt: int) -> str:
                 continue_job_with(ANSWER_TASK, job)
                 return None
             jobs.add_usage(session, job.id, usage)
+            speeds.record_calls(session, usage.samples)
             jobs.set_progress(session, job.id, stage=STAGE, done=step + 1, total=len(plan.chunks) + 1)
             if jobs.cancel_requested(session, job.id):
                 raise JobCanceled(job.id)
