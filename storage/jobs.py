@@ -260,10 +260,19 @@ def interrupt(session: Session, job_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+STEP_LIMIT_STAGES = frozenset({"navigating"})
+"""Stages whose done/total counts steps against a limit (a tree walk may end at any step): no ETA from them."""
+
+
 def eta_seconds(job: Job) -> float | None:
-    """Linear estimate from the elapsed time and the done/total counters."""
+    """Linear estimate from the elapsed time and the done/total counters.
+
+    None while the counters are a step limit rather than work to do: "24 steps" is a cap, not a size.
+    """
     started = as_utc(job.started_at)
     if job.status is not JobStatus.RUNNING or started is None or job.done <= 0 or job.total <= 0:
+        return None
+    if job.stage in STEP_LIMIT_STAGES:
         return None
     elapsed = (utcnow() - started).total_seconds()
     return round(elapsed * (job.total - job.done) / job.done, 1)

@@ -42,3 +42,16 @@ def test_known_exception_kinds_get_their_own_codes() -> None:
     assert describe_failure(ValueError("the question is empty")).message == "the question is empty"
     internal = describe_failure(RuntimeError("KeyError in /srv/app/x.py"))
     assert internal.code == "internal_error" and "/srv" not in internal.message
+
+
+def test_no_eta_while_the_counters_are_a_step_limit() -> None:
+    from datetime import timedelta
+
+    from longread.storage.jobs import eta_seconds
+    from longread.storage.models import Job, JobKind, JobStatus, utcnow
+
+    job = Job(kind=JobKind.ASK, status=JobStatus.RUNNING, started_at=utcnow() - timedelta(seconds=10))
+    job.stage, job.done, job.total = "summarising level 1 of 3", 5, 10
+    assert eta_seconds(job) is not None and 9 <= (eta_seconds(job) or 0) <= 11
+    job.stage, job.done, job.total = "navigating", 3, 24  # step 3 of at most 24: the walk may end next step
+    assert eta_seconds(job) is None
