@@ -17,7 +17,7 @@ from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tre
 from longread.failures import describe_failure
 from longread.llm import Usage
 from longread.llm.usage import BudgetExceeded
-from longread.storage import jobs
+from longread.storage import jobs, speeds
 from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
@@ -126,6 +126,7 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
         # (a recount, not an increment, so duplicate deliveries cannot inflate it).
         done = select(func.count()).select_from(TreeNode).where(TreeNode.tree_id == tree_id).scalar_subquery()
         jobs.add_usage(session, job_id, usage, done=done)
+        speeds.record_calls(session, usage.samples)  # hosted tree builds teach the planner their latency
         return f"{level}:{position}"
 
 
