@@ -257,7 +257,7 @@ class LLMClient:
             self.usage.check_budget(prompt_tokens=n_prompt, prompt_cost_usd=cost_usd(self.model, n_prompt, 0))
         with self._slot():
             started = time.perf_counter()
-            response = self._call(messages, max_tokens, temperature, raw)
+            response = self._answered_call(messages, max_tokens, temperature, raw)
             seconds = time.perf_counter() - started
         completion = _to_completion(response)
         if raw:
@@ -274,6 +274,18 @@ class LLMClient:
         if self.cache is not None:
             self.cache.put(key, self.model, completion)
         return completion
+
+    def _answered_call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
+        """`_call`, again when the provider answered 200 with no completion in it.
+
+        The Router retries failed requests (429, 5xx, timeouts, unreadable bodies); a well-formed reply
+        without choices is not a failure to it, so this kind alone is retried here, as many times.
+        """
+        for _attempt in range(self._settings.LLM_NUM_RETRIES + 1):
+            response = self._call(messages, max_tokens, temperature, raw)
+            if getattr(response, "choices", None):
+                return response
+        return response  # `_to_completion` turns the empty reply into an LLMError
 
     def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
         settings = self._settings
@@ -324,6 +336,8 @@ def drop_repeated_lines(text: str) -> str:
 
 
 def _to_completion(response: Any) -> Completion:
+    if not getattr(response, "choices", None):  # a 200 with no answer in it: a provider fault, said plainly
+        raise LLMError("the model service returned a response without any completion")
     text = response.choices[0].message.content or ""
     usage = getattr(response, "usage", None)
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)

@@ -22,17 +22,28 @@ import httpx
 import pytest
 
 from longread.testing.processes import free_port, wait_for
+from tests.faults.provider import FaultyProvider
 from tests.service.conftest import REDIS_URL, REPO, Workers, _client, _new_key
 
 MODEL = "scripted/tests.faults.doubles.logged_reply"
+HOSTED = "openai/fake-model"  # served by tests.faults.provider.FaultyProvider over loopback HTTP
 RESULTS = Path(os.environ.get("LONGREAD_FAULT_RESULTS", REPO / "data" / "fault-results.jsonl"))
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="package")
-def fault_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Environment of this process, the API and the workers: defaults except test sizes and the double."""
+def provider() -> Iterator[FaultyProvider]:
+    """The OpenAI-compatible fault server; healthy until a test sets its fault rate."""
+    with FaultyProvider(rate=0.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def fault_env(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory, provider: FaultyProvider
+) -> Iterator[dict[str, str]]:
+    """Environment of this process, the API and the workers: defaults except test sizes and the doubles."""
     import redis
 
     from longread.config import get_settings
@@ -52,6 +63,10 @@ def fault_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "LONGREAD_RATE_LIMIT_PER_MINUTE": "100000",
         "LONGREAD_ANONYMOUS_LOCAL": "false",
         "LONGREAD_TEST_CALL_LOG": str(data / "calls.log"),
+        "LONGREAD_ALLOWED_MODELS": f'["{HOSTED}"]',
+        "LONGREAD_LLM_API_BASE": provider.url,
+        "LONGREAD_LLM_API_KEY": "sk-fault-test-0000000000000000",
+        "LONGREAD_LLM_TIMEOUT_S": "2",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
