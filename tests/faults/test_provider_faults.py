@@ -1,10 +1,9 @@
 """Provider faults over real HTTP: litellm's OpenAI client talks to a loopback server that fails on purpose.
 
 At 30% failing calls (429 with Retry-After, 500, 503, slow replies past the timeout, unreadable bodies,
-replies without a completion)
-a tree build completes, because the Router retries each failed call (the only layer that does). A
-provider that keeps failing fails the job with the provider's reason, in a sentence without internals,
-and nothing it said is stored as a summary.
+replies without a completion) a tree build completes: each kind of failure is retried by exactly one
+layer (see api/README.md). A provider that keeps failing fails the job with the provider's reason, in a
+sentence without internals, and nothing it said is stored as a summary.
 """
 
 from __future__ import annotations
