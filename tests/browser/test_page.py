@@ -140,6 +140,9 @@ def test_rejected_uploads_show_the_api_error(page: Any, site: str, new_key: Call
     expect(first.locator(".error-code")).to_have_text("unreadable_document (HTTP 422)")
     expect(second.locator(".error-message")).to_have_text(f"the upload exceeds the {UPLOAD_LIMIT}-byte limit")
     expect(second.locator(".error-code")).to_have_text("payload_too_large (HTTP 413)")
+    rows = page.locator("#upload-list .upload-row")  # each file of the upload keeps its own status
+    expect(rows.locator(".upload-name")).to_have_text(["broken.pdf", "huge.txt"])
+    expect(rows.locator(".upload-state")).to_have_text(["not uploaded", "not uploaded"])
     expect(page.locator("#documents-empty")).to_be_visible()
     expect(page.locator("#document")).to_be_hidden()
 
@@ -181,6 +184,16 @@ def test_pages_through_documents_and_deletes_one(page: Any, site: str, new_key: 
     expect(names).to_have_count(1)
     expect(page.locator("#documents-count")).to_have_text("11–11 of 11")
     last = names.first.inner_text()
+
+    # A question typed for one document does not follow the reader to the next one.
+    names.first.click()
+    page.get_by_label("Ask a question").fill("Half-typed question about this note")
+    page.get_by_role("button", name="Previous").click()
+    names.nth(3).click()
+    expect(page.locator("#document-title")).to_have_text(names.nth(3).inner_text())
+    expect(page.get_by_label("Ask a question")).to_have_value("")
+    page.get_by_role("button", name="Next").click()
+    expect(names).to_have_count(1)
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete {last}").click()
