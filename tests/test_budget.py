@@ -74,6 +74,15 @@ def test_a_token_cap_stops_the_chain_and_keeps_its_unit(session, monkeypatch) ->
     assert [c["quote"] for c in answer.citations] == [FIRST]
 
 
+def test_a_capped_summary_keeps_the_running_summary(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _configure(monkeypatch)
+    document, _ = engine.store_text(session, filename="d.txt", text=_text())
+    summary = engine.summarize(session, document, strategy="chain", model=MODEL, caps=Budget(max_tokens=3000))
+    assert summary.kind == "summary" and summary.stopped_reason and "token cap" in summary.stopped_reason
+    assert "0600" in summary.answer and "2200" not in summary.answer
+    assert not any(p.startswith("A long document was too long") for p in doubles.calls)  # no manager call
+
+
 def test_a_cap_before_the_answering_call_keeps_the_retrieved_evidence(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _configure(monkeypatch)
     document, _ = engine.store_text(session, filename="d.txt", text=_text())
