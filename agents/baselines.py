@@ -44,9 +44,16 @@ _PROBE = "Tokenizer fingerprint: Ünïcode, numbers 1234567 and words like antid
 
 
 class SegmentLike(Protocol):
-    index: int
-    start: int
-    end: int
+    """Read-only view of a segment: stored rows and plain ingest segments both fit."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
 
 
 @dataclass(frozen=True)

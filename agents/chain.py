@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.memwalker.tree import words_to_tokens
@@ -171,7 +171,7 @@ def plan_chain(session: Session, document: Document, question: str | None, clien
 
 
 def stored_steps(session: Session, key: str) -> list[ChainStep]:
-    return list(session.exec(select(ChainStep).where(ChainStep.run_key == key).order_by(ChainStep.step)))  # type: ignore[arg-type]
+    return list(session.exec(select(ChainStep).where(ChainStep.run_key == key).order_by(col(ChainStep.step))))
 
 
 def run_step(

@@ -271,7 +271,7 @@ def check_summary_strategy(name: str) -> str:
     return name
 
 
-QuestionStrategy = StrEnum("QuestionStrategy", {name: name for name in question_choices()})  # type: ignore[misc]
+QuestionStrategy = StrEnum("QuestionStrategy", {name: name for name in question_choices()})  # type: ignore[misc]  # built from the registry; mypy types literal enums only
 """The question strategies as an enum, for the API schema and the CLI's choices."""
-SummaryStrategy = StrEnum("SummaryStrategy", {name: name for name in summary_choices()})  # type: ignore[misc]
+SummaryStrategy = StrEnum("SummaryStrategy", {name: name for name in summary_choices()})  # type: ignore[misc]  # built from the registry; mypy types literal enums only
 """The summary strategies as an enum."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from longread.config import get_settings
 from longread.ingest.segment import segment_text
@@ -26,7 +26,9 @@ def ensure_segments(
     scheme = scheme_for(model, segment_tokens)
     existing = list(
         session.exec(
-            select(Segment).where(Segment.document_id == document.id, Segment.scheme == scheme).order_by(Segment.index)  # type: ignore[arg-type]
+            select(Segment)
+            .where(Segment.document_id == document.id, Segment.scheme == scheme)
+            .order_by(col(Segment.index))
         )
     )
     if existing:

@@ -52,7 +52,7 @@ def releases_session(endpoint: Endpoint) -> Endpoint:
             if isinstance(session, Session):
                 session.close()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the endpoint's signature for FastAPI
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

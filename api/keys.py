@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from longread.api.security import create_key, revoke
 from longread.storage.db import session_scope
@@ -25,7 +25,7 @@ def create(name: str, tenant: str | None = typer.Option(None, help="Existing ten
 def list_keys() -> None:
     """List keys (prefix, tenant, name, revoked); the keys themselves are not stored."""
     with session_scope() as session:
-        for row in session.exec(select(ApiKey).order_by(ApiKey.created_at)):  # type: ignore[arg-type]
+        for row in session.exec(select(ApiKey).order_by(col(ApiKey.created_at))):
             typer.echo(f"{row.prefix}…\t{row.tenant_id}\t{row.name}\t{'revoked' if row.revoked else 'active'}")
 
 

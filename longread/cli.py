@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ err = Console(stderr=True, soft_wrap=True)
 QUOTE_CHARS = 400
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -64,11 +64,10 @@ def _load(session: Any, source: str) -> Document:
     if path.exists():
         document, _ = engine.ingest_file(session, path)
         return document
-    document = engine.find_document(session, source)
-    if document is None:
+    found = engine.find_document(session, source)
+    if found is None:
         fail(f"{source}: no such file or stored document id")
-    assert document is not None
-    return document
+    return found
 
 
 def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:

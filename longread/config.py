@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         "(set by `make run` in embedded mode).",
     )
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy rejects decorated properties
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:

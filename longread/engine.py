@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from longread.agents import registry
 from longread.agents.base import AnswerDraft, ProgressFn, no_progress
@@ -288,6 +288,6 @@ def find_document(session: Session, key: str, tenant_id: str = LOCAL_TENANT) -> 
     if document is not None and document.tenant_id == tenant_id:
         return document
     matches = list(
-        session.exec(select(Document).where(Document.tenant_id == tenant_id, Document.id.startswith(key)).limit(2))  # type: ignore[attr-defined]
+        session.exec(select(Document).where(Document.tenant_id == tenant_id, col(Document.id).startswith(key)).limit(2))
     )
     return matches[0] if len(matches) == 1 else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TokenCounter(Protocol):
@@ -38,24 +38,24 @@ class TiktokenCounter:
 class HFTokenCounter:
     """A Hugging Face tokenizer (the local model's own)."""
 
-    def __init__(self, tokenizer: object) -> None:
+    def __init__(self, tokenizer: Callable[..., Any]) -> None:
         self._tokenizer = tokenizer
 
     def count(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        enc = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)  # type: ignore[operator]
+        enc = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]
         if len(offsets) <= max_tokens:
             return text
         return text[: offsets[max_tokens - 1][1]] if max_tokens > 0 else ""
 
 
-_local_tokenizer_factory: Callable[[str], object] | None = None
+_local_tokenizer_factory: Callable[[str], Callable[..., Any]] | None = None
 
 
-def register_local_tokenizer_factory(factory: Callable[[str], object]) -> None:
+def register_local_tokenizer_factory(factory: Callable[[str], Callable[..., Any]]) -> None:
     """The local backend registers how to get a tokenizer for `local/...` model strings."""
     global _local_tokenizer_factory
     _local_tokenizer_factory = factory

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlmodel import Session, create_engine
 
 from longread.config import get_settings
@@ -16,7 +17,7 @@ from longread.config import get_settings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while a worker writes; the busy timeout rides out short write locks.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -37,6 +38,11 @@ def engine_for(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched: `Session.execute` returns a cursor result for those, typed as a plain one."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 def get_engine() -> Engine:

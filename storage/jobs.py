@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from longread.config import get_settings
 from longread.llm import Usage
 from longread.progress import JobCanceled, ProgressFn
-from longread.storage.db import session_scope
+from longread.storage.db import rows_changed, session_scope
 from longread.storage.models import Job, JobKind, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def claim(session: Session, job_id: str, task_id: str | None) -> Job | None:
     if job is None:
         return None
     session.refresh(job)
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if rows_changed(result) == 1:
         if job.started_at is None:
             job.started_at = now
             session.add(job)
@@ -211,7 +211,7 @@ def finish(
         update(Job).where(col(Job.id) == job_id, col(Job.status).not_in(TERMINAL)).values(**values)
     )
     session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def request_cancel(session: Session, job: Job) -> Job:
@@ -257,7 +257,7 @@ def interrupt(session: Session, job_id: str) -> bool:
         .values(status=JobStatus.INTERRUPTED, stage="interrupted")
     )
     session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 STEP_LIMIT_STAGES = frozenset({"navigating"})

@@ -22,7 +22,7 @@ def new_id() -> str:
 
 
 def _ts(**kwargs: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
 
 
 class Tenant(SQLModel, table=True):
@@ -156,9 +156,9 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
     attempts: int = 0
     created_at: datetime = _ts()
-    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
-    heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class ChainStep(SQLModel, table=True):

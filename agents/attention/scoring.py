@@ -11,6 +11,9 @@ smoothing), so a multi-token answer outranks a single stray token.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +80,12 @@ def _decoder(model: Any) -> Any:
     return body if body is not None else model.get_decoder()
 
 
+def _sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Element-wise sum of same-shaped tensors (the builtin `sum` would start from the int 0)."""
+    total: torch.Tensor = functools.reduce(operator.add, tensors)
+    return total
+
+
 def _query_pass(
     body: Any,
     cache: Any,
@@ -135,12 +144,12 @@ def raw_token_scores(
         cache = DynamicCache()
         body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
         scores = _query_pass(body, cache, query, lengths, mask, config, device)
-        total = sum(s[:, :width] for s in scores.values())
+        total = _sum(s[:, :width] for s in scores.values())
         if calibrate:
             # Negative = tokens to remove: the form every transformers version accepts.
             cache.crop(-(cache.get_seq_length() - width))
             null = _query_pass(body, cache, layout.null, lengths, mask, config, device)
-            total = total - sum(s[:, :width] for s in null.values())
+            total = total - _sum(s[:, :width] for s in null.values())
     total = total.float().cpu()
     head = len(layout.head)
     return [total[i, pads[i] + head : pads[i] + head + len(ctx)].clone() for i, ctx in enumerate(contexts)]

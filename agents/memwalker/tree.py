@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.segments import document_slice, ensure_segments, scheme_for
@@ -125,7 +125,9 @@ def get_node(session: Session, tree_id: str, level: int, position: int) -> TreeN
 def level_nodes(session: Session, tree_id: str, level: int) -> list[TreeNode]:
     return list(
         session.exec(
-            select(TreeNode).where(TreeNode.tree_id == tree_id, TreeNode.level == level).order_by(TreeNode.position)  # type: ignore[arg-type]
+            select(TreeNode)
+            .where(TreeNode.tree_id == tree_id, TreeNode.level == level)
+            .order_by(col(TreeNode.position))
         )
     )
 
@@ -168,7 +170,8 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         missing = [start + i for i, child in enumerate(children) if child is None]
         if missing:
             raise RuntimeError(f"node ({level}, {position}) needs children {missing} of level {level - 1} first")
-        summaries = [child.summary for child in children if child is not None]
+        present = [child for child in children if child is not None]
+        summaries = [child.summary for child in present]
         completion = client.complete(
             "tree_node_summary",
             summaries=summaries,
@@ -182,8 +185,8 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
             parent_position=parent,
             child_start=start,
             child_end=end,
-            start=children[0].start,
-            end=children[-1].end,  # type: ignore[union-attr]
+            start=present[0].start,
+            end=present[-1].end,
             summary=completion.text,
             n_tokens=client.counter.count(completion.text),
         )

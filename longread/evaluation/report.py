@@ -28,7 +28,7 @@ def length_bucket(length: int | None) -> int | None:
     """Context lengths are grouped by the power of two at or above them (4K, 8K, …)."""
     if not length or length <= 0:
         return None
-    return 2 ** math.ceil(math.log2(length))
+    return int(2 ** math.ceil(math.log2(length)))
 
 
 def length_label(bucket: int) -> str:
@@ -131,7 +131,8 @@ def overview_table(records: Sequence[dict[str, Any]]) -> list[str]:
 def pivot_table(records: Sequence[dict[str, Any]], row_field: str, label: str, metric: str = "accuracy") -> list[str]:
     """metric % (n) with one row per value of row_field and one column per strategy."""
     strategies = _ordered({r["strategy"] for r in records})
-    rows = sorted({r.get(row_field) for r in records if r.get(row_field) is not None}, key=lambda v: (str(type(v)), v))
+    present = {r[row_field] for r in records if r.get(row_field) is not None}
+    rows: list[Any] = sorted(present, key=lambda v: (str(type(v)), v))
     if not rows:
         return []
     groups = group_by(records, row_field, "strategy")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from longread.tokens import TokenCounter
 
@@ -30,7 +31,7 @@ class Segment:
 
 
 @lru_cache(maxsize=1)
-def _punkt():  # type: ignore[no-untyped-def]
+def _punkt() -> Any:
     import punkt
 
     return punkt.tokenizer_for("english")

@@ -121,7 +121,7 @@ def generate_raw(
 class LocalLLM(CustomLLM):
     """litellm's view of the local model."""
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         params = kwargs.get("optional_params") or {}
         response: ModelResponse = kwargs.get("model_response") or ModelResponse()
         stop = params.get("stop")
@@ -134,16 +134,16 @@ class LocalLLM(CustomLLM):
             text, n_prompt, n_out, finish = _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stop or ()))
         else:
             text, n_prompt, n_out, finish = generate_text(model, messages, max_tokens=max_tokens, stop=stop)
-        response.choices[0].message.content = text  # type: ignore[union-attr]
-        response.choices[0].finish_reason = finish
+        response.choices[0].message.content = text
+        response.choices[0].finish_reason = finish  # type: ignore[assignment]  # 'stop' or 'length', as litellm expects
         response.model = f"{PROVIDER}/{model}" if not model.startswith(f"{PROVIDER}/") else model
         response.created = int(time.time())
-        response.usage = litellm.Usage(  # type: ignore[attr-defined]
+        response.usage = litellm.Usage(  # type: ignore[attr-defined]  # set on the response object by litellm's own handlers too
             prompt_tokens=n_prompt, completion_tokens=n_out, total_tokens=n_prompt + n_out
         )
         return response
 
-    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
 
 
@@ -159,5 +159,5 @@ def register_local_provider() -> None:
         if any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
             return
         litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": _handler})
-        litellm.utils.custom_llm_setup()
+        litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]  # litellm leaves it unannotated
         register_local_tokenizer_factory(local_tokenizer)

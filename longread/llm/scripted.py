@@ -24,7 +24,8 @@ def resolve_script(name: str) -> Script:
     module_name, _, attr = name.rpartition(".")
     if not module_name:
         raise ValueError(f"scripted model '{name}' must name module.function")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    script: Script = getattr(importlib.import_module(module_name), attr)
+    return script
 
 
 def _build_handler() -> Any:
@@ -33,7 +34,7 @@ def _build_handler() -> Any:
     from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
     class ScriptedLLM(CustomLLM):
-        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+        def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
             name = model.split("/", 1)[1] if model.startswith("scripted/") else model
             text = resolve_script(name)(messages)
             counter = token_counter_for("scripted")

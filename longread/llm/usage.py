@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 MAX_SAMPLES = 512
 """Per-call timings kept for the speed measurements; a long job's first calls are plenty."""
@@ -53,6 +54,16 @@ class CallSample:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+
+
+class UsageCounters(TypedDict):
+    """A usage roll-up under the column names of stored rows (answers, jobs) and evaluation records."""
+
+    llm_calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
 
 
 @dataclass
@@ -116,8 +127,8 @@ class Usage:
         if budget.max_cost_usd is not None and cost + prompt_cost_usd > budget.max_cost_usd:
             raise BudgetExceeded(f"cost cap reached: ${cost:.4f} spent of ${budget.max_cost_usd:g}")
 
-    def as_dict(self) -> dict[str, float | int]:
-        """The counters under the names every stored row uses (`USAGE_COLUMNS`): answers, jobs, eval records."""
+    def as_dict(self) -> UsageCounters:
+        """The counters under the names every stored row uses: answers, jobs, evaluation records."""
         with self._lock:
             return {
                 "llm_calls": self.calls,
@@ -141,15 +152,10 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         """Counters of both (e.g. what earlier attempts of a job spent plus this attempt); no budget."""
         mine, theirs = self.as_dict(), other.as_dict()
-        total = {name: mine[name] + theirs[name] for name in USAGE_COLUMNS}
         return Usage(
-            calls=int(total["llm_calls"]),
-            cached_calls=int(total["cached_calls"]),
-            prompt_tokens=int(total["prompt_tokens"]),
-            completion_tokens=int(total["completion_tokens"]),
-            cost_usd=float(total["cost_usd"]),
+            calls=mine["llm_calls"] + theirs["llm_calls"],
+            cached_calls=mine["cached_calls"] + theirs["cached_calls"],
+            prompt_tokens=mine["prompt_tokens"] + theirs["prompt_tokens"],
+            completion_tokens=mine["completion_tokens"] + theirs["completion_tokens"],
+            cost_usd=mine["cost_usd"] + theirs["cost_usd"],
         )
-
-
-USAGE_COLUMNS = ("llm_calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost_usd")
-"""The names of the usage counters on stored rows, in `Usage.as_dict()` order."""

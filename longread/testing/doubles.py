@@ -85,7 +85,8 @@ def reader(messages: list[dict[str, str]]) -> str:
             return "Reasoning: nothing here matches the question.\nAction: REVERT"
         return f"Reasoning: part {best} mentions the question's words.\nAction: OPEN {best}"
     if "You opened this passage" in prompt:
-        label = re.search(r"labelled \[S(\d+)\]", prompt).group(1)  # type: ignore[union-attr]
+        opened = re.search(r"labelled \[S(\d+)\]", prompt)
+        label = opened.group(1) if opened else ""
         passage = _between(prompt, f"labelled [S{label}]:\n\n", "\n\nQuestion:")
         q = words(question)
         for sentence in _sentences(passage):
@@ -121,15 +122,15 @@ def reader(messages: list[dict[str, str]]) -> str:
         # Numbered passages (attention and shortlist answers): the sentence sharing most question words,
         # cited by its passage number.
         q = words(question)
-        best = (0, "", "")
+        hit = (0, "", "")
         for number, passage in re.findall(r"^\[(\d+)\] (.*?)(?=^\[\d+\] |^Question: )", prompt, re.S | re.M):
             for sentence in _sentences(passage):
                 overlap = len(q & words(sentence))
-                if overlap > best[0]:
-                    best = (overlap, sentence, number)
-        if not best[0]:
+                if overlap > hit[0]:
+                    hit = (overlap, sentence, number)
+        if not hit[0]:
             return "The document does not say."
-        return f"{best[1]} [{best[2]}]"
+        return f"{hit[1]} [{hit[2]}]"
     if prompt.startswith("Below is a summary tree"):
         parts = re.findall(r"Part \d+ \(passages (S\d+)[^)]*\):\n(.*?)\n\n", prompt, re.S)
         return " ".join(f"{text.strip()} [{label}]" for label, text in parts)

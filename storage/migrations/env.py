@@ -1,6 +1,7 @@
 """Alembic environment: runs against the connection handed in by storage.db.migrate, or the settings URL."""
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import longread.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -19,7 +20,7 @@ def run_migrations() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -116,13 +116,13 @@ def entry_body(session: Session, job: Job) -> str | None:
 
 
 @app.task(bind=True, name="longread.workers.tasks.answers.ask_task")
-def ask_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def ask_task(self, job_id: str) -> str:
     """Answer a question (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, entry_body)
 
 
 @app.task(bind=True, name="longread.workers.tasks.answers.summarize_task")
-def summarize_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def summarize_task(self, job_id: str) -> str:
     """Summarise a document (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, entry_body)
 

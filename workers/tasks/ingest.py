@@ -26,6 +26,6 @@ def ingest_body(session: Session, job: Job) -> str | None:
 
 
 @app.task(bind=True, name="longread.workers.tasks.ingest.ingest_task")
-def ingest_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def ingest_task(self, job_id: str) -> str:
     """Segment an uploaded document (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, ingest_body)

@@ -77,7 +77,7 @@ def after_tree(session: Session, job: Job, tree: Tree) -> str | None:
 
 
 @app.task(bind=True, name="longread.workers.tasks.tree.build_tree_task")
-def build_tree_task(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def build_tree_task(self, job_id: str) -> str:
     """Entry task of a tree job (also what the sweeper re-sends to resume one)."""
 
     def body(session: Session, job: Job) -> str | None:
@@ -101,9 +101,7 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             return JobStatus.CANCELED.value
         tree = session.get(Tree, tree_id)
         if tree is None:
-            jobs.finish(
-                session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found"
-            )
+            jobs.finish(session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found")
             return JobStatus.FAILED.value
         usage = Usage(budget=remaining_caps(job))
         try:

