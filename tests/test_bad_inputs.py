@@ -145,7 +145,7 @@ def test_twenty_concurrent_uploads_of_one_file_store_it_once(service: dict[str, 
     assert sum(1 for r in responses if not r.json()["deduplicated"]) == 1
     _outcomes["twenty concurrent uploads of one file"] = {
         "name": "twenty concurrent uploads of one file",
-        "group": "upload",
+        "group": "concurrency",
         "status": 202,
         "code": "(one stored, 19 deduplicated)",
         "got_status": 202,
