@@ -394,6 +394,15 @@ function watchJob(jobId, view) {
       };
       source.addEventListener("progress", onEvent);
       source.addEventListener("end", onEvent);
+      source.addEventListener("answer", (event) => {
+        let piece = "";
+        try {
+          piece = JSON.parse(event.data).text || "";
+        } catch {
+          return;
+        }
+        if (piece && view.onAnswerText) view.onAnswerText(piece);
+      });
       source.onerror = () => {
         if (stopped) return;
         source.close();
@@ -794,6 +803,17 @@ function attachQuestion(doc, job) {
   item.append(question, card);
   placeTurn(item, job.created_at);
   const view = new JobView(card, "Answering");
+  // The answer as the model writes it (plain text; the stored answer, with its citations, replaces it).
+  view.onAnswerText = (piece) => {
+    let preview = $(".turn-stream", item);
+    if (!preview) {
+      preview = document.createElement("p");
+      preview.className = "turn-stream";
+      preview.setAttribute("aria-busy", "true");
+      card.before(preview);
+    }
+    preview.textContent += piece;
+  };
   view.render(job);
   const finished = async (final) => {
     if (final && final.status !== "succeeded") {

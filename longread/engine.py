@@ -7,6 +7,7 @@ tokens and cost are accumulated in a `Usage` the caller may watch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,7 @@ def ask(
     caps: Budget | None = None,
     stay_local: bool | None = None,
     conversation_id: str | None = None,
+    on_answer_text: Callable[[str], None] | None = None,
 ) -> Answer:
     """Answer a question about a stored document and store the answer with its checked citations.
 
@@ -195,12 +197,14 @@ def ask(
     its `caps` stops cleanly: the answer is the strategy's last partial draft, with `stopped_reason`.
     A question in a conversation is read as a follow-up of its recent turns (longread.conversation):
     planning and reading use it rewritten to stand alone, the answering prompt sees the turns.
+    `on_answer_text` receives the final answering call's text as the model writes it.
     """
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
     started = time.monotonic()
     client = _budget_client(model, usage, document, caps)
+    client.on_answer_text = on_answer_text
     turns = recent_turns(session, conversation_id) if conversation_id else []
     reading = standalone_question(client, turns, question)
     plan = route_question(

@@ -44,6 +44,10 @@ VARIABLES: dict[str, dict[str, Any]] = {
         "memory": "(nothing yet)",
     },
     "nav_final": {"question": "What is the code?", "memory": "[S3] The code is 4721."},
+    "followup_question": {
+        "turns": [{"question": "What is the code of the harbour gate?", "answer": "4721."}],
+        "question": "And of the orchard?",
+    },
     "tree_leaf_summary": {"text": "The code is 4721.", "max_words": 60},
     "tree_node_summary": {"summaries": ["The harbour.", "The orchard."], "max_words": 60},
     "tree_root_summary": {"parts": [{"labels": "S1-S4", "summary": "The harbour."}], "max_words": 60},

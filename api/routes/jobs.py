@@ -18,7 +18,7 @@ from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, rel
 from longread.api.schemas import JobOut, StreamTokenOut
 from longread.api.security import Principal
 from longread.api.service import owned_job
-from longread.storage import jobs
+from longread.storage import answer_stream, jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Job
 
@@ -70,12 +70,22 @@ def _changed(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
 
 
 async def job_events(request: Request, principal: Principal, job_id: str) -> AsyncIterator[dict[str, Any]]:
-    """One `progress` event per change of the job row, then one `end` event at a terminal state."""
+    """One `progress` event per change of the job row, then one `end` event at a terminal state.
+
+    While a question is answered, `answer` events carry the text the model has written since the last
+    one (`{"text": ...}`; the first one from the start), a preview the stored answer replaces at `end`.
+    """
     previous: dict[str, Any] | None = None
     sequence = 0
+    written = 0
     while True:
         current = await run_in_threadpool(_snapshot, principal, job_id)
         terminal = current["status"] in {s.value for s in jobs.TERMINAL}
+        if current["kind"] == "ask" and current["status"] == "running":
+            text, written = await run_in_threadpool(answer_stream.read_from, job_id, written)
+            if text:
+                sequence += 1
+                yield {"event": "answer", "id": str(sequence), "data": json.dumps({"text": text})}
         if _changed(previous, current) or terminal:
             sequence += 1
             yield {"event": "end" if terminal else "progress", "id": str(sequence), "data": json.dumps(current)}

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -146,12 +146,20 @@ def cache_key(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+ANSWER_PROMPTS = frozenset({"baseline_answer", "chain_manager", "nav_final", "attention_answer_hosted"})
+"""Prompts whose completion is the answer a user reads: these stream to `on_answer_text` when it is set."""
+
+
 class LLMClient:
     """A model, its accounting and its cache. Cheap to create; Routers are shared per process.
 
     `cache` is where completions are kept (none: every call goes to the model); `scope` separates cache
     entries of different tenants, so a hit never tells one tenant what another asked.
+    `on_answer_text`, when set, receives the final answer's text as the model writes it (ANSWER_PROMPTS
+    stream through litellm; a cached or non-streaming model's answer arrives in one piece).
     """
+
+    on_answer_text: Callable[[str], None] | None = None
 
     def __init__(
         self,
@@ -178,7 +186,9 @@ class LLMClient:
 
     def with_model(self, model: str) -> LLMClient:
         """Another model with this client's accounting, cache and scope (e.g. a hosted answer model)."""
-        return LLMClient(model, self.usage, use_cache=self.use_cache, cache=self.cache, scope=self.scope)
+        other = LLMClient(model, self.usage, use_cache=self.use_cache, cache=self.cache, scope=self.scope)
+        other.on_answer_text = self.on_answer_text
+        return other
 
     @property
     def counter(self) -> TokenCounter:
@@ -218,13 +228,16 @@ class LLMClient:
         A base model gets the prompt's completion variant instead, continued as plain text.
         """
         text, raw = self.render_prompt(prompt_name, **variables)
+        stream = self.on_answer_text if prompt_name in ANSWER_PROMPTS else None
         if raw:
-            return self.complete_messages([{"role": "user", "content": text}], max_tokens=max_tokens, raw=True)
+            return self.complete_messages(
+                [{"role": "user", "content": text}], max_tokens=max_tokens, raw=True, stream_to=stream
+            )
         messages: list[dict[str, str]] = []
         if system is not None:
             messages.append({"role": "system", "content": render_prompt(system, **variables)})
         messages.append({"role": "user", "content": text})
-        return self.complete_messages(messages, max_tokens=max_tokens)
+        return self.complete_messages(messages, max_tokens=max_tokens, stream_to=stream)
 
     def prompt_fingerprint(self, *prompt_names: str) -> str:
         """Hash of the prompt files this model gets for these names (changes when any of them is edited)."""
@@ -243,21 +256,32 @@ class LLMClient:
         max_tokens: int | None = None,
         temperature: float = 0.0,
         raw: bool = False,
+        stream_to: Callable[[str], None] | None = None,
     ) -> Completion:
-        """Complete a conversation; `raw` sends one user message as a text to continue (base models)."""
+        """Complete a conversation; `raw` sends one user message as a text to continue (base models).
+
+        `stream_to` receives the text as it arrives (streamed through litellm where the provider streams).
+        """
         max_tokens = max_tokens or self.max_output_tokens
         key = cache_key(self.model, messages, max_tokens, temperature, raw, self.scope)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
+                if stream_to is not None:
+                    stream_to(hit.text)
                 return hit
         if self.usage.budget is not None:  # a capped job: refuse the call that would overrun a cap
             n_prompt = sum(self.counter.count(m["content"]) for m in messages)
             self.usage.check_budget(prompt_tokens=n_prompt, prompt_cost_usd=cost_usd(self.model, n_prompt, 0))
         with self._slot():
             started = time.perf_counter()
-            response = self._answered_call(messages, max_tokens, temperature, raw)
+            if stream_to is not None and provider_of(self.model) != "local":  # the local provider does not stream
+                response = self._streamed_call(messages, max_tokens, temperature, raw, stream_to)
+            else:
+                response = self._answered_call(messages, max_tokens, temperature, raw)
+                if stream_to is not None and getattr(response, "choices", None):
+                    stream_to(str(response.choices[0].message.content or ""))
             seconds = time.perf_counter() - started
         completion = _to_completion(response)
         if raw:
@@ -287,7 +311,33 @@ class LLMClient:
                 return response
         return response  # `_to_completion` turns the empty reply into an LLMError
 
-    def _call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
+    def _streamed_call(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        raw: bool,
+        stream_to: Callable[[str], None],
+    ) -> Any:
+        """`_call` streamed: each piece of text goes to `stream_to`, then the pieces make one response."""
+        import litellm
+
+        chunks: list[Any] = []
+        try:
+            for chunk in self._call(messages, max_tokens, temperature, raw, stream=True):
+                chunks.append(chunk)
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    stream_to(delta)
+            return litellm.stream_chunk_builder(chunks, messages=messages)
+        except LLMError:
+            raise
+        except Exception as exc:  # a stream that breaks midway: one error type for callers, as in `_call`
+            raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+
+    def _call(
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool, stream: bool = False
+    ) -> Any:
         settings = self._settings
         router = _router(
             self.model, settings.LLM_API_BASE, settings.LLM_API_KEY, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES
@@ -298,6 +348,9 @@ class LLMClient:
             if provider_of(self.model) == "local":
                 # The local provider then skips the chat layout; a hosted server applies its own template.
                 extra["raw_prompt"] = True
+        if stream:
+            extra["stream"] = True
+            extra["stream_options"] = {"include_usage": True}
         try:
             return router.completion(
                 model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature, **extra

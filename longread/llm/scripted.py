@@ -8,8 +8,10 @@ client layer (retries, accounting, cache) is exercised; only the network is repl
 from __future__ import annotations
 
 import importlib
+import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from longread.tokens import token_counter_for
@@ -31,7 +33,8 @@ def resolve_script(name: str) -> Script:
 def _build_handler() -> Any:
     import litellm
     from litellm import CustomLLM
-    from litellm.types.utils import Choices, Message, ModelResponse, Usage
+    from litellm.types.llms.openai import ChatCompletionUsageBlock
+    from litellm.types.utils import Choices, GenericStreamingChunk, Message, ModelResponse, Usage
 
     class ScriptedLLM(CustomLLM):
         def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
@@ -49,6 +52,38 @@ def _build_handler() -> Any:
                     total_tokens=prompt_tokens + completion_tokens,
                 ),
             )
+
+        def streaming(
+            self, model: str, messages: list[Any], *args: Any, **kwargs: Any
+        ) -> Iterator[GenericStreamingChunk]:
+            """The same reply word by word; a script's `stream_delay_s` paces the words like a slow model."""
+            name = model.split("/", 1)[1] if model.startswith("scripted/") else model
+            script = resolve_script(name)
+            text = script(messages)
+            delay = float(getattr(script, "stream_delay_s", 0.0))
+            counter = token_counter_for("scripted")
+            prompt_tokens = sum(counter.count(str(m.get("content", ""))) for m in messages)
+            pieces = re.findall(r"\s*\S+", text) or [""]
+            for i, piece in enumerate(pieces):
+                if delay:
+                    time.sleep(delay)
+                last = i == len(pieces) - 1
+                usage: ChatCompletionUsageBlock | None = None
+                if last:
+                    completion_tokens = counter.count(text)
+                    usage = ChatCompletionUsageBlock(
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        total_tokens=prompt_tokens + completion_tokens,
+                    )
+                yield GenericStreamingChunk(
+                    text=piece,
+                    is_finished=last,
+                    finish_reason="stop" if last else "",
+                    usage=usage,
+                    index=0,
+                    tool_use=None,
+                )
 
     handler = ScriptedLLM()
     litellm.custom_provider_map = [

@@ -27,6 +27,7 @@ from tests.service.conftest import MODEL, REPO, SLOW_MODEL, Workers, _free_port,
 REDIS_URL = "redis://127.0.0.1:6379/14"
 BROKEN_MODEL = "scripted/tests.service.doubles.broken"
 CITE_ALL_MODEL = "scripted/tests.service.doubles.cite_all"
+STREAM_MODEL = "scripted/tests.service.doubles.slow_stream"
 UPLOAD_LIMIT = 200_000
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -90,7 +91,7 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "LONGREAD_REDIS_URL": REDIS_URL,
         "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_LLM": MODEL,
-        "LONGREAD_ALLOWED_MODELS": json.dumps([SLOW_MODEL, BROKEN_MODEL, CITE_ALL_MODEL]),
+        "LONGREAD_ALLOWED_MODELS": json.dumps([SLOW_MODEL, BROKEN_MODEL, CITE_ALL_MODEL, STREAM_MODEL]),
         "LONGREAD_SEGMENT_TOKENS": "60",
         "LONGREAD_TREE_FANOUT": "4",
         "LONGREAD_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),

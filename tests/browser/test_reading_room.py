@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from longread.testing.factories import document_with_facts
-from tests.browser.conftest import BROKEN_MODEL, CITE_ALL_MODEL, api_client
+from tests.browser.conftest import BROKEN_MODEL, CITE_ALL_MODEL, STREAM_MODEL, api_client
 from tests.browser.test_page import JOB_TIMEOUT_MS, _expect, _sign_in
 from tests.service.conftest import SLOW_MODEL, needle_document, upload, wait_job
 
@@ -345,3 +345,24 @@ def test_the_trace_view_shows_each_strategy_s_path(page: Any, site: str) -> None
     assert "manager wrote the answer" in chain
     assert "0.612" in attention and "10–40" in attention and "text 10-40" in attention
     assert "a look-up question in a long text" in auto and "tree" in auto and "130" in auto
+
+
+def test_the_answer_streams_into_the_page_before_the_job_ends(
+    page: Any, site: str, new_key: Callable[[str], str]
+) -> None:
+    expect = _expect()
+    key = new_key("impatient")
+    first, second = random.randint(10_000, 49_999), random.randint(50_000, 99_999)
+    with api_client(site, key) as http:
+        doc_id = _document(http, _two_codes(first, second), "streamed.txt")
+        job = _ask(http, doc_id, "Which vault codes are there?", strategy="full", model=STREAM_MODEL)
+    _sign_in(page, key)
+    _open(page, "streamed.txt")
+    pending = page.locator(f'#thread .turn.pending[data-job-id="{job["id"]}"]')
+    preview = pending.locator(".turn-stream")
+    expect(preview).to_contain_text("The document gives", timeout=JOB_TIMEOUT_MS)
+    assert pending.locator(".job").get_attribute("data-status") == "running"  # seen before the end
+    assert str(second) not in preview.inner_text()  # still being written
+    answer = page.locator("#thread .turn .answer")
+    expect(answer.locator(".answer-text li strong")).to_have_text([str(first), str(second)], timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#thread .turn-stream")).to_have_count(0)  # the stored answer replaced the preview

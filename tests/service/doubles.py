@@ -95,3 +95,11 @@ def cite_all(messages: list[dict[str, str]]) -> str:
         if (match := _ANSWER_RE.search(paragraph)) and (label := _LABEL.search(paragraph)):
             found.append(f"- The vault code is **{match.group(1)}** [S{label.group(1)}].")
     return "The document gives these codes:\n\n" + "\n".join(found) if found else "The passages do not say."
+
+
+def slow_stream(messages: list[dict[str, str]]) -> str:
+    """`cite_all`, streamed a word every 0.4 s: long enough to watch an answer being written."""
+    return cite_all(messages)
+
+
+slow_stream.stream_delay_s = 0.4  # type: ignore[attr-defined]  # read by the scripted provider's streaming

@@ -11,7 +11,7 @@ from longread.agents import registry
 from longread.agents.memwalker.tree import prepare_tree
 from longread.llm import LLMClient, Usage
 from longread.progress import ProgressFn
-from longread.storage import jobs
+from longread.storage import answer_stream, jobs
 from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
 from longread.workers.budget import remaining_caps, stay_local
 from longread.workers.celery_app import app
@@ -78,6 +78,7 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         caps=remaining_caps(job),
         stay_local=stay_local(job),
         conversation_id=job.params.get("conversation_id"),
+        on_answer_text=answer_stream.writer(job.id),
     )
 
 
