@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from longread.agents import selection
 from longread.agents.base import AnswerDraft, Evidence
 from longread.agents.citations import answer_phrase
 from longread.agents.shortlist.fusion import reciprocal_rank_fusion
@@ -110,14 +111,9 @@ def shortlist(index: PassageIndex, query: str, depth: int, size: int) -> list[Ca
 
 
 def within_budget(ranked: list[Candidate], budget: int) -> list[Candidate]:
-    """The best-ranked candidates that fit the budget together (a too-long one is skipped, not an end)."""
-    chosen: list[Candidate] = []
-    left = budget
-    for candidate in ranked:
-        if candidate.unit.n_tokens <= left:
-            chosen.append(candidate)
-            left -= candidate.unit.n_tokens
-    return chosen or ranked[:1]
+    """The best-ranked candidates that fit the budget together (a too-long one is skipped, not an end);
+    the best one alone when none fits."""
+    return selection.within_budget(ranked, budget, lambda c: c.unit.n_tokens) or ranked[:1]
 
 
 def read_round(text: str, index: PassageIndex, question: str, query: str, k: Knobs) -> Reading:
