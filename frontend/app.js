@@ -14,6 +14,7 @@ import { renderTrace } from "./trace.js";
 const KEY_STORAGE = "longread.apiKey";
 const PAGE_SIZE = 10;
 const POLL_MS = 1000;
+const MAX_RECONNECTS = 3;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const STATUS_LABELS = {
   queued: "Queued",
@@ -340,6 +341,7 @@ function watchJob(jobId, view) {
   let stopped = false;
   let source = null;
   let timer = null;
+  let reconnects = 0;
   const watcher = {
     jobId,
     stop() {
@@ -407,7 +409,11 @@ function watchJob(jobId, view) {
         if (stopped) return;
         source.close();
         source = null;
-        poll();
+        // A dropped stream (a restart, a proxy timeout, a token past its few minutes) reopens with a
+        // fresh token; a stream that keeps failing gives way to polling.
+        reconnects += 1;
+        if (reconnects <= MAX_RECONNECTS) timer = setTimeout(stream, 500 * reconnects);
+        else poll();
       };
     };
     if (!("EventSource" in window)) return poll();

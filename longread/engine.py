@@ -190,6 +190,7 @@ def ask(
     stay_local: bool | None = None,
     conversation_id: str | None = None,
     on_answer_text: Callable[[str], None] | None = None,
+    standalone: str | None = None,
 ) -> Answer:
     """Answer a question about a stored document and store the answer with its checked citations.
 
@@ -197,7 +198,8 @@ def ask(
     its `caps` stops cleanly: the answer is the strategy's last partial draft, with `stopped_reason`.
     A question in a conversation is read as a follow-up of its recent turns (longread.conversation):
     planning and reading use it rewritten to stand alone, the answering prompt sees the turns.
-    `on_answer_text` receives the final answering call's text as the model writes it.
+    `on_answer_text` receives the final answering call's text as the model writes it. `standalone` is the
+    follow-up's rewrite when the caller made it already (a worker that spread a chain over tasks with it).
     """
     question = question.strip()
     if not question:
@@ -206,7 +208,7 @@ def ask(
     client = _budget_client(model, usage, document, caps)
     client.on_answer_text = on_answer_text
     turns = recent_turns(session, conversation_id) if conversation_id else []
-    reading = standalone_question(client, turns, question)
+    reading = (standalone or standalone_question(client, turns, question)) if turns else question
     plan = route_question(
         session, document, reading, strategy, client, answer_with=answer_with, caps=caps, stay_local=stay_local
     )

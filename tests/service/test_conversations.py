@@ -64,3 +64,27 @@ def test_a_documents_active_jobs_are_listed_until_they_end(client: httpx.Client)
     assert client.get(f"/v1/documents/{doc_id}/jobs", params={"status": "active"}).json() == []
     done = client.get(f"/v1/documents/{doc_id}/jobs", params={"status": "succeeded"}).json()
     assert {j["kind"] for j in done} == {"ingest", "ask"}
+
+
+def test_a_chain_follow_up_reads_the_document_once(client: httpx.Client) -> None:
+    doc_id = _document(client, paragraphs=16)
+    first = client.post(
+        f"/v1/documents/{doc_id}/questions", json={"question": "What is the vault code?", "strategy": "chain"}
+    )
+    assert wait_job(client, first.json()["id"])["status"] == "succeeded"
+    follow = client.post(
+        f"/v1/documents/{doc_id}/questions",
+        json={
+            "question": "Say it again.",
+            "strategy": "chain",
+            "conversation_id": first.json()["params"]["conversation_id"],
+        },
+    )
+    job = wait_job(client, follow.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["params"]["reading_question"] != "Say it again."  # rewritten once, at the job's start
+    answer = client.get(f"/v1/answers/{job['result_id']}").json()
+    workers = [step for step in answer["trace"] if "segments" in step]
+    assert workers and all(step["notes"] for step in workers)
+    # Every chunk read once by the step tasks, then the manager, plus the one rewrite of the follow-up.
+    assert job["llm_calls"] == len(workers) + 2, (job["llm_calls"], len(workers))

@@ -9,9 +9,11 @@ from sqlmodel import Session
 from longread import engine
 from longread.agents import registry
 from longread.agents.memwalker.tree import prepare_tree
+from longread.conversation import recent_turns, standalone_question
 from longread.llm import LLMClient, Usage
 from longread.progress import ProgressFn
 from longread.storage import answer_stream, jobs
+from longread.storage.cache import stored_client
 from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
 from longread.workers.budget import remaining_caps, stay_local
 from longread.workers.celery_app import app
@@ -37,7 +39,7 @@ def effective_strategy(session: Session, job: Job, document: Document) -> str:
     if job.kind is JobKind.SUMMARIZE:
         return "tree" if strategy == registry.AUTO else registry.check_summary_strategy(strategy)
     if strategy == registry.AUTO:
-        question = str(job.params.get("question", ""))
+        question = str(job.params.get("reading_question") or job.params.get("question", ""))
         plan = engine.route_question(
             session,
             document,
@@ -79,6 +81,7 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         stay_local=stay_local(job),
         conversation_id=job.params.get("conversation_id"),
         on_answer_text=answer_stream.writer(job.id),
+        standalone=job.params.get("reading_question"),
     )
 
 
@@ -101,9 +104,29 @@ def answer_body(session: Session, job: Job) -> str | None:
     return _run_engine(session, job, lambda s, d, p, u: call(s, job, p, u, d))
 
 
+def _rewrite_follow_up(session: Session, job: Job) -> None:
+    """A follow-up's standalone question, made once and kept in the job's params.
+
+    Planning, the chain's step tasks (their run key hashes the question) and the engine then all read
+    the same question, so a chain spread over tasks is not read a second time by the answer task.
+    """
+    conversation_id = job.params.get("conversation_id")
+    if job.kind is not JobKind.ASK or not conversation_id or "reading_question" in job.params:
+        return
+    turns = recent_turns(session, str(conversation_id))
+    usage = Usage()
+    client = stored_client(job_model(job), usage, tenant_id=job.tenant_id)
+    question = str(job.params["question"])
+    job.params = {**job.params, "reading_question": standalone_question(client, turns, question)}
+    session.add(job)
+    session.commit()
+    jobs.add_usage(session, job.id, usage)
+
+
 def entry_body(session: Session, job: Job) -> str | None:
     """Tree jobs fan out per level, chain jobs run one task per step; the rest read in this task."""
     document = _document(session, job)
+    _rewrite_follow_up(session, job)
     strategy = effective_strategy(session, job, document)
     fan_out = registry.get(strategy).fan_out
     if fan_out == "tree":

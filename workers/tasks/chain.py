@@ -27,8 +27,8 @@ STAGE = "reading in order"
 
 
 def job_plan(session: Session, job: Job, document: Document, client: LLMClient) -> ChainPlan:
-    """The job's chain plan: its question (none for a summary) read with the job's model."""
-    question = str(job.params["question"]) if job.kind is JobKind.ASK else None
+    """The job's chain plan: its question (none for a summary; a follow-up's rewrite) read with the job's model."""
+    question = str(job.params.get("reading_question") or job.params["question"]) if job.kind is JobKind.ASK else None
     return plan_chain(session, document, question, client)
 
 
