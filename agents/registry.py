@@ -149,6 +149,7 @@ def _read_attention(request: ReadRequest) -> AnswerDraft:
         segments=request.segments(),
         answer_model=request.answer_with or request.client.model,
         usage=request.client.usage,
+        client=request.client,
         progress=request.progress,
         partial=request.note_partial,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from longread.agents.attention.config import attention_config
 from longread.agents.attention.retriever import Retrieval, ScoredUnit, retrieve
@@ -18,6 +18,9 @@ from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.partial import EVIDENCE_ONLY, PartialFn, no_partial
 from longread.llm.prompts import render_prompt
 from longread.local_model import load_local_model
+
+if TYPE_CHECKING:
+    from longread.llm import LLMClient
 
 STRATEGY = "attention"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -85,11 +88,12 @@ def _cited_by_answer(text: str, answer: str, evidence: list[ScoredUnit]) -> list
 
 
 def _answer_hosted(
-    answer_model: str, question: str, passages: list[dict[str, Any]], usage: Any
+    answer_model: str, question: str, passages: list[dict[str, Any]], usage: Any, reader: LLMClient | None
 ) -> tuple[str, list[int]]:
     from longread.llm import LLMClient
 
-    client = LLMClient(answer_model, usage=usage)
+    # The reader's client carries the completion cache and the tenant's cache scope; keep both.
+    client = reader.with_model(answer_model) if reader is not None else LLMClient(answer_model, usage=usage)
     completion = client.complete("attention_answer_hosted", passages=passages, question=question)
     numbers = [int(n) for n in _CITATION.findall(completion.text)]
     return completion.text.strip(), numbers
@@ -102,6 +106,7 @@ def read_with_attention(
     segments: Sequence[SegmentLike],
     answer_model: str | None,
     usage: Any | None = None,
+    client: LLMClient | None = None,
     progress: ProgressFn | None = None,
     multi_hop: bool = False,
     partial: PartialFn = no_partial,
@@ -161,7 +166,7 @@ def read_with_attention(
         reason = "attention retrieval answered by the local model"
     else:
         passages = _passages(text, evidence)
-        answer, numbers = _answer_hosted(answer_model, question, passages, usage)
+        answer, numbers = _answer_hosted(answer_model, question, passages, usage, client)
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(evidence)]
         unknown = sum(1 for n in numbers if not 1 <= n <= len(evidence))
         cited = [read[n - 1] for n in valid]

@@ -264,9 +264,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
     load_reranker()
     answerer = client if answer_model == client.model else None
     if hosted and answerer is None:
-        from longread.llm import LLMClient
-
-        answerer = LLMClient(answer_model, usage=client.usage)
+        answerer = client.with_model(answer_model)  # the same cache, tenant scope and accounting
 
     def read_and_answer(query: str, hop: int) -> tuple[Reading, str, list[Candidate], int]:
         progress("shortlist", 0, 1)
