@@ -207,3 +207,43 @@ def test_the_reader_answers_through_a_hosted_model_cites_and_reuses_its_index(
         rows = session.exec(select(RetrievalIndex).where(RetrievalIndex.document_id == document.id)).all()
         assert len(rows) == 1
     index_module.forget_indexes()
+
+
+# ------------------------------------------------------------------------------ answers and hops
+
+
+def _reading(text: str, spans: list[tuple[int, int]]) -> object:
+    from longread.agents.baselines import Unit
+    from longread.agents.shortlist.strategy import Candidate, Reading
+
+    candidates = [Candidate(i, Unit(0, a, b, 10), i + 1, None, None) for i, (a, b) in enumerate(spans)]
+    return Reading("q", candidates, candidates, 0.0, 0.0, 0)
+
+
+def test_empty_and_echoed_answers_count_as_nothing_and_citations_prefer_the_copied_passage() -> None:
+    from longread.agents.shortlist.strategy import cited_by_phrase, found_nothing
+
+    question = "What is the name of the Woodhouses' house at Highbury?"
+    assert found_nothing("not stated.", question) and found_nothing("", question)
+    assert found_nothing("The Woodhouses' house at Highbury.", question)
+    assert not found_nothing("Hartfield.", question) and not found_nothing("Hartfield, at Highbury", question)
+
+    text = "Emma lived at Highbury. The house was Hartfield. Rain fell. The vicar called."
+    spans = [(0, 23), (24, 48), (49, 59), (60, 76)]
+    reading = _reading(text, spans)
+    cited = cited_by_phrase(text, "Hartfield.", question, reading.evidence)  # type: ignore[attr-defined]
+    assert [c.passage for c in cited] == [1, 0, 2]  # the copied-from passage first, then the best ranked
+    nothing = cited_by_phrase(text, "not stated", question, reading.evidence)  # type: ignore[attr-defined]
+    assert [c.passage for c in nothing] == [0, 1, 2]
+
+
+def test_a_second_hop_follows_a_named_entity_or_the_best_passage_when_nothing_was_found() -> None:
+    from longread.agents.shortlist.strategy import next_entity
+
+    question = "What is the estate of the man Elizabeth marries?"
+    text = "Elizabeth married Mr. Fitzwilliam Darcy in the spring. The weather was fine."
+    reading = _reading(text, [(0, 55), (56, 77)])
+    assert next_entity("She marries him [1].\nNext: Mr. Darcy.", question, text, reading, True) == "Mr. Darcy"  # type: ignore[arg-type]
+    assert next_entity("Pemberley [1]", question, text, reading, True) is None  # type: ignore[arg-type]
+    assert next_entity("not stated", question, text, reading, False) == "Fitzwilliam Darcy"  # type: ignore[arg-type]
+    assert next_entity("Pemberley", question, text, reading, False) is None  # type: ignore[arg-type]
