@@ -66,7 +66,8 @@ class JobOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
-    attempts: int
+    llm_retries: int = Field(default=0, description="failed provider requests that were retried (and got past)")
+    attempts: int = Field(description="times a worker claimed the job (more than 1 after a worker died)")
     params: dict[str, Any]
     created_at: datetime | None
     started_at: datetime | None
@@ -92,6 +93,7 @@ class JobOut(BaseModel):
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.completion_tokens,
             cost_usd=round(job.cost_usd, 6),
+            llm_retries=job.llm_retries,
             attempts=job.attempts,
             params=job.params,
             created_at=as_utc(job.created_at),

@@ -53,7 +53,10 @@ def fault_matrix(rows: list[dict[str, Any]]) -> list[str]:
             timing = f"{seconds} s to clean up after the client left"
         elif "faults" in row:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(row.get("by_kind", {}).items()) if k != "ok")
-            checked = f"{row['faults']} of {row['requests']} requests failed ({kinds}); summary stored"
+            checked = (
+                f"{row['faults']} of {row['requests']} requests failed ({kinds}); summary stored; "
+                f"`llm_retries` {row.get('llm_retries', '—')} in the job row"
+            )
             timing = f"{seconds} s for the whole build"
         else:
             checked = f"job failed with `{row.get('error_code')}`: “{row.get('error')}”; nothing stored"

@@ -153,13 +153,18 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
         last["at"], last["stage"] = now, stage
         values: dict[str, Any] = {"stage": stage, "done": done, "total": total, "heartbeat_at": utcnow()}
         if usage is not None:
-            values.update((base + usage).as_dict())
+            values.update(_job_counters(base + usage))
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
         session.commit()
         if cancel_requested(session, job_id):
             raise JobCanceled(job_id)
 
     return progress
+
+
+def _job_counters(usage: Usage) -> dict[str, Any]:
+    """A job row's usage columns: the stored-row counters plus the provider retries behind them."""
+    return {**usage.as_dict(), "llm_retries": usage.retries}
 
 
 def counters(job: Job) -> Usage:
@@ -169,13 +174,13 @@ def counters(job: Job) -> Usage:
 
 def set_usage(session: Session, job: Job, base: Usage, usage: Usage) -> None:
     """The job's counters: what earlier attempts spent (`base`) plus this attempt's usage so far."""
-    session.execute(update(Job).where(col(Job.id) == job.id).values(**(base + usage).as_dict()))
+    session.execute(update(Job).where(col(Job.id) == job.id).values(**_job_counters(base + usage)))
     session.commit()
 
 
 def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
     """Atomic increments: many node tasks of one job add their calls concurrently."""
-    values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in usage.as_dict().items()}
+    values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in _job_counters(usage).items()}
     values["heartbeat_at"] = utcnow()
     if done is not None:
         values["done"] = done

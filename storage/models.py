@@ -153,6 +153,7 @@ class Job(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    llm_retries: int = Field(default=0, description="failed provider calls retried (the Router's retries)")
     cancel_requested: bool = False
     attempts: int = 0
     created_at: datetime = _ts()

@@ -294,6 +294,7 @@ class LLMClient:
             seconds=seconds,
             model=self.model,
             max_tokens=max_tokens,
+            retries=_router_retries(response),
         )
         if self.cache is not None:
             self.cache.put(key, self.model, completion)
@@ -386,6 +387,15 @@ def drop_repeated_lines(text: str) -> str:
         if any(key.startswith(tail) for key in seen - {tail}):
             kept.pop()
     return "\n".join(kept).strip()
+
+
+def _router_retries(response: Any) -> int:
+    """How many failed requests the Router retried before this response (litellm's retry header)."""
+    headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+    try:
+        return int(headers.get("x-litellm-attempted-retries", 0) or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0
 
 
 def _to_completion(response: Any) -> Completion:

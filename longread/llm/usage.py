@@ -73,6 +73,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    retries: int = 0  # failed provider requests retried inside paid calls; not a stored-row counter
     budget: Budget | None = None
     samples: list[CallSample] = field(default_factory=list, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -87,6 +88,7 @@ class Usage:
         seconds: float | None = None,
         model: str = "",
         max_tokens: int = 0,
+        retries: int = 0,
     ) -> None:
         """A cache hit counts as a cached call with no new tokens or cost: a re-run never pays twice."""
         with self._lock:
@@ -94,6 +96,7 @@ class Usage:
                 self.cached_calls += 1
                 return
             self.calls += 1
+            self.retries += retries
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
             self.cost_usd += cost_usd
@@ -147,6 +150,7 @@ class Usage:
             prompt_tokens=int(getattr(row, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(row, "completion_tokens", 0) or 0),
             cost_usd=float(getattr(row, "cost_usd", 0.0) or 0.0),
+            retries=int(getattr(row, "llm_retries", 0) or 0),
         )
 
     def __add__(self, other: Usage) -> Usage:
@@ -158,4 +162,5 @@ class Usage:
             prompt_tokens=mine["prompt_tokens"] + theirs["prompt_tokens"],
             completion_tokens=mine["completion_tokens"] + theirs["completion_tokens"],
             cost_usd=mine["cost_usd"] + theirs["cost_usd"],
+            retries=self.retries + other.retries,
         )

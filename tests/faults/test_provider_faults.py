@@ -55,9 +55,13 @@ def test_a_tree_build_completes_with_30_percent_of_calls_failing(
         requests=sum(provider.counts.values()),
         faults=faults,
         by_kind=dict(provider.counts),
+        llm_retries=job["llm_retries"],
     )
     assert job["status"] == "succeeded", job
     assert faults > 10, provider.counts  # the faults did happen, and were all retried
+    # The retries show in the job row: every failed request of a call that then succeeded (the
+    # ingest's calls and a failed attempt's own requests are not in this job's count).
+    assert 0 < job["llm_retries"] <= faults, (job["llm_retries"], provider.counts)
     answer = fault_client.get(f"/v1/answers/{job['result_id']}").json()
     assert answer["answer"] and "error" not in answer["answer"].lower()
 
