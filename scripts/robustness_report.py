@@ -48,6 +48,9 @@ def fault_matrix(rows: list[dict[str, Any]]) -> list[str]:
                 else f"{row.get('paid_twice', 0)} finished calls paid twice; claimed {row.get('attempts')} time(s)"
             )
             timing = f"{seconds} s after a live worker was available"
+        elif row["kind"] == "database":
+            checked = f"statuses during the outage: {', '.join(map(str, row.get('statuses', [])))} (JSON `database_unavailable`)"
+            timing = f"{seconds} s to answer normally once it was back"
         elif row["kind"] == "upload":
             checked = "request refused; its temporary file removed; nothing stored"
             timing = f"{seconds} s to clean up after the client left"
