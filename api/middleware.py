@@ -186,7 +186,7 @@ def _api_paths(app: Any) -> list[tuple[Any, set[str]]]:
             for path, operations in app.openapi().get("paths", {}).items()
         ]
         app.state.api_paths = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def install(app: Any) -> None:

@@ -93,7 +93,7 @@ def take_expired(job_id: str) -> list[str]:
         return []
     key, now = _key(job_id), time.time()
     try:
-        leases = client.hgetall(key)
+        leases: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]  # sync client, bytes replies
         expired = [name.decode() for name, until in leases.items() if float(until) < now]
         if expired:
             client.hdel(key, *expired)
