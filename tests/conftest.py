@@ -12,6 +12,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+if os.environ.get("PYTEST_XDIST_WORKER") and "LONGREAD_DATA_DIR" not in os.environ:
+    # Parallel workers (`make test-fast`) each get their own data folder, so what a test module does at
+    # collection (an app built at import migrates its database) never races another worker's.
+    import tempfile
+
+    os.environ["LONGREAD_DATA_DIR"] = tempfile.mkdtemp(prefix=f"longread-{os.environ['PYTEST_XDIST_WORKER']}-")
 
 PG_ADMIN_URL = os.environ.get("LONGREAD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
