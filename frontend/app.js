@@ -825,6 +825,8 @@ function attachQuestion(doc, job) {
     if (final && final.status !== "succeeded") {
       item.classList.remove("pending");
       item.classList.add("unanswered");
+      const preview = $(".turn-stream", item); // a partial answer of a failed or canceled job is no answer
+      if (preview) preview.remove();
     }
     if (state.doc !== doc || !final || final.status !== "succeeded" || !final.result_id) return;
     try {
