@@ -397,13 +397,13 @@ function watchJob(jobId, view) {
       source.addEventListener("progress", onEvent);
       source.addEventListener("end", onEvent);
       source.addEventListener("answer", (event) => {
-        let piece = "";
+        let data;
         try {
-          piece = JSON.parse(event.data).text || "";
+          data = JSON.parse(event.data);
         } catch {
           return;
         }
-        if (piece && view.onAnswerText) view.onAnswerText(piece);
+        if (data.text && view.onAnswerText) view.onAnswerText(data.text, Boolean(data.restart));
       });
       source.onerror = () => {
         if (stopped) return;
@@ -810,7 +810,7 @@ function attachQuestion(doc, job) {
   placeTurn(item, job.created_at);
   const view = new JobView(card, "Answering");
   // The answer as the model writes it (plain text; the stored answer, with its citations, replaces it).
-  view.onAnswerText = (piece) => {
+  view.onAnswerText = (piece, restart) => {
     let preview = $(".turn-stream", item);
     if (!preview) {
       preview = document.createElement("p");
@@ -818,7 +818,7 @@ function attachQuestion(doc, job) {
       preview.setAttribute("aria-busy", "true");
       card.before(preview);
     }
-    preview.textContent += piece;
+    preview.textContent = restart ? piece : preview.textContent + piece;
   };
   view.render(job);
   const finished = async (final) => {

@@ -2,9 +2,10 @@
 
 The worker appends each piece of the final answering call's text to one Redis string per job; the
 API's event stream reads what was added since its last look and sends it as `answer` events, so the
-page shows the answer growing and a reconnecting page gets the text so far. It is a preview: the stored
-answer (with checked citations) replaces it when the job ends. Without Redis nothing is relayed, and a
-Redis failure only costs the preview, never the job.
+page shows the answer growing and a reconnecting page gets the text so far. Each attempt of a job (a
+job resumed after its worker died) writes its own string, so a reader starts over when the attempt
+changes. It is a preview: the stored answer (with checked citations) replaces it when the job ends.
+Without Redis nothing is relayed, and a Redis failure only costs the preview, never the job.
 """
 
 from __future__ import annotations
@@ -28,40 +29,35 @@ def _client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
-def _key(job_id: str) -> tuple[Any, str] | None:
+def _key(job_id: str, attempt: int) -> tuple[Any, str] | None:
     settings = get_settings()
     if not settings.REDIS_URL:
         return None
-    return _client(settings.REDIS_URL), f"{settings.REDIS_KEY_PREFIX}answer-text:{job_id}"
+    return _client(settings.REDIS_URL), f"{settings.REDIS_KEY_PREFIX}answer-text:{job_id}:{attempt}"
 
 
-def writer(job_id: str) -> Callable[[str], None]:
-    """Append pieces of the answer's text for `job_id` (the first call starts it afresh)."""
-    target = _key(job_id)
-    started = False
+def writer(job_id: str, attempt: int) -> Callable[[str], None]:
+    """Append pieces of the answer's text for this attempt of `job_id`."""
+    target = _key(job_id, attempt)
 
     def write(piece: str) -> None:
-        nonlocal started
         if target is None or not piece:
             return
         client, key = target
         try:
             pipe = client.pipeline()
-            if not started:  # a resumed job writes its answer again from the start
-                pipe.delete(key)
             pipe.append(key, piece.encode("utf-8"))
             pipe.expire(key, TTL_S)
             pipe.execute()
-            started = True
         except Exception:  # the preview is best-effort; the answer itself is stored by the job
             log.warning("could not relay answer text of job %s", job_id, exc_info=True)
 
     return write
 
 
-def read_from(job_id: str, offset: int) -> tuple[str, int]:
-    """The text appended since byte `offset`, and the new offset ("" when nothing new or no Redis)."""
-    target = _key(job_id)
+def read_from(job_id: str, attempt: int, offset: int) -> tuple[str, int]:
+    """The text this attempt appended since byte `offset`, and the new offset ("" when nothing new or no Redis)."""
+    target = _key(job_id, attempt)
     if target is None:
         return "", offset
     client, key = target

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from longread.llm import LLMClient
 from longread.storage.cache import stored_client
 
@@ -38,3 +40,24 @@ def test_a_cached_answer_arrives_in_one_piece(env: Path) -> None:
     again.on_answer_text = pieces.append
     again.complete("baseline_answer", question="Who?", passages=[], truncated=False)
     assert pieces == [ANSWER] and again.usage.cached_calls == 1
+
+
+def test_the_relay_keeps_each_attempt_apart(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from longread.config import get_settings
+    from longread.storage import answer_stream
+
+    monkeypatch.setenv("LONGREAD_REDIS_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("LONGREAD_REDIS_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
+    get_settings.cache_clear()
+    job = uuid.uuid4().hex
+    write = answer_stream.writer(job, 1)
+    write("The keeper ")
+    text, offset = answer_stream.read_from(job, 1, 0)
+    write("is Ingrid Vass — ä.")
+    more, offset = answer_stream.read_from(job, 1, offset)
+    assert text + more == "The keeper is Ingrid Vass — ä." and answer_stream.read_from(job, 1, offset) == ("", offset)
+    answer_stream.writer(job, 2)("Again: ")  # a resumed job starts a text of its own
+    assert answer_stream.read_from(job, 2, 0)[0] == "Again: "
+    assert answer_stream.read_from(job, 1, 0)[0] == "The keeper is Ingrid Vass — ä."

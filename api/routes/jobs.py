@@ -73,19 +73,23 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
     """One `progress` event per change of the job row, then one `end` event at a terminal state.
 
     While a question is answered, `answer` events carry the text the model has written since the last
-    one (`{"text": ...}`; the first one from the start), a preview the stored answer replaces at `end`.
+    one (`{"text": ..., "restart": bool}`; `restart`: the text so far of a new attempt, which replaces
+    what came before), a preview the stored answer replaces at `end`.
     """
     previous: dict[str, Any] | None = None
     sequence = 0
-    written = 0
+    written, attempt, restart = 0, None, True
     while True:
         current = await run_in_threadpool(_snapshot, principal, job_id)
         terminal = current["status"] in {s.value for s in jobs.TERMINAL}
         if current["kind"] == "ask" and current["status"] == "running":
-            text, written = await run_in_threadpool(answer_stream.read_from, job_id, written)
+            if current["attempts"] != attempt:  # a resumed job writes its answer afresh
+                written, attempt, restart = 0, current["attempts"], True
+            text, written = await run_in_threadpool(answer_stream.read_from, job_id, current["attempts"], written)
             if text:
                 sequence += 1
-                yield {"event": "answer", "id": str(sequence), "data": json.dumps({"text": text})}
+                yield {"event": "answer", "id": str(sequence), "data": json.dumps({"text": text, "restart": restart})}
+                restart = False
         if _changed(previous, current) or terminal:
             sequence += 1
             yield {"event": "end" if terminal else "progress", "id": str(sequence), "data": json.dumps(current)}

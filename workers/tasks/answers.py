@@ -80,7 +80,7 @@ def _ask(session: Session, job: Job, progress: ProgressFn, usage: Usage, documen
         caps=remaining_caps(job),
         stay_local=stay_local(job),
         conversation_id=job.params.get("conversation_id"),
-        on_answer_text=answer_stream.writer(job.id),
+        on_answer_text=answer_stream.writer(job.id, job.attempts),
         standalone=job.params.get("reading_question"),
     )
 
