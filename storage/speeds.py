@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from longread.llm.usage import CallSample
+from longread.storage.db import rows_changed
 from longread.storage.models import ModelSpeed, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def add_sums(session: Session, model: str, kind: str, sums: dict[str, float]) ->
     where = (col(ModelSpeed.model) == model, col(ModelSpeed.kind) == kind)
     for _ in range(2):
         result = session.execute(update(ModelSpeed).where(*where).values(**increments, updated_at=utcnow()))
-        if result.rowcount:  # type: ignore[attr-defined]
+        if rows_changed(result):
             session.commit()
             return
         row = ModelSpeed(model=model, kind=kind, n=int(sums["n"]))

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from longread.storage import jobs
-from longread.storage.db import session_scope
+from longread.storage.db import rows_changed, session_scope
 from longread.storage.models import Job, JobStatus
 from longread.workers import leases
 from longread.workers.celery_app import app
@@ -58,7 +58,7 @@ def _resume_lost_parts(session: Session) -> list[str]:
             .values(status=JobStatus.INTERRUPTED, stage="interrupted")
         )
         session.commit()
-        if result.rowcount:  # type: ignore[attr-defined]
+        if rows_changed(result):
             log.warning("job %s lost %s with its worker; resuming it", job.id, ", ".join(lost))
             enqueue(session, job)
             resumed.append(job.id)
