@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "longread.local_model",
             "longread.progress",
             "longread.failures",
+            "longread.logs",
             "longread.redaction",
             "longread.prompts",
         ),
