@@ -190,7 +190,14 @@ def _api_paths(app: Any) -> list[tuple[Any, set[str]]]:
 
 
 def install(app: Any) -> None:
-    """ErrorGuard and MethodGuard inside SecurityHeaders, so their responses carry the headers too."""
+    """ErrorGuard and MethodGuard inside SecurityHeaders, so their responses carry the headers too.
+
+    The server's log handlers (uvicorn configures them before it loads the app) get the filter that
+    keeps tracebacks, SQL, paths and keys out of log lines.
+    """
+    from longread.logs import quiet_internals
+
+    quiet_internals(logging.getLogger("uvicorn.error"), logging.getLogger("uvicorn"))
     app.add_middleware(MethodGuard)
     app.add_middleware(ErrorGuard)
     app.add_middleware(SecurityHeaders)

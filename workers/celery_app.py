@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
 from kombu import Queue
 
 from longread.config import get_settings
@@ -78,7 +78,9 @@ def celery_config() -> dict[str, Any]:
 
 
 app = Celery("longread", include=TASK_MODULES)
-app.conf.update(celery_config())
+# Read when the configuration is first used (sending a task, starting a worker), not at import: importing
+# this module (queue_for, the task names) must not look for a broker, let alone start an embedded one.
+app.add_defaults(celery_config)
 # Every process that runs tasks shares the providers' rate limits with the other workers.
 use_provider_slot(provider_slot)
 
@@ -91,6 +93,17 @@ def _preload(**_kwargs: Any) -> None:
     from longread.llm.scripted import register_scripted_provider
 
     register_scripted_provider()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _no_internals_in_logs(logger: Any = None, **_kwargs: Any) -> None:
+    """Worker log lines carry no tracebacks, SQL, paths or keys (`longread.logs`), unless at DEBUG."""
+    import logging
+
+    from longread.logs import quiet_internals
+
+    quiet_internals(*([logger] if isinstance(logger, logging.Logger) else []))
 
 
 @worker_process_init.connect

@@ -99,3 +99,8 @@ def test_a_provider_that_keeps_failing_fails_the_job_with_its_reason(
     assert job["error_code"] == code, job
     assert job["error"] and not any(leak in job["error"] for leak in LEAKS), job["error"]
     assert fault_client.get(f"/v1/documents/{document_id}/answers").json() == []
+    # The workers' logs name the failure in one line each: no traceback, provider address or key.
+    for log in fault_workers.logs.glob("worker-*.log"):
+        text = log.read_text(errors="replace")
+        for leak in ("Traceback (most recent call last)", "sk-fault-test", provider.url):
+            assert leak not in text, (log.name, leak)
