@@ -1,4 +1,4 @@
-"""`python -m api.keys create NAME` prints a new API key (shown once); `list` and `revoke` manage them."""
+"""`python -m longread.api.keys create NAME` prints a new API key (shown once); `list` and `revoke` manage them."""
 
 from __future__ import annotations
 

