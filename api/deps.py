@@ -72,7 +72,8 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
     """The caller's tenant, from `Authorization: Bearer <key>`.
 
     Without a key, requests act as the local tenant only when ANONYMOUS_LOCAL is on (embedded
-    `make run`) and no API key has been created yet; creating the first key closes that door.
+    `make run`) and no API key has ever been created; creating the first key closes that door for
+    good (revoking keys does not reopen it).
     """
     token = _bearer(request)
     if token is not None:

@@ -150,10 +150,10 @@ def _delete_document(session: Session, document: Document) -> None:
         session.execute(delete(Tree).where(col(Tree.id).in_(tree_ids)))
     session.execute(delete(Segment).where(col(Segment.document_id) == document.id))
     session.execute(delete(Answer).where(col(Answer.document_id) == document.id))
+    session.execute(delete(Conversation).where(col(Conversation.document_id) == document.id))
     session.execute(delete(Job).where(col(Job.document_id) == document.id))
     session.execute(delete(Document).where(col(Document.id) == document.id))
     session.commit()
-    session.execute(delete(Conversation).where(col(Conversation.document_id) == document.id))
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
