@@ -26,7 +26,7 @@ def test_a_provider_failure_through_litellm_is_described_without_its_internals()
 def test_sanitise_keeps_the_reason_and_drops_paths_urls_tracebacks_and_bug_links() -> None:
     text = (
         "litellm.APIConnectionError: upstream https://api.example.com/v1 failed at /srv/app/longread/llm.py; "
-        "key sk-abcdefghijklmnop leaked\nTraceback (most recent call last):\n  File \"/srv/x.py\", line 3\n"
+        'key sk-abcdefghijklmnop leaked\nTraceback (most recent call last):\n  File "/srv/x.py", line 3\n'
         "Give Feedback / Get Help: https://github.com/BerriAI/litellm/issues/new. LiteLLM.Info: If you need to "
         "debug this error, use `litellm._turn_on_debug()'."
     )

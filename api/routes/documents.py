@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -119,8 +121,15 @@ def list_documents(
     where = col(Document.tenant_id) == principal.tenant_id
     total = session.exec(select(func.count()).select_from(Document).where(where)).one()
     # Select the columns, not the rows: a row carries the whole text.
-    rows = session.exec(
-        select(Document.id, Document.filename, Document.n_chars, Document.n_tokens, Document.created_at)
+    # sqlalchemy's select: sqlmodel's typed overloads stop at four columns.
+    rows = session.execute(
+        sa_select(
+            col(Document.id),
+            col(Document.filename),
+            col(Document.n_chars),
+            col(Document.n_tokens),
+            col(Document.created_at),
+        )
         .where(where)
         .order_by(col(Document.created_at).desc(), col(Document.id))
         .offset(offset)
@@ -192,7 +201,12 @@ def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -
         question = body.question.strip()
         model = resolve_model(body.model)
         thread = thread_for_question(session, principal, document, body.conversation_id, question)
-        params = {"question": question, "strategy": body.strategy.value, "model": model, "conversation_id": thread.id}
+        params: dict[str, Any] = {
+            "question": question,
+            "strategy": body.strategy.value,
+            "model": model,
+            "conversation_id": thread.id,
+        }
         params |= body.caps_params()
         if body.stay_local is not None:
             params["stay_local"] = body.stay_local
