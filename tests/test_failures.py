@@ -11,7 +11,13 @@ from longread.llm.client import LLMError
 BROKEN = "scripted/tests.service.doubles.broken"
 
 
-def test_a_provider_failure_through_litellm_is_described_without_its_internals() -> None:
+def test_a_provider_failure_through_litellm_is_described_without_its_internals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from longread.config import get_settings
+
+    monkeypatch.setenv("LONGREAD_LLM_NUM_RETRIES", "0")  # the failure, not the Router's backoff, is under test
+    get_settings.cache_clear()
     client = LLMClient(BROKEN, use_cache=False)
     with pytest.raises(LLMError) as caught:
         client.complete_messages([{"role": "user", "content": "hello"}])
