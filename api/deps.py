@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from longread.api import ratelimit, stream_tokens
 from longread.api.errors import ApiError
-from longread.api.security import ANONYMOUS, Principal, keys_exist, lookup
+from longread.api.security import ANONYMOUS, Principal, cached_lookup, keys_exist
 from longread.config import Settings, get_settings
 from longread.storage.db import init_db
 
@@ -77,7 +77,7 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
     """
     token = _bearer(request)
     if token is not None:
-        principal = lookup(session, token)
+        principal = cached_lookup(session, token)
         if principal is None:
             raise ApiError(
                 401, "invalid_api_key", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, Field, field_validator
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
@@ -286,3 +287,12 @@ class StreamTokenOut(BaseModel):
     token: str = Field(description="pass as ?token= to the job's event stream; valid for this job only")
     expires_at: datetime
     events_url: str
+
+
+def json_response(body: BaseModel) -> Response:
+    """A response body already built from typed fields, serialised once.
+
+    Returned from a route that declares `response_model`, it keeps the OpenAPI schema but skips
+    FastAPI's second validation of the same model (which a sync route runs in another thread-pool call).
+    """
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -1,8 +1,10 @@
-"""Latency of GET /v1/jobs/{id} under concurrent clients (p50/p99, throughput).
+"""Latency of the read routes under concurrent clients (p50/p99, throughput).
 
-Runs uvicorn against PostgreSQL and Redis (auth lookup, rate-limit counter and job read on every
-request, as deployed) and drives it with `--clients` concurrent httpx clients from this process.
-Usage: python -m bench.service_api_latency [--clients 100] [--requests 20] [--uvicorn-workers 1]
+Runs uvicorn against PostgreSQL and Redis (auth lookup, rate-limit counter and the route's reads on
+every request, as deployed) and drives it with `--clients` concurrent httpx clients from this process.
+`--workload job` asks `GET /v1/jobs/{id}` only; `mixed` cycles through listing documents, a job, an
+answer and a text span of a 200,000-token document.
+Usage: python -m bench.service_api_latency [--clients 100] [--requests 20] [--uvicorn-workers 1] [--workload job]
 """
 
 from __future__ import annotations
@@ -16,25 +18,31 @@ from pathlib import Path
 
 import httpx
 
-from bench.service_common import percentile, process, scratch_environment
+from bench.service_common import percentile, process, scratch_environment, synthetic_text
 from longread.testing.processes import free_port, wait_for
 
 
-async def _client(url: str, headers: dict[str, str], path: str, n: int, latencies: list[float]) -> int:
+async def _client(url: str, headers: dict[str, str], paths: list[str], n: int, latencies: list[float]) -> int:
     errors = 0
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
-        for _ in range(n):
+        for i in range(n):
             start = time.perf_counter()
-            response = await http.get(path)
+            response = await http.get(paths[i % len(paths)])
             latencies.append(time.perf_counter() - start)
             errors += response.status_code != 200
     return errors
 
 
-async def _load(url: str, headers: dict[str, str], path: str, clients: int, requests: int) -> dict[str, float]:
+async def _load(url: str, headers: dict[str, str], paths: list[str], clients: int, requests: int) -> dict[str, float]:
     latencies: list[float] = []
     started = time.perf_counter()
-    errors = await asyncio.gather(*(_client(url, headers, path, requests, latencies) for _ in range(clients)))
+    # Client c starts at path c: every route is in flight at once.
+    errors = await asyncio.gather(
+        *(
+            _client(url, headers, paths[c % len(paths) :] + paths[: c % len(paths)], requests, latencies)
+            for c in range(clients)
+        )
+    )
     wall = time.perf_counter() - started
     return {
         "requests": len(latencies),
@@ -51,19 +59,44 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--requests", type=int, default=20, help="requests per client")
     parser.add_argument("--uvicorn-workers", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/service_api_latency.json"))
+    parser.add_argument("--workload", choices=("job", "mixed"), default="job")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON file; by default one per workload and client count"
+    )
     args = parser.parse_args()
     with scratch_environment({"LONGREAD_RATE_LIMIT_PER_MINUTE": "1000000"}) as env:
         from longread.api.security import create_key
         from longread.storage import jobs
         from longread.storage.db import session_scope
-        from longread.storage.models import JobKind
+        from longread.storage.models import Answer, Document, JobKind
 
         with session_scope() as session:
             key, row = create_key(session, "bench")
+            text = synthetic_text(200_000)
+            document = Document(
+                id="bench-doc", tenant_id=row.tenant_id, filename="bench.txt", content_hash="bench",
+                text=text, n_chars=len(text), n_tokens=200_000,
+            )  # fmt: skip
+            session.add(document)
+            session.commit()
             job = jobs.create_job(
-                session, tenant_id=row.tenant_id, kind=JobKind.ASK, document_id=None, params={"question": "q"}
+                session, tenant_id=row.tenant_id, kind=JobKind.ASK, document_id=document.id, params={"question": "q"}
             )
+            answer = Answer(
+                tenant_id=row.tenant_id, document_id=document.id, job_id=job.id, question="q", strategy="tree",
+                model="bench", answer="An answer. " * 40,
+                citations=[{"segment": i, "start": i * 100, "end": i * 100 + 80, "quote": "a quote"} for i in range(5)],
+            )  # fmt: skip
+            session.add(answer)
+            session.commit()
+            paths = [f"/v1/jobs/{job.id}"]
+            if args.workload == "mixed":
+                paths = [
+                    "/v1/documents?limit=20",
+                    f"/v1/jobs/{job.id}",
+                    f"/v1/answers/{answer.id}",
+                    f"/v1/documents/{document.id}/text?start=5000&end=7000",
+                ]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [
@@ -83,12 +116,13 @@ def main() -> None:
         with process(cmd, env, Path(env["LONGREAD_DATA_DIR"]) / "api.log"):
             wait_for(lambda: _ok(f"{url}/healthz"), 60, "the API")
             headers = {"Authorization": f"Bearer {key}"}
-            asyncio.run(_load(url, headers, f"/v1/jobs/{job.id}", 10, 5))  # warm-up: connections, caches
-            result = asyncio.run(_load(url, headers, f"/v1/jobs/{job.id}", args.clients, args.requests))
-    result = {"clients": args.clients, "uvicorn_workers": args.uvicorn_workers, **result}
+            asyncio.run(_load(url, headers, paths, 10, 8))  # warm-up: connections, caches
+            result = asyncio.run(_load(url, headers, paths, args.clients, args.requests))
+    result = {"workload": args.workload, "clients": args.clients, "uvicorn_workers": args.uvicorn_workers, **result}
     print(json.dumps(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    out = args.out or Path(f"bench/results/service_api_latency_{args.workload}_{args.clients}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
 
 
 def _ok(url: str) -> bool:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from longread import engine
 from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
-from longread.api.errors import ApiError
+from longread.api.errors import ApiError, not_found
 from longread.api.routes.conversations import thread_for_question
 from longread.api.schemas import (
     AnswerOut,
@@ -29,6 +29,7 @@ from longread.api.schemas import (
     SummaryIn,
     TextOut,
     UploadOut,
+    json_response,
 )
 from longread.api.security import Principal
 from longread.api.service import latest_job, owned_document, resolve_model, submit
@@ -116,7 +117,7 @@ def list_documents(
     principal: CurrentPrincipal,
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
-) -> DocumentPage:
+) -> Response:
     """List your documents, newest first."""
     where = col(Document.tenant_id) == principal.tenant_id
     total = session.exec(select(func.count()).select_from(Document).where(where)).one()
@@ -138,7 +139,7 @@ def list_documents(
     items = [
         DocumentOut(id=r[0], filename=r[1], n_chars=r[2], n_tokens=r[3], created_at=jobs.as_utc(r[4])) for r in rows
     ]
-    return DocumentPage(items=items, total=int(total), limit=limit, offset=offset)
+    return json_response(DocumentPage(items=items, total=int(total), limit=limit, offset=offset))
 
 
 @router.get("/{document_id}", response_model=DocumentDetail)
@@ -181,18 +182,20 @@ def get_text(
     principal: CurrentPrincipal,
     start: int = Query(0, ge=0, le=MAX_OFFSET),
     end: int | None = Query(None, ge=0, le=MAX_OFFSET, description="exclusive; start + 10,000 when unset"),
-) -> TextOut:
+) -> Response:
     """A span of the normalised text (citation offsets point into it)."""
-    document = owned_document(session, principal, document_id)
-    end = min(document.n_chars, start + 10_000) if end is None else end
-    if start > end or end > document.n_chars or end - start > MAX_TEXT_SPAN:
-        raise ApiError(
-            400, "bad_range", f"need 0 <= start <= end <= {document.n_chars} and at most {MAX_TEXT_SPAN} characters"
-        )
+    # The owner and length only: the row's whole text is read just for the span, by the database.
+    owner = session.exec(select(Document.tenant_id, Document.n_chars).where(Document.id == document_id)).first()
+    if owner is None or owner[0] != principal.tenant_id:
+        raise not_found("document", document_id)
+    n_chars = owner[1]
+    end = min(n_chars, start + 10_000) if end is None else end
+    if start > end or end > n_chars or end - start > MAX_TEXT_SPAN:
+        raise ApiError(400, "bad_range", f"need 0 <= start <= end <= {n_chars} and at most {MAX_TEXT_SPAN} characters")
     text = session.exec(
-        select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document.id)
+        select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document_id)
     ).one()
-    return TextOut(document_id=document.id, start=start, end=end, n_chars=document.n_chars, text=text or "")
+    return json_response(TextOut(document_id=document_id, start=start, end=end, n_chars=n_chars, text=text or ""))
 
 
 def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -> JobOut:

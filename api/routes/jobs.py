@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
 from longread.api import stream_tokens
 from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, releases_session
-from longread.api.schemas import JobOut, StreamTokenOut
+from longread.api.schemas import JobOut, StreamTokenOut, json_response
 from longread.api.security import Principal
 from longread.api.service import owned_job
 from longread.storage import answer_stream, jobs
@@ -45,9 +45,9 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut)
 @releases_session
-def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """Status, stage, progress, ETA, LLM calls, tokens and cost of a job."""
-    return JobOut.of(owned_job(session, principal, job_id))
+    return json_response(JobOut.of(owned_job(session, principal, job_id)))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
