@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from longread import engine
+from longread import collection_reading, engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.agents.planner import plan_question
@@ -22,6 +22,7 @@ from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError, Usage
 from longread.llm.usage import Budget
+from longread.storage import collections as stored_collections
 from longread.storage.db import session_scope
 from longread.storage.models import Answer, Document
 
@@ -101,8 +102,9 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
         out.print("[bold]evidence:[/]")
     for c in payload["citations"]:
         quote = c["quote"] if len(c["quote"]) <= QUOTE_CHARS else c["quote"][:QUOTE_CHARS] + "…"
+        where = f"{c['filename']}, " if c.get("filename") else ""
         out.print(
-            f'  [{c["n"]}] {c["label"]} (segment {c["segment_id"]}, chars {c["start"]}–{c["end"]}): "{quote}"',
+            f'  [{c["n"]}] {where}{c["label"]} (segment {c["segment_id"]}, chars {c["start"]}–{c["end"]}): "{quote}"',
             highlight=False,
         )
     if not payload["citations"]:
@@ -172,8 +174,18 @@ def _check_strategy(check: Any, name: str) -> None:
 
 @app.command()
 def ask(
-    source: Annotated[str, typer.Argument(help="A file (txt, md, html, pdf, docx, epub) or a stored document id.")],
-    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A file (txt, md, html, pdf, docx, epub), a stored document id, or a folder (read as one collection)."
+        ),
+    ],
+    question: Annotated[
+        str | None, typer.Argument(help="The question to answer (with --collection, the only argument).")
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Ask across every document of this collection (name or id).")
+    ] = None,
     strategy: Annotated[str, typer.Option(help=f"How to read: {', '.join(registry.question_choices())}.")] = "auto",
     model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
     answer_with: Annotated[
@@ -189,9 +201,28 @@ def ask(
     """Answer a question about a document, citing the passages the answer rests on.
 
     With caps, a job that reaches one stops cleanly and prints its best partial answer and the reason.
+    A folder, or --collection, is read as one collection: passages are ranked across all its documents
+    and every citation names its document.
     """
-    _check_strategy(registry.check_question_strategy, strategy)
     caps = _caps(max_cost, max_seconds, max_tokens)
+    if collection is not None or Path(source).is_dir():
+        if collection is not None and question is not None:
+            fail("with --collection, give only the question")
+        ask_collection_command(
+            folder=None if collection is not None else Path(source),
+            collection=collection,
+            question=source if collection is not None else (question or ""),
+            strategy=strategy,
+            model=model,
+            answer_with=answer_with,
+            caps=caps,
+            as_json=as_json,
+            quiet=quiet,
+        )
+        return
+    if question is None:
+        fail("give a question after the document")
+    _check_strategy(registry.check_question_strategy, strategy)
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)
@@ -331,6 +362,127 @@ def ingest(
 
 
 app.command("eval")(eval_command)
+
+collection_app = typer.Typer(no_args_is_help=True, help="Named sets of documents asked across at once.")
+app.add_typer(collection_app, name="collection")
+
+READABLE = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".epub"})
+
+
+def _ingest_all(session: Any, paths: list[Path]) -> list[Document]:
+    """Store each file (a folder's readable files, by name); a stored document id is taken as it is."""
+    documents: list[Document] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in READABLE)
+            if not files:
+                fail(f"{path}: no readable files in this folder")
+            documents.extend(engine.ingest_file(session, f)[0] for f in files)
+        else:
+            documents.append(_load(session, str(path)))
+    return documents
+
+
+@collection_app.command("create")
+def collection_create(
+    name: Annotated[str, typer.Argument(help="The collection's name.")],
+    files: Annotated[list[Path], typer.Argument(help="Files, folders or stored document ids to put in it.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Store the files and make them one collection, or add them to the collection of that name."""
+    try:
+        with session_scope() as session:
+            documents = _ingest_all(session, files)
+            ids = [d.id for d in documents]
+            found = stored_collections.find_collection(session, name)
+            if found is None:
+                found = stored_collections.create_collection(session, name, ids)
+            else:
+                stored_collections.add_documents(session, found, ids)
+            members = stored_collections.members(session, found.id)
+            payload = {
+                "collection_id": found.id,
+                "name": found.name,
+                "documents": [
+                    {"document_id": m.document_id, "filename": m.filename, "tokens": m.n_tokens} for m in members
+                ],
+            }
+    except IngestError as exc:
+        fail(f"{exc.filename}: {exc.reason}")
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    out.print(f"{payload['collection_id']}  {payload['name']}  {len(members)} documents", highlight=False)
+    for m in members:
+        out.print(f"  {m.document_id[:12]}  {m.filename}  {m.n_tokens} tokens", highlight=False)
+
+
+@collection_app.command("list")
+def collection_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The stored collections and how many documents each holds."""
+    with session_scope() as session:
+        rows = [
+            {"collection_id": c.id, "name": c.name, "documents": n}
+            for c, n in stored_collections.list_collections(session)
+        ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        out.print("no collections yet: longread collection create NAME FILES...")
+    for row in rows:
+        out.print(f"{row['collection_id']}  {row['name']}  {row['documents']} documents", highlight=False)
+
+
+def ask_collection_command(
+    *,
+    folder: Path | None,
+    collection: str | None,
+    question: str,
+    strategy: str,
+    model: str | None,
+    answer_with: str | None,
+    caps: Budget | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """`ask` over a collection: a named one, or a folder's files gathered into one named after the folder."""
+    try:
+        collection_reading.check_strategy(strategy)
+    except ValueError as exc:
+        fail(str(exc))
+    if not question.strip():
+        fail("the question is empty")
+
+    def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
+        if folder is not None:
+            ids = [d.id for d in _ingest_all(session, [folder])]
+            name = f"folder:{folder.resolve()}"
+            found = stored_collections.find_collection(session, name)
+            if found is None:
+                found = stored_collections.create_collection(session, name, ids)
+            else:
+                stored_collections.add_documents(session, found, ids)
+        else:
+            assert collection is not None
+            found = stored_collections.find_collection(session, collection)
+            if found is None:
+                fail(f"{collection}: no such collection")
+        answer = collection_reading.ask_collection(
+            session,
+            found,
+            question,
+            strategy=strategy,
+            model=model,
+            answer_with=answer_with,
+            progress=progress,
+            caps=caps,
+        )
+        return collection_reading.collection_answer_payload(answer, found)
+
+    _run(action, as_json, quiet)
 
 
 def main() -> None:

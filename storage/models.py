@@ -285,3 +285,51 @@ class RetrievalIndex(SQLModel, table=True):
     spans: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     vectors: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts()
+
+
+class Collection(SQLModel, table=True):
+    """A named set of a tenant's documents that questions can be asked across at once."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    name: str
+    created_at: datetime = _ts()
+
+
+class CollectionDocument(SQLModel, table=True):
+    """Membership: a document belongs to a collection until it is removed (or either is deleted)."""
+
+    collection_id: str = Field(foreign_key="collection.id", primary_key=True, ondelete="CASCADE")
+    document_id: str = Field(foreign_key="document.id", primary_key=True, index=True, ondelete="CASCADE")
+    added_at: datetime = _ts()
+
+
+class CollectionAnswer(SQLModel, table=True):
+    """An answer over a collection. Each citation names its document (`document_id`, `filename`), since
+    one answer may rest on passages of several documents; the rest mirrors `Answer`."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    tenant_id: str = Field(default=LOCAL_TENANT, index=True)
+    collection_id: str = Field(foreign_key="collection.id", index=True, ondelete="CASCADE")
+    job_id: str | None = Field(default=None, index=True)
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    strategy: str
+    strategy_reason: str = ""
+    model: str
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    citations: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    dropped_citations: int = 0
+    document_ids: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False), description="the documents read"
+    )
+    trace: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    llm_calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    stopped_reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _ts()

@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("storage", ("longread.storage",)),
     ("strategies", ("longread.agents",)),
-    ("engine", ("longread.engine", "longread.conversation")),
+    ("engine", ("longread.engine", "longread.conversation", "longread.collection_reading")),
     ("entry points", ("longread.cli", "longread.evaluation", "longread.workers", "longread.api")),
     ("test helpers", ("longread.testing",)),
 ]
