@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from longread.config import get_settings
+from longread.storage.events import answer_written
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def writer(job_id: str, attempt: int) -> Callable[[str], None]:
             pipe.execute()
         except Exception:  # the preview is best-effort; the answer itself is stored by the job
             log.warning("could not relay answer text of job %s", job_id, exc_info=True)
+            return
+        answer_written(job_id)
 
     return write
 

@@ -23,6 +23,7 @@ from longread.config import get_settings
 from longread.llm import Usage
 from longread.progress import JobCanceled, ProgressFn
 from longread.storage.db import rows_changed, session_scope
+from longread.storage.events import job_changed
 from longread.storage.models import Job, JobKind, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def claim(session: Session, job_id: str, task_id: str | None) -> Job | None:
             job.started_at = now
             session.add(job)
             session.commit()
+        job_changed(job_id)
         return job
     if job.cancel_requested and job.status not in TERMINAL:
         finish(session, job_id, JobStatus.CANCELED)
@@ -133,6 +135,7 @@ def set_progress(session: Session, job_id: str, *, stage: str, done: int, total:
         update(Job).where(col(Job.id) == job_id).values(stage=stage, done=done, total=total, heartbeat_at=utcnow())
     )
     session.commit()
+    job_changed(job_id)
 
 
 def progress_callback(session: Session, job: Job, usage: Usage | None = None) -> ProgressFn:
@@ -156,6 +159,7 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
             values.update(_job_counters(base + usage))
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
         session.commit()
+        job_changed(job_id)
         if cancel_requested(session, job_id):
             raise JobCanceled(job_id)
 
@@ -176,6 +180,7 @@ def set_usage(session: Session, job: Job, base: Usage, usage: Usage) -> None:
     """The job's counters: what earlier attempts spent (`base`) plus this attempt's usage so far."""
     session.execute(update(Job).where(col(Job.id) == job.id).values(**_job_counters(base + usage)))
     session.commit()
+    job_changed(job.id)
 
 
 def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
@@ -186,6 +191,7 @@ def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) 
         values["done"] = done
     session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
     session.commit()
+    job_changed(job_id)
 
 
 def finish(
@@ -216,7 +222,10 @@ def finish(
         update(Job).where(col(Job.id) == job_id, col(Job.status).not_in(TERMINAL)).values(**values)
     )
     session.commit()
-    return bool(rows_changed(result))
+    changed = bool(rows_changed(result))
+    if changed:
+        job_changed(job_id)
+    return changed
 
 
 def request_cancel(session: Session, job: Job) -> Job:
@@ -225,6 +234,7 @@ def request_cancel(session: Session, job: Job) -> Job:
         return job
     session.execute(update(Job).where(col(Job.id) == job.id).values(cancel_requested=True))
     session.commit()
+    job_changed(job.id)
     if job.status in (JobStatus.QUEUED, JobStatus.INTERRUPTED):
         finish(session, job.id, JobStatus.CANCELED)
     session.refresh(job)
@@ -262,7 +272,10 @@ def interrupt(session: Session, job_id: str) -> bool:
         .values(status=JobStatus.INTERRUPTED, stage="interrupted")
     )
     session.commit()
-    return bool(rows_changed(result))
+    changed = bool(rows_changed(result))
+    if changed:
+        job_changed(job_id)
+    return changed
 
 
 STEP_LIMIT_STAGES = frozenset({"navigating"})

@@ -25,6 +25,7 @@ from kombu import Queue
 
 from longread.config import get_settings
 from longread.llm.client import use_provider_slot
+from longread.workers import job_events
 from longread.workers.embedded import redis_url
 from longread.workers.limits import provider_slot
 
@@ -83,6 +84,8 @@ app = Celery("longread", include=TASK_MODULES)
 app.add_defaults(celery_config)
 # Every process that runs tasks shares the providers' rate limits with the other workers.
 use_provider_slot(provider_slot)
+# Job-row changes are announced to the API's event streams over Redis pub/sub.
+job_events.install()
 
 
 @worker_init.connect

@@ -1,8 +1,7 @@
-"""Jobs: state from the database (not Celery), a Server-Sent Events stream of it, and cancel."""
+"""Jobs: state from the database (not Celery), a Server-Sent Events stream of it (pushed), and cancel."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
-from longread.api import stream_tokens
+from longread.api import events, stream_tokens
 from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, releases_session
 from longread.api.schemas import JobOut, StreamTokenOut, json_response
 from longread.api.security import Principal
@@ -25,6 +24,9 @@ from longread.storage.models import Job
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 POLL_S = 0.25
+"""How often a stream reads its job row while no subscriber is connected (no Redis)."""
+FALLBACK_S = 3.0
+"""How often a stream reads its job row although changes are pushed: a lost notice delays a page no longer."""
 PING_S = 15
 
 
@@ -62,11 +64,24 @@ def _snapshot(principal: Principal, job_id: str) -> dict[str, Any]:
         return JobOut.of(owned_job(session, principal, job_id)).model_dump(mode="json")
 
 
+def _row(job_id: str) -> dict[str, Any] | None:
+    """The hub's read, shared by every stream of the job (each stream checked its owner when it opened)."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        return None if job is None else JobOut.of(job).model_dump(mode="json")
+
+
 def _changed(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
     if previous is None:
         return True
     keys = ("status", "stage", "done", "total", "llm_calls", "cached_calls", "result_id", "error", "attempts")
     return any(previous[k] != current[k] for k in keys)
+
+
+def _resume_from(request: Request) -> int:
+    """The last event id a reconnecting EventSource saw (Last-Event-ID); 0 for a new or foreign stream."""
+    last = request.headers.get("last-event-id", "")
+    return int(last) if last.isdigit() and len(last) < 12 else 0
 
 
 async def job_events(request: Request, principal: Principal, job_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -75,28 +90,44 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
     While a question is answered, `answer` events carry the text the model has written since the last
     one (`{"text": ..., "restart": bool}`; `restart`: the text so far of a new attempt, which replaces
     what came before), a preview the stored answer replaces at `end`.
+
+    Changes are pushed (`api.events`): the stream sleeps until a notice brings the row the process's
+    subscriber read, reading the row itself only every `FALLBACK_S` (or every `POLL_S` while the
+    subscriber is down). A reconnecting client gets the current row at once and the answer text so far
+    (`restart`, replacing its preview); with `Last-Event-ID` the event ids go on from the last it saw.
     """
+    sequence = _resume_from(request)
     previous: dict[str, Any] | None = None
-    sequence = 0
     written, attempt, restart = 0, None, True
-    while True:
+    hub = events.hub(_row)
+    watch = hub.watch(job_id)  # before the first read, so no change falls between the two
+    try:
         current = await run_in_threadpool(_snapshot, principal, job_id)
-        terminal = current["status"] in {s.value for s in jobs.TERMINAL}
-        if current["kind"] == "ask" and current["status"] == "running":
-            if current["attempts"] != attempt:  # a resumed job writes its answer afresh
-                written, attempt, restart = 0, current["attempts"], True
-            text, written = await run_in_threadpool(answer_stream.read_from, job_id, current["attempts"], written)
-            if text:
+        while True:
+            terminal = current["status"] in {s.value for s in jobs.TERMINAL}
+            if current["kind"] == "ask" and current["status"] == "running":
+                if current["attempts"] != attempt:  # a resumed job writes its answer afresh
+                    written, attempt, restart = 0, current["attempts"], True
+                text, written = await run_in_threadpool(answer_stream.read_from, job_id, current["attempts"], written)
+                if text:
+                    sequence += 1
+                    data = json.dumps({"text": text, "restart": restart})
+                    yield {"event": "answer", "id": str(sequence), "data": data}
+                    restart = False
+            if _changed(previous, current) or terminal:
                 sequence += 1
-                yield {"event": "answer", "id": str(sequence), "data": json.dumps({"text": text, "restart": restart})}
-                restart = False
-        if _changed(previous, current) or terminal:
-            sequence += 1
-            yield {"event": "end" if terminal else "progress", "id": str(sequence), "data": json.dumps(current)}
-            previous = current
-        if terminal or await request.is_disconnected():
-            return
-        await asyncio.sleep(POLL_S)
+                event = "end" if terminal else "progress"
+                yield {"event": event, "id": str(sequence), "data": json.dumps(current)}
+                previous = current
+            if terminal or await request.is_disconnected():
+                return
+            row, answer_grew = await watch.next(FALLBACK_S if hub.connected.is_set() else POLL_S)
+            if row is not None:
+                current = row
+            elif not answer_grew:  # no notice in time: read the row ourselves
+                current = await run_in_threadpool(_snapshot, principal, job_id)
+    finally:
+        hub.unwatch(watch)
 
 
 @router.post("/{job_id}/stream-token", response_model=StreamTokenOut)

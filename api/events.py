@@ -1,0 +1,157 @@
+"""Job-change notices fanned out to this process's open event streams: one Redis subscriber per process.
+
+Workers (and this API) publish `job:<id>` after each committed change of a job row and `answer:<id>`
+after each relayed piece of answer text (`storage.events`). One daemon thread here subscribes to the
+deployment's channel; for a job that has open streams it reads the row once and hands the same
+snapshot to every stream of that job, so the database is read once per change, not once per poll per
+client. Streams still read the row on a slow timer (`FALLBACK_S`): a notice lost while the subscriber
+reconnects only delays a page by that much. While the subscriber is not connected (no Redis), streams
+poll at their old fast rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from longread.config import get_settings
+from longread.storage import events
+from longread.workers.dispatch import redis_url
+
+log = logging.getLogger(__name__)
+
+RECONNECT_S = 2.0
+
+Snapshot = Callable[[str], dict[str, Any] | None]
+"""Reads a job's row as its stream sends it (None when it is gone)."""
+
+
+@dataclass(eq=False)
+class Watch:
+    """One open stream's mailbox: the newest row the hub read for it, and whether answer text grew."""
+
+    job_id: str
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    row: dict[str, Any] | None = None
+    answer: bool = False
+
+    def deliver(self, row: dict[str, Any] | None, answer: bool) -> None:
+        """From the hub's thread: leave the news, then wake the stream on its own loop."""
+        if row is not None:
+            self.row = row
+        self.answer = self.answer or answer
+        try:
+            self.loop.call_soon_threadsafe(self.wake.set)
+        except RuntimeError:  # the stream's loop closed; its watch is about to be dropped
+            pass
+
+    async def next(self, timeout: float) -> tuple[dict[str, Any] | None, bool]:
+        """Wait for news or `timeout`; returns (row read by the hub or None, answer text grew)."""
+        try:
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self.wake.clear()
+        row, answer = self.row, self.answer
+        self.row, self.answer = None, False
+        return row, answer
+
+
+class Hub:
+    """The process's subscriber and the streams it serves, by job id."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._watches: dict[str, set[Watch]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+        self.rows_read = 0
+
+    def watch(self, job_id: str) -> Watch:
+        self._ensure_running()
+        entry = Watch(job_id, asyncio.get_running_loop())
+        with self._lock:
+            self._watches.setdefault(job_id, set()).add(entry)
+        return entry
+
+    def unwatch(self, entry: Watch) -> None:
+        with self._lock:
+            group = self._watches.get(entry.job_id)
+            if group is not None:
+                group.discard(entry)
+                if not group:
+                    del self._watches[entry.job_id]
+
+    def _ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="job-events", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            url = redis_url(start=False)
+            try:
+                if url is None:
+                    raise ConnectionError("no Redis configured")
+                self._listen(url, events.channel(get_settings().REDIS_KEY_PREFIX))
+            except Exception as exc:  # Redis down or restarting: streams poll meanwhile
+                log.debug("job events subscriber disconnected: %s", type(exc).__name__)
+            self.connected.clear()
+            time.sleep(RECONNECT_S)
+
+    def _listen(self, url: str, channel: str) -> None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(channel)
+            self.connected.set()
+            while True:
+                message = pubsub.get_message(timeout=30)
+                if message is not None and message.get("type") == "message":
+                    self._dispatch(message["data"])
+        finally:
+            pubsub.close()
+            client.close()
+
+    def _dispatch(self, raw: bytes | str) -> None:
+        parsed = events.parse(raw)
+        if parsed is None:
+            return
+        kind, job_id = parsed
+        with self._lock:
+            targets = list(self._watches.get(job_id, ()))
+        if not targets:
+            return
+        row = None
+        if kind == events.JOB:
+            try:
+                row = self._snapshot(job_id)
+                self.rows_read += 1
+            except Exception as exc:  # the streams' fallback read retries
+                log.warning("could not read job %s for its streams: %s", job_id, type(exc).__name__)
+                return
+        for target in targets:
+            target.deliver(row, kind == events.ANSWER)
+
+
+_hub: Hub | None = None
+_hub_lock = threading.Lock()
+
+
+def hub(snapshot: Snapshot) -> Hub:
+    """The process's hub, started by the first stream that asks for it."""
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            _hub = Hub(snapshot)
+        return _hub
