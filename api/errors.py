@@ -97,6 +97,7 @@ _DESCRIPTIONS = {
     400: "malformed request (`bad_range`, `malformed_upload`, `truncated_upload`, ...)",
     401: "`missing_api_key` or `invalid_api_key`",
     404: "`not_found`: no such resource for this key's tenant",
+    409: "`collection_exists`: the tenant has a collection of that name",
     413: "`payload_too_large` or `archive_too_large`",
     415: "`unsupported_media_type`",
     422: "`validation_error`, or a specific code such as `invalid_characters`, `unknown_model`",
@@ -116,6 +117,8 @@ def _documented_errors(path: str, method: str) -> list[int]:
         codes.append(400)
     if path == "/v1/documents" and method == "post":
         codes += [413, 415]
+    if path == "/v1/collections" and method == "post":
+        codes += [404, 409]  # a document that is not the tenant's; a name already taken
     return sorted(codes)
 
 

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from longread.api import errors, middleware
-from longread.api.routes import answers, conversations, documents, health, jobs, strategies
+from longread.api.routes import answers, collections, conversations, documents, health, jobs, strategies
 from longread.api.uploads import remove_stale_uploads
 from longread.storage.db import init_db
 
@@ -40,7 +40,7 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     middleware.install(app)
-    for module in (documents, conversations, jobs, answers, strategies, health):
+    for module in (documents, collections, conversations, jobs, answers, strategies, health):
         app.include_router(module.router)
     if (FRONTEND / "index.html").exists():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Response
 from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
-from longread.api.validation import QUESTION_PATTERN, TEXT_PATTERN, model_name, question_text
+from longread.api.validation import CONTROL_CHARS, QUESTION_PATTERN, TEXT_PATTERN, model_name, question_text
 from longread.failures import sanitise
 from longread.storage.jobs import as_utc, eta_seconds
-from longread.storage.models import Answer, Document, Job
+from longread.storage.models import Answer, CollectionAnswer, Document, Job
 
 
 class DocumentOut(BaseModel):
@@ -296,3 +297,136 @@ def json_response(body: BaseModel) -> Response:
     FastAPI's second validation of the same model (which a sync route runs in another thread-pool call).
     """
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+DocumentId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class CollectionIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": QUESTION_PATTERN})
+    document_ids: list[DocumentId] = Field(
+        default_factory=list, max_length=1000, description="documents it starts with"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if CONTROL_CHARS.search(value):
+            raise PydanticCustomError("invalid_characters", "the name contains control characters (such as NUL)")
+        if not value.strip():
+            raise PydanticCustomError("blank_name", "the name is empty or only whitespace")
+        return value.strip()
+
+
+class MembersIn(BaseModel):
+    document_ids: list[DocumentId] = Field(min_length=1, max_length=1000)
+
+
+class CollectionDocumentOut(BaseModel):
+    document_id: str
+    filename: str
+    n_tokens: int
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    n_documents: int
+    created_at: datetime | None
+
+
+class CollectionDetail(CollectionOut):
+    documents: list[CollectionDocumentOut]
+
+
+CollectionStrategy = Literal["auto", "shortlist", "bm25", "dense"]
+
+
+class CollectionQuestionIn(CapsIn):
+    question: str = Field(min_length=1, max_length=4000, json_schema_extra={"pattern": QUESTION_PATTERN})
+    strategy: CollectionStrategy = Field(
+        default="auto",
+        description="shortlist (auto): BM25 + dense across every document, re-ranked by the local model's "
+        "attention; bm25 or dense: that ranking alone",
+    )
+    model: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
+    dry_run: bool = Field(default=False, description="return the estimate and start no job")
+
+    @field_validator("question")
+    @classmethod
+    def _check_question(cls, value: str) -> str:
+        return question_text(value)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        return model_name(value)
+
+
+class CollectionAnswerOut(BaseModel):
+    id: str
+    collection_id: str
+    job_id: str | None
+    document_ids: list[str] = Field(description="the documents read")
+    question: str
+    answer: str
+    strategy: str
+    strategy_reason: str
+    model: str
+    citations: list[dict[str, Any]] = Field(
+        description="document id and filename, segment, character offsets and quote of each cited passage"
+    )
+    dropped_citations: int
+    trace: list[dict[str, Any]]
+    llm_calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    stopped_reason: str | None = None
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, answer: CollectionAnswer) -> CollectionAnswerOut:
+        return cls(
+            id=answer.id,
+            collection_id=answer.collection_id,
+            job_id=answer.job_id,
+            document_ids=answer.document_ids,
+            question=answer.question,
+            answer=answer.answer,
+            strategy=answer.strategy,
+            strategy_reason=answer.strategy_reason,
+            model=answer.model,
+            citations=answer.citations,
+            dropped_citations=answer.dropped_citations,
+            trace=answer.trace,
+            llm_calls=answer.llm_calls,
+            cached_calls=answer.cached_calls,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            cost_usd=round(answer.cost_usd, 6),
+            latency_s=answer.latency_s,
+            stopped_reason=answer.stopped_reason,
+            created_at=as_utc(answer.created_at),
+        )
+
+
+class CollectionJobOut(JobOut):
+    answer: CollectionAnswerOut | None = Field(default=None, description="present when the job finished within ?wait=")
+
+
+class CollectionPlanOut(BaseModel):
+    """A dry run over a collection: what the reading would take. No job was started, no model called."""
+
+    dry_run: bool = True
+    collection_id: str
+    strategy: str
+    model: str
+    documents: int
+    document_tokens: int
+    documents_to_index: int = Field(description="documents whose retrieval index is not built yet")
+    calls: int = Field(description="model calls: one answer")
+    prompt_tokens: int = Field(description="about the evidence budget and the prompt around it")
+    needs_local_model: bool

@@ -12,7 +12,8 @@ from longread.api.security import Principal
 from longread.config import get_settings
 from longread.failures import sanitise
 from longread.storage import jobs
-from longread.storage.models import Answer, Document, Job, JobKind, JobStatus
+from longread.storage.collections import find_collection
+from longread.storage.models import Answer, Collection, Document, Job, JobKind, JobStatus
 from longread.workers.dispatch import enqueue
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,14 @@ def owned_document(session: Session, principal: Principal, document_id: str) -> 
     if document is None or document.tenant_id != principal.tenant_id:
         raise not_found("document", document_id)
     return document
+
+
+def owned_collection(session: Session, principal: Principal, key: str) -> Collection:
+    """The tenant's collection by id or name; another tenant's is not found, like a missing one."""
+    collection = find_collection(session, key, tenant_id=principal.tenant_id)
+    if collection is None:
+        raise not_found("collection", key)
+    return collection
 
 
 def owned_job(session: Session, principal: Principal, job_id: str) -> Job:
@@ -50,7 +59,9 @@ def resolve_model(requested: str | None) -> str:
     raise ApiError(422, "unknown_model", "that model is not offered here; leave 'model' unset for the default")
 
 
-def submit(session: Session, principal: Principal, *, kind: JobKind, document_id: str, params: dict[str, Any]) -> Job:
+def submit(
+    session: Session, principal: Principal, *, kind: JobKind, document_id: str | None, params: dict[str, Any]
+) -> Job:
     """Create the job row, then enqueue it; a broker outage fails the job instead of leaving it queued."""
     job = jobs.create_job(session, tenant_id=principal.tenant_id, kind=kind, document_id=document_id, params=params)
     try:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, read_collection
+from longread.agents.shortlist.index import EMBED_MODEL
+from longread.config import get_settings
 from longread.llm import Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
 from longread.storage.cache import stored_client
-from longread.storage.collections import member_ids
-from longread.storage.models import Collection, CollectionAnswer, Job
+from longread.storage.collections import member_ids, members
+from longread.storage.models import Collection, CollectionAnswer, Job, RetrievalIndex
 
 STRATEGIES = ("auto", *METHODS)
 """What a collection question may be read with; `auto` is the shortlist."""
@@ -94,6 +96,36 @@ def ask_collection(
     session.add(answer)
     session.commit()
     return answer
+
+
+_PROMPT_OVERHEAD = 200
+"""Tokens of the answering prompt around the evidence (instructions, numbering, document names)."""
+
+
+def plan_collection(session: Session, collection: Collection, strategy: str, model: str) -> dict[str, Any]:
+    """What asking the collection would take, without reading anything: documents, tokens, indexes to
+    build, and the one answering call over the evidence budget."""
+    method = check_strategy(strategy)
+    listed = members(session, collection.id)
+    ids = [m.document_id for m in listed]
+    indexed = set(
+        session.exec(
+            select(RetrievalIndex.document_id).where(
+                col(RetrievalIndex.document_id).in_(ids), RetrievalIndex.embed_model == EMBED_MODEL
+            )
+        )
+    )
+    return {
+        "collection_id": collection.id,
+        "strategy": method,
+        "model": model,
+        "documents": len(ids),
+        "document_tokens": sum(m.n_tokens for m in listed),
+        "documents_to_index": len([d for d in ids if d not in indexed]),
+        "calls": 1 if ids else 0,
+        "prompt_tokens": get_settings().EVIDENCE_TOKENS + _PROMPT_OVERHEAD if ids else 0,
+        "needs_local_model": method == "shortlist" or model.startswith("local/"),
+    }
 
 
 def collection_answer_payload(answer: CollectionAnswer, collection: Collection) -> dict[str, Any]:

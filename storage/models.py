@@ -130,6 +130,7 @@ class JobKind(enum.StrEnum):
     BUILD_TREE = "build_tree"
     ASK = "ask"
     SUMMARIZE = "summarize"
+    ASK_COLLECTION = "ask_collection"
 
 
 class Job(SQLModel, table=True):

@@ -54,6 +54,11 @@ def reply(messages: list[dict[str, str]]) -> str:
         if label and (match := _ANSWER_RE.search(passage)):
             return f"The passage states it.\nAction: ANSWER The vault code is {match.group(1)} [S{label.group(1)}]."
         return "Not here.\nAction: REVERT"
+    if prompt.startswith("The numbered passages below"):
+        for number, passage in re.findall(r"^\[(\d+)\] (.*?)(?=^\[\d+\] |^Question: )", prompt, re.S | re.M):
+            if match := _ANSWER_RE.search(passage):
+                return f"The vault code is {match.group(1)} [{number}]."
+        return "The passages do not say."
     if "ran out of steps" in prompt:
         return "I could not find the vault code."
     if prompt.startswith("You are worker"):

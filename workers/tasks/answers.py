@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from longread import engine
+from longread import collection_reading, engine
 from longread.agents import registry
 from longread.agents.memwalker.tree import prepare_tree
 from longread.conversation import recent_turns, standalone_question
@@ -14,6 +14,7 @@ from longread.llm import LLMClient, Usage
 from longread.progress import ProgressFn
 from longread.storage import answer_stream, jobs
 from longread.storage.cache import stored_client
+from longread.storage.collections import find_collection
 from longread.storage.models import Answer, Document, Job, JobKind, TreeStatus
 from longread.workers.budget import remaining_caps, stay_local
 from longread.workers.celery_app import app
@@ -155,3 +156,36 @@ def summarize_task(self, job_id: str) -> str:
 def answer_task(job_id: str, attempt: int) -> str:
     """After the tree fan-out: navigate (or summarise from the top) and store the answer."""
     return continue_job(job_id, attempt, answer_body)
+
+
+def collection_body(session: Session, job: Job) -> str | None:
+    """A question over a collection: every document's index, one ranking, one answer, in this task."""
+    collection = find_collection(session, str(job.params["collection_id"]), tenant_id=job.tenant_id)
+    if collection is None:
+        raise LookupError(f"collection {job.params['collection_id']} no longer exists")
+    usage = Usage()
+    base = jobs.counters(job)
+    try:
+        answer = collection_reading.ask_collection(
+            session,
+            collection,
+            str(job.params["question"]),
+            strategy=str(job.params.get("strategy") or "auto"),
+            model=job_model(job),
+            progress=jobs.progress_callback(session, job, usage),
+            job=job,
+            usage=usage,
+            caps=remaining_caps(job),
+        )
+    except BaseException:
+        session.rollback()
+        jobs.set_usage(session, job, base, usage)
+        raise
+    jobs.set_usage(session, job, base, usage)
+    return answer.id
+
+
+@app.task(bind=True, name="longread.workers.tasks.answers.ask_collection_task")
+def ask_collection_task(self, job_id: str) -> str:
+    """Answer a question over a collection (entry task; the sweeper re-sends it to resume)."""
+    return run_job(job_id, self.request.id, collection_body)
