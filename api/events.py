@@ -4,9 +4,9 @@ Workers (and this API) publish `job:<id>` after each committed change of a job r
 after each relayed piece of answer text (`storage.events`). One daemon thread here subscribes to the
 deployment's channel; for a job that has open streams it reads the row once and hands the same
 snapshot to every stream of that job, so the database is read once per change, not once per poll per
-client. Streams still read the row on a slow timer (`FALLBACK_S`): a notice lost while the subscriber
-reconnects only delays a page by that much. While the subscriber is not connected (no Redis), streams
-poll at their old fast rate.
+client. The same thread also reads every watched job every `REFRESH_S` (once per job, however many
+streams watch it): a notice lost while the subscriber reconnects only delays a page by that much.
+While the subscriber is not connected (no Redis), streams read the row themselves, at their old rate.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from longread.workers.dispatch import redis_url
 log = logging.getLogger(__name__)
 
 RECONNECT_S = 2.0
+REFRESH_S = 3.0
 
 Snapshot = Callable[[str], dict[str, Any] | None]
 """Reads a job's row as its stream sends it (None when it is gone)."""
@@ -75,6 +76,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.rows_read = 0
+        self._last: dict[str, dict[str, Any] | None] = {}  # the row last handed out, per watched job
 
     def watch(self, job_id: str) -> Watch:
         self._ensure_running()
@@ -90,6 +92,7 @@ class Hub:
                 group.discard(entry)
                 if not group:
                     del self._watches[entry.job_id]
+                    self._last.pop(entry.job_id, None)
 
     def _ensure_running(self) -> None:
         with self._lock:
@@ -115,15 +118,23 @@ class Hub:
         try:
             pubsub.subscribe(channel)
             self.connected.set()
+            refresh_at = time.monotonic() + REFRESH_S
             while True:
-                message = pubsub.get_message(timeout=30)
+                message = pubsub.get_message(timeout=max(0.0, min(1.0, refresh_at - time.monotonic())))
                 if message is not None and message.get("type") == "message":
                     self._dispatch(message["data"])
+                if time.monotonic() >= refresh_at:
+                    with self._lock:
+                        watched = list(self._watches)
+                    for job_id in watched:
+                        self._dispatch(events.message(events.JOB, job_id), refresh=True)
+                    refresh_at = time.monotonic() + REFRESH_S
         finally:
             pubsub.close()
             client.close()
 
-    def _dispatch(self, raw: bytes | str) -> None:
+    def _dispatch(self, raw: bytes | str, *, refresh: bool = False) -> None:
+        """Hand a notice to the job's streams; a periodic refresh that finds the row as it was wakes none."""
         parsed = events.parse(raw)
         if parsed is None:
             return
@@ -140,6 +151,11 @@ class Hub:
             except Exception as exc:  # the streams' fallback read retries
                 log.warning("could not read job %s for its streams: %s", job_id, type(exc).__name__)
                 return
+            with self._lock:
+                if refresh and job_id in self._last and self._last[job_id] == row:
+                    return
+                if job_id in self._watches:
+                    self._last[job_id] = row
         for target in targets:
             target.deliver(row, kind == events.ANSWER)
 

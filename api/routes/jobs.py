@@ -25,8 +25,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 POLL_S = 0.25
 """How often a stream reads its job row while no subscriber is connected (no Redis)."""
-FALLBACK_S = 3.0
-"""How often a stream reads its job row although changes are pushed: a lost notice delays a page no longer."""
+STALL_S = 10.0
+"""A stream that heard nothing for this long (the subscriber's own refresh is every 3 s) reads the row itself."""
 PING_S = 15
 
 
@@ -91,9 +91,9 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
     one (`{"text": ..., "restart": bool}`; `restart`: the text so far of a new attempt, which replaces
     what came before), a preview the stored answer replaces at `end`.
 
-    Changes are pushed (`api.events`): the stream sleeps until a notice brings the row the process's
-    subscriber read, reading the row itself only every `FALLBACK_S` (or every `POLL_S` while the
-    subscriber is down). A reconnecting client gets the current row at once and the answer text so far
+    Changes are pushed (`api.events`): the stream sleeps until the process's subscriber hands it the
+    row it read for a notice or for its periodic refresh, and reads the row itself only when that
+    stalls (every `POLL_S` while the subscriber is down). A reconnecting client gets the current row at once and the answer text so far
     (`restart`, replacing its preview); with `Last-Event-ID` the event ids go on from the last it saw.
     """
     sequence = _resume_from(request)
@@ -121,7 +121,7 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
                 previous = current
             if terminal or await request.is_disconnected():
                 return
-            row, answer_grew = await watch.next(FALLBACK_S if hub.connected.is_set() else POLL_S)
+            row, answer_grew = await watch.next(STALL_S if hub.connected.is_set() else POLL_S)
             if row is not None:
                 current = row
             elif not answer_grew:  # no notice in time: read the row ourselves
