@@ -43,23 +43,33 @@ class Watch:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     row: dict[str, Any] | None = None
     answer: bool = False
+    heard_at: float = field(default_factory=time.monotonic)
+    """When the hub last vouched for this job (a notice, or a refresh that found the row unchanged)."""
 
     def deliver(self, row: dict[str, Any] | None, answer: bool) -> None:
         """From the hub's thread: leave the news, then wake the stream on its own loop."""
         if row is not None:
             self.row = row
         self.answer = self.answer or answer
+        self.heard_at = time.monotonic()
         try:
             self.loop.call_soon_threadsafe(self.wake.set)
         except RuntimeError:  # the stream's loop closed; its watch is about to be dropped
             pass
 
     async def next(self, timeout: float) -> tuple[dict[str, Any] | None, bool]:
-        """Wait for news or `timeout`; returns (row read by the hub or None, answer text grew)."""
-        try:
-            await asyncio.wait_for(self.wake.wait(), timeout)
-        except TimeoutError:
-            pass
+        """Wait for news, or until the hub has been silent about this job for `timeout`.
+
+        Returns (the row the hub read, or None; whether answer text grew). (None, False) means the
+        caller should read the row itself.
+        """
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+                break
+            except TimeoutError:
+                if time.monotonic() - self.heard_at >= timeout:
+                    break
         self.wake.clear()
         row, answer = self.row, self.answer
         self.row, self.answer = None, False
@@ -153,6 +163,9 @@ class Hub:
                 return
             with self._lock:
                 if refresh and job_id in self._last and self._last[job_id] == row:
+                    now = time.monotonic()
+                    for target in targets:
+                        target.heard_at = now  # vouched for, without waking anyone
                     return
                 if job_id in self._watches:
                     self._last[job_id] = row
