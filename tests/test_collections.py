@@ -83,6 +83,12 @@ def test_membership_is_per_tenant_and_names_are_unique(env: Path) -> None:
         assert collections.find_collection(session, "shelf") is None
         assert session.get(type(mine), mine.id) is not None, "deleting a collection keeps its documents"
 
+        # A deleted document leaves every collection it was in (the membership cascades).
+        kept = collections.create_collection(session, "kept", [mine.id])
+        session.delete(mine)
+        session.commit()
+        assert collections.member_ids(session, kept.id) == []
+
 
 @pytest.mark.parametrize("strategy", ["bm25", "dense"])
 def test_an_answer_across_documents_cites_the_document_that_holds_it(library: Path, strategy: str) -> None:
