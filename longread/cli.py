@@ -98,6 +98,12 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
     out.print(f"\n[bold]strategy:[/] {payload['strategy']} — {payload['strategy_reason']}", highlight=False)
     if payload.get("stopped_reason"):
         out.print(f"[bold yellow]stopped early:[/] {payload['stopped_reason']} (partial answer)", highlight=False)
+    if payload["strategy"] == "shortlist":
+        from longread.agents.shortlist.strategy import how_it_read
+
+        read = how_it_read(payload.get("trace") or [])
+        if read:
+            out.print(f"[dim]how it read: {read}[/]", highlight=False)
     if payload["citations"]:
         out.print("[bold]evidence:[/]")
     for c in payload["citations"]:

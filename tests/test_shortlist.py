@@ -247,3 +247,21 @@ def test_a_second_hop_follows_a_named_entity_or_the_best_passage_when_nothing_wa
     assert next_entity("Pemberley [1]", question, text, reading, True) is None  # type: ignore[arg-type]
     assert next_entity("not stated", question, text, reading, False) == "Fitzwilliam Darcy"  # type: ignore[arg-type]
     assert next_entity("Pemberley", question, text, reading, False) is None  # type: ignore[arg-type]
+
+
+def test_the_trace_reads_as_one_line_for_the_cli() -> None:
+    from longread.agents.shortlist.strategy import how_it_read
+
+    trace = [
+        {"stage": "index", "passages": 1700, "built": False, "seconds": 0.01},
+        {
+            "stage": "shortlist",
+            "hop": 0,
+            "candidates": [{"evidence": True}, {"evidence": False}, {"evidence": True}],
+            "seconds": {"shortlist": 0.2, "rerank": 9.1, "answer": 4.0},
+        },
+    ]
+    line = how_it_read(trace)
+    assert line is not None and "1700 passages reused" in line
+    assert "3 passages from BM25 + dense, re-ranked by attention in 9.1 s, best 2 read" in line
+    assert how_it_read([{"stage": "read"}]) is None

@@ -323,3 +323,25 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
         strategy_reason=f"BM25 + dense shortlist of {k.size}, re-ranked by the local model's attention, {how}",
         unknown_citations=unknown,
     )
+
+
+def how_it_read(trace: list[dict[str, Any]]) -> str | None:
+    """One line for people: the index, each round's candidates and evidence, and the seconds they took."""
+    rounds = [step for step in trace if step.get("stage") == "shortlist"]
+    if not rounds:
+        return None
+    index = next((step for step in trace if step.get("stage") == "index"), {})
+    parts = [
+        f"index of {index.get('passages', 0)} passages {'built' if index.get('built') else 'reused'} "
+        f"({index.get('seconds', 0)} s)"
+    ]
+    for step in rounds:
+        candidates = step.get("candidates", [])
+        seconds = step.get("seconds", {})
+        read = sum(1 for c in candidates if c.get("evidence"))
+        parts.append(
+            f"{'second hop' if step.get('hop') else 'shortlist'}: {len(candidates)} passages from BM25 + dense, "
+            f"re-ranked by attention in {seconds.get('rerank', 0)} s, best {read} read, "
+            f"answered in {seconds.get('answer', 0)} s"
+        )
+    return "; ".join(parts)
