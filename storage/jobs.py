@@ -183,15 +183,36 @@ def set_usage(session: Session, job: Job, base: Usage, usage: Usage) -> None:
     job_changed(job.id)
 
 
+_progress_written: dict[str, float] = {}
+
+
+def _progress_due(job_id: str) -> bool:
+    """At most one progress write and notice per job per `PROGRESS_MIN_INTERVAL_S` from this process."""
+    now = time.monotonic()
+    if now - _progress_written.get(job_id, float("-inf")) < PROGRESS_MIN_INTERVAL_S:
+        return False
+    if len(_progress_written) > 10_000:  # finished jobs' entries; a cleared one only allows one more write
+        _progress_written.clear()
+    _progress_written[job_id] = now
+    return True
+
+
 def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
-    """Atomic increments: many node tasks of one job add their calls concurrently."""
+    """Atomic increments: many node tasks of one job add their calls concurrently.
+
+    The counters are added on every call (budgets read them), but `done` (often a recount) and the
+    change notice go out at most a few times a second per job and worker process: a tree level's
+    nodes finish many times a second, and the level's end sets the progress anyway.
+    """
     values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in _job_counters(usage).items()}
     values["heartbeat_at"] = utcnow()
-    if done is not None:
+    due = _progress_due(job_id)
+    if done is not None and due:
         values["done"] = done
     session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
     session.commit()
-    job_changed(job_id)
+    if due:
+        job_changed(job_id)
 
 
 def finish(
