@@ -39,7 +39,7 @@ _MEMORY_SLOTS = 4
 class PassageIndex:
     """Passages of one document with their embeddings (float32, unit length) and a BM25 index."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str, str]
     passages: list[Unit]
     vectors: Any
     bm25: Any = field(repr=False)
@@ -72,10 +72,10 @@ class _Memory:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str, str], PassageIndex] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str, str], PassageIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> PassageIndex | None:
+    def get(self, key: tuple[str, str, str, str]) -> PassageIndex | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -157,7 +157,8 @@ def ensure_index(
 ) -> PassageIndex:
     """The document's index for this segmentation and passage size: from memory, storage, or built."""
     scheme = index_scheme(segments, unit_tokens)
-    key = (document.id, scheme, EMBED_MODEL)
+    # The database is part of the key: an index held in memory stands for a stored row in that database only.
+    key = (str(session.get_bind().url), document.id, scheme, EMBED_MODEL)
     found = _memory.get(key)
     if found is not None:
         return PassageIndex(found.key, found.passages, found.vectors, found.bm25)
