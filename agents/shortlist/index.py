@@ -158,7 +158,7 @@ def ensure_index(
     """The document's index for this segmentation and passage size: from memory, storage, or built."""
     scheme = index_scheme(segments, unit_tokens)
     # The database is part of the key: an index held in memory stands for a stored row in that database only.
-    key = (str(session.get_bind().url), document.id, scheme, EMBED_MODEL)
+    key = (str(session.get_bind().engine.url), document.id, scheme, EMBED_MODEL)
     found = _memory.get(key)
     if found is not None:
         return PassageIndex(found.key, found.passages, found.vectors, found.bm25)
