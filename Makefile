@@ -28,8 +28,8 @@ check:  ## lint, format check, types (mypy config in pyproject.toml), and every 
 	$(PY) -m mypy
 	$(PY) scripts/check_type_ignores.py
 
-test-fast:  ## the unit tier: no PostgreSQL, Redis/Celery service, browser or real local model (under a minute)
-	$(PY) -m pytest -q -p no:cacheprovider -n auto -m "not postgres and not service and not browser and not local_model"
+test-fast:  ## the unit tier: no PostgreSQL, Redis/Celery service, browser, real local model or slow checks (under a minute)
+	$(PY) -m pytest -q -p no:cacheprovider -n auto -m "not postgres and not service and not browser and not local_model and not slow"
 
 test:  ## every tier (starts PostgreSQL and Redis when they are down)
 	bash scripts/test.sh

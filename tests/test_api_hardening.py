@@ -186,6 +186,7 @@ def gib_bomb() -> bytes:
     return _zip_bomb(1024 * 1024 * 1024)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".docx", ".epub", ""])
 def test_a_zip_bomb_is_refused_quickly_without_inflating(
     api: tuple[TestClient, str], gib_bomb: bytes, suffix: str

@@ -23,6 +23,7 @@ def test_missing_package_is_a_clear_error():
         package_file("no_such_eval_package", "data.json")
 
 
+@pytest.mark.slow
 def test_aa_lcr_has_100_questions_over_30_document_sets():
     suite = AALCRSuite()
     items = suite.items()
@@ -90,6 +91,7 @@ def test_niah_reads_any_haystack_file(tmp_path):
     assert "weather" in suite.document(item)[1]
 
 
+@pytest.mark.slow
 def test_ruler_generates_offline_and_reuses_the_cache(tmp_path, monkeypatch):
     tasks = ("niah_single_1", "vt", "qa_1")
     suite = RulerSuite(tmp_path, tasks=tasks, lengths=(4096,), samples=2)

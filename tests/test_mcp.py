@@ -12,6 +12,8 @@ import pytest
 
 from longread.testing.factories import document_with_facts
 
+pytestmark = pytest.mark.slow  # each test starts `longread mcp` as a subprocess
+
 ROOT = Path(__file__).resolve().parent.parent
 FACT = "The code of the violet harbor is 4721."
 
