@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from longread.api.main import create_app
 
+pytestmark = pytest.mark.slow  # schemathesis generates examples for every operation
+
 REDIS_URL = os.environ.get("LONGREAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 EXAMPLES = int(os.environ.get("LONGREAD_SCHEMATHESIS_EXAMPLES", "25"))
 

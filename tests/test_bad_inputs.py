@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 
 from tests.fixtures.bad.corpus import CASES, UPLOAD_LIMIT, Case, describe, multipart
 
+pytestmark = pytest.mark.slow  # the whole bad-input corpus (81 cases) through the API
+
 REDIS_URL = os.environ.get("LONGREAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 RESULTS = Path(
     os.environ.get("LONGREAD_BAD_INPUT_RESULTS", Path(__file__).parents[1] / "data" / "bad-input-results.json")
