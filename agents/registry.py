@@ -75,32 +75,24 @@ def _summarise_full(request: ReadRequest) -> AnswerDraft:
     return summarize_full(request.document.text, request.client, segments=request.segments(), progress=request.progress)
 
 
-def _read_bm25(request: ReadRequest) -> AnswerDraft:
-    from longread.agents.baselines import answer_bm25
+def _retrieval_reader(method: str) -> Reader:
+    """bm25 and dense differ only in their retriever: one reader for each, built from the baselines' entry."""
 
-    return answer_bm25(
-        request.document.text,
-        request.require_question(),
-        request.client,
-        segments=request.segments(),
-        progress=request.progress,
-        partial=request.note_partial,
-        conversation=request.conversation,
-    )
+    def read(request: ReadRequest) -> AnswerDraft:
+        from longread.agents import baselines
 
+        answer = baselines.answer_bm25 if method == "bm25" else baselines.answer_dense
+        return answer(
+            request.document.text,
+            request.require_question(),
+            request.client,
+            segments=request.segments(),
+            progress=request.progress,
+            partial=request.note_partial,
+            conversation=request.conversation,
+        )
 
-def _read_dense(request: ReadRequest) -> AnswerDraft:
-    from longread.agents.baselines import answer_dense
-
-    return answer_dense(
-        request.document.text,
-        request.require_question(),
-        request.client,
-        segments=request.segments(),
-        progress=request.progress,
-        partial=request.note_partial,
-        conversation=request.conversation,
-    )
+    return read
 
 
 def _read_tree(request: ReadRequest) -> AnswerDraft:
@@ -191,13 +183,13 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy(
         "bm25",
         "BM25 passages within the evidence budget, then one answering call",
-        _read_bm25,
+        _retrieval_reader("bm25"),
         estimate=_estimate("bm25"),
     ),
     Strategy(
         "dense",
         "MiniLM embedding passages within the evidence budget, then one answering call",
-        _read_dense,
+        _retrieval_reader("dense"),
         estimate=_estimate("dense"),
     ),
     Strategy(
