@@ -3,7 +3,8 @@
 Models cite passages as [S12] (or [S12, S14]). A label is kept only if that segment was shown to the
 model; unknown labels are removed from the answer and counted. Each kept citation gets exact character
 offsets into the stored document text and the quoted passage: the sentence of the segment that best
-matches the answer, or the exact span a strategy selected (attention retrieval).
+matches the answer, or the exact span a strategy selected (attention retrieval). A citation of a PDF
+names the page its quote starts on (`page`, 1-based; None for formats without pages).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from longread.agents.base import AnswerDraft, Evidence
+from longread.ingest.loaders import page_of
 from longread.ingest.segment import split_sentences
 from longread.storage.models import Segment
 
@@ -117,10 +119,21 @@ def answer_occurrences(
     return found
 
 
+def with_pages(citations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Citations as every output shows them: each has `page`, None where none was recorded (a format
+    without pages, or an answer stored before pages were)."""
+    return [{"page": None, **citation} for citation in citations]
+
+
 def check_citations(
-    draft: AnswerDraft, document_text: str, segments: Sequence[Segment], question: str | None
+    draft: AnswerDraft,
+    document_text: str,
+    segments: Sequence[Segment],
+    question: str | None,
+    *,
+    page_starts: Sequence[int] | None = None,
 ) -> CheckedAnswer:
-    """Keep citations of segments the strategy read; give each exact offsets and a quote."""
+    """Keep citations of segments the strategy read; give each exact offsets, a quote and its page."""
     by_index = {segment.index: segment for segment in segments}
     read = {e.segment_index for e in draft.read if e.segment_index in by_index}
     answer, dropped = _strip_unknown(draft.answer, read)
@@ -158,6 +171,7 @@ def check_citations(
                     "start": start,
                     "end": end,
                     "quote": document_text[start:end],
+                    "page": page_of(page_starts, start),
                 }
             )
     return CheckedAnswer(answer=answer, citations=citations, dropped=dropped)

@@ -9,6 +9,7 @@ from fastapi import Response
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from longread.agents.citations import with_pages
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
 from longread.api.validation import CONTROL_CHARS, QUESTION_PATTERN, TEXT_PATTERN, model_name, question_text
 from longread.failures import sanitise
@@ -176,7 +177,10 @@ class AnswerOut(BaseModel):
     strategy: str
     strategy_reason: str
     model: str
-    citations: list[dict[str, Any]] = Field(description="segment id, character offsets and quote of each cited passage")
+    citations: list[dict[str, Any]] = Field(
+        description="segment id, character offsets, quote and PDF page (`page`, 1-based; null for other formats) "
+        "of each cited passage"
+    )
     dropped_citations: int
     trace: list[dict[str, Any]]
     llm_calls: int
@@ -204,7 +208,7 @@ class AnswerOut(BaseModel):
             strategy=answer.strategy,
             strategy_reason=answer.strategy_reason,
             model=answer.model,
-            citations=answer.citations,
+            citations=with_pages(answer.citations),
             dropped_citations=answer.dropped_citations,
             trace=answer.trace,
             llm_calls=answer.llm_calls,
@@ -374,7 +378,8 @@ class CollectionAnswerOut(BaseModel):
     strategy_reason: str
     model: str
     citations: list[dict[str, Any]] = Field(
-        description="document id and filename, segment, character offsets and quote of each cited passage"
+        description="document id and filename, segment, character offsets, quote and PDF page (`page`, 1-based; "
+        "null for other formats) of each cited passage"
     )
     dropped_citations: int
     trace: list[dict[str, Any]]
@@ -399,7 +404,7 @@ class CollectionAnswerOut(BaseModel):
             strategy=answer.strategy,
             strategy_reason=answer.strategy_reason,
             model=answer.model,
-            citations=answer.citations,
+            citations=with_pages(answer.citations),
             dropped_citations=answer.dropped_citations,
             trace=answer.trace,
             llm_calls=answer.llm_calls,

@@ -17,6 +17,7 @@ from rich.table import Table
 from longread import collection_reading, engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn
+from longread.agents.citations import with_pages
 from longread.agents.planner import plan_question
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
@@ -80,7 +81,7 @@ def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:
         "strategy": answer.strategy,
         "strategy_reason": answer.strategy_reason,
         "model": answer.model,
-        "citations": answer.citations,
+        "citations": with_pages(answer.citations),
         "dropped_citations": answer.dropped_citations,
         "trace": answer.trace,
         **Usage.of(answer).as_dict(),
@@ -109,6 +110,7 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
     for c in payload["citations"]:
         quote = c["quote"] if len(c["quote"]) <= QUOTE_CHARS else c["quote"][:QUOTE_CHARS] + "…"
         where = f"{c['filename']}, " if c.get("filename") else ""
+        where += f"page {c['page']}, " if c.get("page") is not None else ""
         out.print(
             f'  [{c["n"]}] {where}{c["label"]} (segment {c["segment_id"]}, chars {c["start"]}–{c["end"]}): "{quote}"',
             highlight=False,

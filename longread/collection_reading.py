@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
+from longread.agents.citations import with_pages
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
 from longread.config import get_settings
@@ -140,7 +141,7 @@ def collection_answer_payload(answer: CollectionAnswer, collection: Collection) 
         "strategy": answer.strategy,
         "strategy_reason": answer.strategy_reason,
         "model": answer.model,
-        "citations": answer.citations,
+        "citations": with_pages(answer.citations),
         "dropped_citations": answer.dropped_citations,
         "trace": answer.trace,
         **Usage.of(answer).as_dict(),

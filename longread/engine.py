@@ -21,8 +21,8 @@ from longread.agents.planner import Plan, plan_question, scan_model
 from longread.agents.router import Route
 from longread.agents.segments import ensure_segments
 from longread.conversation import conversation_context, recent_turns, standalone_question
-from longread.ingest import document_id, load_document
-from longread.ingest.loaders import load_path
+from longread.ingest import document_id, read_document
+from longread.ingest.loaders import read_path
 from longread.llm import LLMClient, Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
@@ -36,8 +36,18 @@ def _document_key(tenant_id: str, content_hash: str) -> str:
     return content_hash if tenant_id == LOCAL_TENANT else document_id(f"{tenant_id}:{content_hash}")
 
 
-def store_text(session: Session, *, filename: str, text: str, tenant_id: str = LOCAL_TENANT) -> tuple[Document, bool]:
-    """Store normalised text as a document; the same content for the same tenant returns the stored one."""
+def store_text(
+    session: Session,
+    *,
+    filename: str,
+    text: str,
+    tenant_id: str = LOCAL_TENANT,
+    page_starts: list[int] | None = None,
+) -> tuple[Document, bool]:
+    """Store normalised text as a document; the same content for the same tenant returns the stored one.
+
+    `page_starts` (a PDF's, from `ingest.read_document`) lets citations name the page they quote.
+    """
     content_hash = document_id(text)
     key = _document_key(tenant_id, content_hash)
     existing = session.get(Document, key)
@@ -49,6 +59,7 @@ def store_text(session: Session, *, filename: str, text: str, tenant_id: str = L
         filename=filename,
         content_hash=content_hash,
         text=text,
+        page_starts=page_starts,
         n_chars=len(text),
         n_tokens=token_counter_for("cl100k").count(text),
     )
@@ -61,11 +72,15 @@ def ingest_bytes(
     session: Session, *, filename: str, data: bytes, tenant_id: str = LOCAL_TENANT
 ) -> tuple[Document, bool]:
     """Parse and store a file; raises IngestError (and stores nothing) when it cannot be read."""
-    return store_text(session, filename=filename, text=load_document(filename, data), tenant_id=tenant_id)
+    loaded = read_document(filename, data)
+    return store_text(session, filename=filename, text=loaded.text, tenant_id=tenant_id, page_starts=loaded.page_starts)
 
 
 def ingest_file(session: Session, path: Path, tenant_id: str = LOCAL_TENANT) -> tuple[Document, bool]:
-    return store_text(session, filename=path.name, text=load_path(path), tenant_id=tenant_id)
+    loaded = read_path(path)
+    return store_text(
+        session, filename=path.name, text=loaded.text, tenant_id=tenant_id, page_starts=loaded.page_starts
+    )
 
 
 def build_tree(
@@ -150,7 +165,7 @@ def _store_answer(
     latency = round(time.monotonic() - started, 3)
     _record_speeds(session, client.usage, draft)
     segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
-    checked = check_citations(draft, document.text, segments, question)
+    checked = check_citations(draft, document.text, segments, question, page_starts=document.page_starts)
     answer = Answer(
         tenant_id=document.tenant_id,
         document_id=document.id,

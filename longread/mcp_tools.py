@@ -26,6 +26,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from sqlmodel import Session, col, select
 
 from longread import collection_reading, engine
+from longread.agents.citations import with_pages
 from longread.agents.planner import plan_question
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError
@@ -194,7 +195,7 @@ async def ask(
             "strategy": stored.strategy,
             "strategy_reason": stored.strategy_reason,
             "model": stored.model,
-            "citations": [{**c, "document_id": doc.id, "filename": doc.filename} for c in stored.citations],
+            "citations": [{**c, "document_id": doc.id, "filename": doc.filename} for c in with_pages(stored.citations)],
             "dropped_citations": stored.dropped_citations,
             "llm_calls": stored.llm_calls,
             "latency_s": stored.latency_s,

@@ -51,6 +51,11 @@ class Document(SQLModel, table=True):
     filename: str
     content_hash: str = Field(index=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
+    page_starts: list[int] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="a PDF's page boundaries: the offset in `text` where each page starts (None for other formats)",
+    )
     n_chars: int
     n_tokens: int
     created_at: datetime = _ts()

@@ -197,7 +197,9 @@ def _check(
                 if h.document_id == document_id
             ],
         )
-        for citation in check_citations(draft, document.text, segments, question).citations:
+        for citation in check_citations(
+            draft, document.text, segments, question, page_starts=document.page_starts
+        ).citations:
             citations.append({**citation, "document_id": document.id, "filename": document.filename})
         session.expunge(document)
     order: dict[tuple[str, int], int] = {}

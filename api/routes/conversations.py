@@ -155,8 +155,9 @@ def _markdown_answer(answer: Answer) -> list[str]:
     lines.append("")
     for citation in answer.citations:
         quote = " ".join(str(citation["quote"]).split())
+        page = f"page {citation['page']}, " if citation.get("page") is not None else ""
         lines.append(
-            f"[^{citation['n']}]: “{quote}” (passage {citation['label']}, "
+            f"[^{citation['n']}]: “{quote}” ({page}passage {citation['label']}, "
             f"characters {citation['start']}–{citation['end']})"
         )
     return lines

@@ -35,7 +35,7 @@ from longread.api.security import Principal
 from longread.api.service import latest_job, owned_document, resolve_model, submit
 from longread.api.uploads import Upload, receive_upload
 from longread.config import get_settings
-from longread.ingest import IngestError, load_document
+from longread.ingest import IngestError, read_document
 from longread.llm import LLMClient
 from longread.llm.usage import Budget
 from longread.storage import jobs
@@ -66,18 +66,22 @@ UPLOAD_SCHEMA = {
 
 def _store(upload: Upload, principal: Principal) -> tuple[UploadOut, bool]:
     try:
-        text = load_document(upload.filename, upload.path.read_bytes())
+        loaded = read_document(upload.filename, upload.path.read_bytes())
     except IngestError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
     with session_scope() as session:
         try:
             document, created = engine.store_text(
-                session, filename=upload.filename, text=text, tenant_id=principal.tenant_id
+                session,
+                filename=upload.filename,
+                text=loaded.text,
+                tenant_id=principal.tenant_id,
+                page_starts=loaded.page_starts,
             )
         except IntegrityError:  # the same content uploaded concurrently: the other request stored it
             session.rollback()
             document, created = engine.store_text(
-                session, filename=upload.filename, text=text, tenant_id=principal.tenant_id
+                session, filename=upload.filename, text=loaded.text, tenant_id=principal.tenant_id
             )
         if not created:
             previous = latest_job(session, document.id, JobKind.INGEST)

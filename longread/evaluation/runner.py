@@ -76,7 +76,7 @@ def _run_baseline(session: Any, document: Any, item: EvalItem, strategy: str, mo
     else:
         answer = {"full": baselines.answer_full, "bm25": baselines.answer_bm25, "dense": baselines.answer_dense}
         draft = answer[strategy](document.text, item.question, client, segments=segments)
-    checked = check_citations(draft, document.text, segments, item.question)
+    checked = check_citations(draft, document.text, segments, item.question, page_starts=document.page_starts)
     return Outcome(checked.answer, checked.citations, read=[(e.start, e.end) for e in draft.read])
 
 

@@ -1,10 +1,13 @@
-"""Format loaders: each returns plain text, or raises `IngestError` naming the file and the reason."""
+"""Format loaders: each returns plain text (a PDF its pages' texts), or raises `IngestError` naming the file
+and the reason."""
 
 from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from longread.failures import sanitise
@@ -120,7 +123,7 @@ def _load_html(data: bytes) -> str:
     return _html_to_text(data)
 
 
-def _load_pdf(data: bytes) -> str:
+def _load_pdf(data: bytes) -> list[str]:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
@@ -131,10 +134,9 @@ def _load_pdf(data: bytes) -> str:
         except Exception as exc:
             raise ValueError("the PDF is encrypted") from exc
     pages = [page.extract_text() or "" for page in reader.pages]
-    text = "\n\n".join(pages)
-    if not text.strip():
+    if not "".join(pages).strip():
         raise ValueError("the PDF has no extractable text (scanned images need OCR first)")
-    return text
+    return pages
 
 
 def _load_docx(data: bytes) -> str:
@@ -169,7 +171,7 @@ def _load_epub(data: bytes) -> str:
     return "\n\n".join(chapters)
 
 
-LOADERS: dict[str, Callable[[bytes], str]] = {
+LOADERS: dict[str, Callable[[bytes], str | list[str]]] = {
     ".txt": _load_txt,
     ".text": _load_txt,
     ".md": _load_md,
@@ -204,8 +206,20 @@ def _sniff_suffix(data: bytes) -> str | None:
     return None
 
 
-def extract_text(filename: str, data: bytes) -> str:
-    """Raw text of a file's bytes, chosen by suffix (or sniffed), before normalisation."""
+@dataclass(frozen=True)
+class LoadedDocument:
+    """A file's normalised text and, for paged formats (PDF), the offset in that text where each page starts.
+
+    `page_starts[i]` is where page i + 1 begins; a page without text starts where the previous page's text ends.
+    Citations turn their offsets into page numbers with it (`page_of`).
+    """
+
+    text: str
+    page_starts: list[int] | None = None
+
+
+def _extract(filename: str, data: bytes) -> str | list[str]:
+    """Raw text of a file's bytes (a list of page texts for a PDF), chosen by suffix (or sniffed)."""
     suffix = Path(filename).suffix.lower()
     if suffix not in LOADERS:
         sniffed = _sniff_suffix(data)
@@ -228,18 +242,67 @@ def extract_text(filename: str, data: bytes) -> str:
         raise IngestError(filename, f"cannot read as {suffix[1:]}: {reason}") from exc
 
 
-def load_document(filename: str, data: bytes) -> str:
-    """Normalised text of a file, or IngestError when it is unreadable or has no text."""
-    text = normalize_text(extract_text(filename, data))
+def extract_text(filename: str, data: bytes) -> str:
+    """Raw text of a file's bytes, chosen by suffix (or sniffed), before normalisation."""
+    raw = _extract(filename, data)
+    return raw if isinstance(raw, str) else "\n\n".join(raw)
+
+
+def page_starts(text: str, pages: list[str]) -> list[int]:
+    """Where each page starts in `text`, the normalised join of `pages` with blank lines between them.
+
+    Normalisation never joins lines across the blank line between two pages, so each page, normalised on
+    its own, appears whole and in order in the text; a page that is not found (or has no text) starts
+    where the previous one ended.
+    """
+    starts: list[int] = []
+    cursor = 0
+    for page in pages:
+        own = normalize_text(page)
+        at = text.find(own, cursor) if own else -1
+        if at < 0:
+            starts.append(min(cursor, len(text)))
+            continue
+        starts.append(at)
+        cursor = at + len(own)
+    if starts:
+        starts[0] = 0  # text before the first page's own text (none, once normalised) belongs to page 1
+    return starts
+
+
+def page_of(starts: Sequence[int] | None, offset: int) -> int | None:
+    """The 1-based page holding a character offset, or None for a text without pages."""
+    if not starts:
+        return None
+    return max(1, bisect_right(starts, offset))
+
+
+def read_document(filename: str, data: bytes) -> LoadedDocument:
+    """Normalised text of a file with its page starts (PDF), or IngestError when it is unreadable or has no text.
+
+    The text is the same whether or not pages are recorded, so a document's id does not depend on them.
+    """
+    raw = _extract(filename, data)
+    text = normalize_text(raw if isinstance(raw, str) else "\n\n".join(raw))
     if not text:
         raise IngestError(filename, "no text found in the file")
-    return text
+    return LoadedDocument(text, None if isinstance(raw, str) else page_starts(text, raw))
 
 
-def load_path(path: Path) -> str:
+def load_document(filename: str, data: bytes) -> str:
+    """Normalised text of a file, or IngestError when it is unreadable or has no text."""
+    return read_document(filename, data).text
+
+
+def read_path(path: Path) -> LoadedDocument:
     """Read and load a file from disk, with missing files reported like bad ones."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IngestError(str(path), exc.strerror or "cannot be read") from exc
-    return load_document(path.name, data)
+    return read_document(path.name, data)
+
+
+def load_path(path: Path) -> str:
+    """Normalised text of a file on disk (see `read_path`)."""
+    return read_path(path).text

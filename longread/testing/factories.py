@@ -39,3 +39,22 @@ def document_with_facts(
             chunk.insert(len(chunk) // 2, facts[p])
         paragraphs.append(" ".join(chunk))
     return "\n\n".join(paragraphs)
+
+
+def pdf_with_pages(pages: list[list[str]]) -> bytes:
+    """A PDF with one page per entry, each page holding its paragraphs (fpdf2, a development dependency).
+
+    Pages start with a page break of their own, so a page's text never spills onto the next one as long
+    as it fits (a few paragraphs of `document_with_facts` do).
+    """
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_auto_page_break(False)
+    pdf.set_font("Helvetica", size=10)
+    for paragraphs in pages:
+        pdf.add_page()
+        for paragraph in paragraphs:
+            pdf.multi_cell(0, 5, paragraph)
+            pdf.ln(3)
+    return bytes(pdf.output())

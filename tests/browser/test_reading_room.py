@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from longread.testing.factories import document_with_facts
+from longread.testing.factories import document_with_facts, pdf_with_pages
 from tests.browser.conftest import BROKEN_MODEL, CITE_ALL_MODEL, STREAM_MODEL, api_client
 from tests.browser.test_page import JOB_TIMEOUT_MS, _expect, _sign_in
 from tests.service.conftest import SLOW_MODEL, needle_document, upload, wait_job
@@ -366,3 +366,27 @@ def test_the_answer_streams_into_the_page_before_the_job_ends(
     answer = page.locator("#thread .turn .answer")
     expect(answer.locator(".answer-text li strong")).to_have_text([str(first), str(second)], timeout=JOB_TIMEOUT_MS)
     expect(page.locator("#thread .turn-stream")).to_have_count(0)  # the stored answer replaced the preview
+
+
+def test_a_pdf_citation_shows_its_page(page: Any, site: str, new_key: Callable[[str], str]) -> None:
+    expect = _expect()
+    key = new_key("pages")
+    code = random.randint(10_000, 99_999)
+    paragraphs = document_with_facts(7, {}, seed=5).split("\n\n")
+    pages = [paragraphs[0:3], paragraphs[3:5], [paragraphs[5], f"The vault code is {code}.", paragraphs[6]]]
+    with api_client(site, key) as http:
+        body = http.post("/v1/documents", files={"file": ("log.pdf", pdf_with_pages(pages), "application/pdf")})
+        assert body.status_code == 202, body.text
+        assert wait_job(http, body.json()["job_id"])["status"] == "succeeded"
+        doc_id = body.json()["document_id"]
+        job = wait_job(http, _ask(http, doc_id, "What is the vault code?", strategy="full", model=CITE_ALL_MODEL)["id"])
+        answer = http.get(f"/v1/answers/{job['result_id']}").json()
+    assert [c["page"] for c in answer["citations"] if str(code) in c["quote"]] == [3], answer["citations"]
+
+    _sign_in(page, key)
+    _open(page, "log.pdf")
+    shown = page.locator("#thread .turn .answer")
+    expect(shown.locator(".citation-where")).to_have_text([re.compile(r"^page 3 · passage S\d+")])
+    shown.locator(".cite-ref").first.click()
+    expect(page.locator("#reader mark.current")).to_contain_text(str(code))
+    expect(page.locator("#reader-meta")).to_contain_text("citation [1]: page 3, passage")
