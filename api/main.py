@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
-from longread.api import errors, middleware
+from longread.api import errors, mcp, middleware
 from longread.api.routes import answers, collections, conversations, documents, health, jobs, strategies
 from longread.api.uploads import remove_stale_uploads
 from longread.storage.db import init_db
@@ -24,11 +24,12 @@ API_THREADS = 15
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
     await run_in_threadpool(init_db)  # migrations, once per process
     await run_in_threadpool(remove_stale_uploads)
-    yield
+    async with app.state.mcp.running():  # the MCP sessions of `/mcp`
+        yield
 
 
 def create_app() -> FastAPI:
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
     middleware.install(app)
     for module in (documents, collections, conversations, jobs, answers, strategies, health):
         app.include_router(module.router)
+    app.state.mcp = mcp.install(app)  # before the page's catch-all mount
     if (FRONTEND / "index.html").exists():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")
     return app

@@ -2,10 +2,14 @@
 
 Tools (official `mcp` SDK, `MCPServer`), served over stdio on this machine's database and models:
 `list_documents`, `list_collections`, `ingest` (a path on this machine), `ask` (a document or a
-collection), `plan` and `get_text` (a span of a document). Results are structured content: an answer
-carries its citations, each with document id, filename, character offsets and quote, so a calling
-agent can read the cited text back with `get_text`. A long reading reports MCP progress notifications
-from the engine's progress callback.
+collection), `summarize` (a document), `plan` and `get_text` (a span of a document). Results are
+structured content: an answer carries its citations, each with document id, filename, character
+offsets and quote, so a calling agent can read the cited text back with `get_text`. A long reading
+reports MCP progress notifications from the engine's progress callback, and stops at its next step when
+the client cancels the call (the MCP cancellation notification).
+
+The API serves the same tools over streamable HTTP at `/mcp` (`longread.api.mcp`), per tenant and
+through jobs; the names, the instructions and the answer's shape shared by both live here.
 
 Readings run in a worker thread (the engine is synchronous); bad input becomes a tool error with a
 one-line reason, never a traceback.
@@ -14,6 +18,7 @@ one-line reason, never a traceback.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,9 +35,10 @@ from longread.agents.citations import with_pages
 from longread.agents.planner import plan_question
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError
+from longread.progress import JobCanceled, ProgressFn
 from longread.storage import collections
 from longread.storage.db import session_scope
-from longread.storage.models import LOCAL_TENANT, Collection, Document
+from longread.storage.models import LOCAL_TENANT, Answer, Collection, Document
 
 MAX_SPAN = 20_000
 """The most characters `get_text` returns at once."""
@@ -40,14 +46,39 @@ MAX_LIST = 200
 
 T = TypeVar("T")
 
-server = MCPServer(
-    name="longread",
-    instructions=(
-        "Longread answers questions about documents far longer than a context window, with cited evidence. "
-        "Ingest a file, then ask about it (or about a collection of documents); every citation names its "
-        "document and character offsets, which get_text reads back."
-    ),
+TOOLS = ("list_documents", "list_collections", "ingest", "ask", "summarize", "plan", "get_text")
+"""The tools every transport serves (stdio here, streamable HTTP in the API)."""
+INSTRUCTIONS = (
+    "Longread answers questions about documents far longer than a context window, with cited evidence. "
+    "Ingest a file, then ask about it (or about a collection of documents); every citation names its "
+    "document and character offsets, which get_text reads back."
 )
+
+server = MCPServer(name="longread", instructions=INSTRUCTIONS)
+
+
+def answer_payload(stored: Answer, doc: Document) -> dict[str, Any]:
+    """A stored answer (or summary) of one document as the tools return it: citations name the document."""
+    return {
+        "answer_id": stored.id,
+        "document_id": doc.id,
+        "filename": doc.filename,
+        "question": stored.question,
+        "answer": stored.answer,
+        "strategy": stored.strategy,
+        "strategy_reason": stored.strategy_reason,
+        "model": stored.model,
+        "citations": [{**c, "document_id": doc.id, "filename": doc.filename} for c in with_pages(stored.citations)],
+        "dropped_citations": stored.dropped_citations,
+        "llm_calls": stored.llm_calls,
+        "latency_s": stored.latency_s,
+        "stopped_reason": stored.stopped_reason,
+    }
+
+
+def progress_message(stage: str, done: int, total: int) -> str:
+    """The message of an MCP progress notification: the stage with its own count."""
+    return f"{stage} {done}/{total}" if total else stage
 
 
 def _in_session(work: Callable[[Session], T]) -> T:
@@ -65,6 +96,37 @@ def _in_session(work: Callable[[Session], T]) -> T:
 
 async def _threaded(work: Callable[[Session], T]) -> T:
     return await anyio.to_thread.run_sync(functools.partial(_in_session, work))
+
+
+class _Reading:
+    """A reading in a worker thread that reports MCP progress and stops when the client cancels the call.
+
+    The thread cannot be interrupted, so a cancelled call leaves it running until its next progress
+    report, which raises `JobCanceled` instead of reporting; the engine then stops between steps.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.canceled = threading.Event()
+        self.reports = 0
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if self.canceled.is_set():
+            raise JobCanceled("the client canceled the call")
+        # MCP progress must only grow, while the engine counts each stage from 0: the count of reports
+        # is the progress, and the stage with its own done/total is the message.
+        self.reports += 1
+        message = progress_message(stage, done, total)
+        anyio.from_thread.run(functools.partial(self.ctx.report_progress, self.reports, None, message))
+
+    async def run(self, work: Callable[[Session, ProgressFn], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(
+                functools.partial(_in_session, lambda session: work(session, self.progress)), abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            self.canceled.set()
+            raise
 
 
 def _document(session: Session, key: str) -> Document:
@@ -168,16 +230,7 @@ async def ask(
     passage. Progress is reported as the reading goes (indexing, shortlisting, answering)."""
     _one_scope(document, collection)
 
-    reports = [0]
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # MCP progress must only grow, while the engine counts each stage from 0: the count of reports
-        # is the progress, and the stage with its own done/total is the message.
-        reports[0] += 1
-        message = f"{stage} {done}/{total}" if total else stage
-        anyio.from_thread.run(functools.partial(ctx.report_progress, reports[0], None, message))
-
-    def work(session: Session) -> dict[str, Any]:
+    def work(session: Session, progress: ProgressFn) -> dict[str, Any]:
         if collection is not None:
             found = _collection(session, collection)
             answer = collection_reading.ask_collection(
@@ -186,23 +239,23 @@ async def ask(
             return collection_reading.collection_answer_payload(answer, found)
         doc = _document(session, str(document))
         stored = engine.ask(session, doc, question, strategy=strategy, model=model, progress=progress)
-        return {
-            "answer_id": stored.id,
-            "document_id": doc.id,
-            "filename": doc.filename,
-            "question": stored.question,
-            "answer": stored.answer,
-            "strategy": stored.strategy,
-            "strategy_reason": stored.strategy_reason,
-            "model": stored.model,
-            "citations": [{**c, "document_id": doc.id, "filename": doc.filename} for c in with_pages(stored.citations)],
-            "dropped_citations": stored.dropped_citations,
-            "llm_calls": stored.llm_calls,
-            "latency_s": stored.latency_s,
-            "stopped_reason": stored.stopped_reason,
-        }
+        return answer_payload(stored, doc)
 
-    return await _threaded(work)
+    return await _Reading(ctx).run(work)
+
+
+@server.tool()
+async def summarize(ctx: Context, document: str, strategy: str = "auto", model: str | None = None) -> dict[str, Any]:
+    """Summarise a whole document (id or id prefix): from its summary tree (auto), a chain of agents, or whole.
+
+    Progress is reported as the reading goes; the summary's citations name the passages it drew on."""
+
+    def work(session: Session, progress: ProgressFn) -> dict[str, Any]:
+        doc = _document(session, document)
+        stored = engine.summarize(session, doc, strategy=strategy, model=model, progress=progress)
+        return answer_payload(stored, doc)
+
+    return await _Reading(ctx).run(work)
 
 
 @server.tool()

@@ -3,8 +3,9 @@
 Layers, bottom to top: core (config, tokens, ingest, llm, ...) -> storage -> strategies (agents) ->
 engine -> entry points (cli, evaluation, workers, api, the MCP server). A module may import its own layer
 and the layers below. Among the entry points, the CLI may use the evaluation's command and the MCP server,
-the API reaches the workers only through `workers.dispatch`, and nothing else crosses. Every import counts,
-those inside functions too: a lazy import hides an edge from the interpreter at start-up, not from the design.
+the API reaches the workers only through `workers.dispatch` and shares the MCP server's tool definitions, and
+nothing else crosses. Every import counts, those inside functions too: a lazy import hides an edge from the
+interpreter at start-up, not from the design.
 
 Modules are read with `ast`, not imported, so this runs in a fraction of a second and sees modules whose
 optional dependencies are not installed.
@@ -52,7 +53,7 @@ it is given one here, so nobody adds a layer by accident."""
 
 ENTRY_POINT_PEERS = {
     "longread.cli": ("longread.evaluation.cli", "longread.mcp_tools"),
-    "longread.api": ("longread.workers.dispatch",),
+    "longread.api": ("longread.workers.dispatch", "longread.mcp_tools"),
     "longread.evaluation": (),
     "longread.workers": (),
     "longread.mcp_tools": (),

@@ -64,7 +64,7 @@ def _snapshot(principal: Principal, job_id: str) -> dict[str, Any]:
         return JobOut.of(owned_job(session, principal, job_id)).model_dump(mode="json")
 
 
-def _row(job_id: str) -> dict[str, Any] | None:
+def job_row(job_id: str) -> dict[str, Any] | None:
     """The hub's read, shared by every stream of the job (each stream checked its owner when it opened)."""
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -99,7 +99,7 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
     sequence = _resume_from(request)
     previous: dict[str, Any] | None = None
     written, attempt, restart = 0, None, True
-    hub = events.hub(_row)
+    hub = events.hub(job_row)
     watch = hub.watch(job_id)  # before the first read, so no change falls between the two
     try:
         current = await run_in_threadpool(_snapshot, principal, job_id)
