@@ -70,6 +70,12 @@ class JobOut(BaseModel):
     completion_tokens: int
     cost_usd: float
     llm_retries: int = Field(default=0, description="failed provider requests that were retried (and got past)")
+    llm_last_retry_code: str | None = Field(
+        default=None, description="stable code of the latest retried provider failure, e.g. model_rate_limited"
+    )
+    llm_last_retry_error: str | None = Field(
+        default=None, description="the latest retried provider failure in a sentence (never the provider's text)"
+    )
     attempts: int = Field(description="times a worker claimed the job (more than 1 after a worker died)")
     params: dict[str, Any]
     created_at: datetime | None
@@ -97,6 +103,8 @@ class JobOut(BaseModel):
             completion_tokens=job.completion_tokens,
             cost_usd=round(job.cost_usd, 6),
             llm_retries=job.llm_retries,
+            llm_last_retry_code=job.llm_last_retry_code,
+            llm_last_retry_error=sanitise(job.llm_last_retry_error) if job.llm_last_retry_error else None,
             attempts=job.attempts,
             params=job.params,
             created_at=as_utc(job.created_at),

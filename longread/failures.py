@@ -72,17 +72,31 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+MODEL_FAILED = Failure("model_failed", "the model call failed; the server log has the details")
+
+
+def describe_model_error(class_name: str) -> Failure:
+    """The code and message for a provider error known only by its exception class's name.
+
+    The Router keeps the failed requests it retried as class names and texts; the texts carry the
+    provider's address and body, so a job row gets this fixed sentence instead.
+    """
+    for class_names, failure in _MODEL_FAILURES:
+        if class_name in class_names:
+            return failure
+    return MODEL_FAILED
+
+
 def describe_failure(exc: BaseException) -> Failure:
     """The code and message a job stores for `exc` (the log keeps the exception itself)."""
-    from longread.llm.client import LLMError
-
     chain = _chain(exc)
     names = {type(e).__name__ for e in chain}
     for class_names, failure in _MODEL_FAILURES:
         if names & set(class_names):
             return failure
-    if any(isinstance(e, LLMError) for e in chain):
-        return Failure("model_failed", "the model call failed; the server log has the details")
+    # By name, not isinstance: the LLM layer imports this module, so this one cannot import it back.
+    if any("LLMError" in {cls.__name__ for cls in type(e).__mro__} for e in chain):
+        return MODEL_FAILED
     if isinstance(exc, LookupError):
         return Failure("not_found", sanitise(str(exc)) or "something the job needed no longer exists")
     if isinstance(exc, ValueError):

@@ -156,7 +156,7 @@ def progress_callback(session: Session, job: Job, usage: Usage | None = None) ->
         last["at"], last["stage"] = now, stage
         values: dict[str, Any] = {"stage": stage, "done": done, "total": total, "heartbeat_at": utcnow()}
         if usage is not None:
-            values.update(_job_counters(base + usage))
+            values.update(_job_counters(base + usage), **_last_retry(usage))
         session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
         session.commit()
         job_changed(job_id)
@@ -171,6 +171,14 @@ def _job_counters(usage: Usage) -> dict[str, Any]:
     return {**usage.as_dict(), "llm_retries": usage.retries}
 
 
+def _last_retry(usage: Usage) -> dict[str, Any]:
+    """The latest retried failure's columns; empty when `usage` retried nothing (the row keeps its own)."""
+    failure = usage.last_retry
+    if failure is None:
+        return {}
+    return {"llm_last_retry_code": failure.code, "llm_last_retry_error": failure.message}
+
+
 def counters(job: Job) -> Usage:
     """The usage counters a job had when this attempt started."""
     return Usage.of(job)
@@ -178,7 +186,8 @@ def counters(job: Job) -> Usage:
 
 def set_usage(session: Session, job: Job, base: Usage, usage: Usage) -> None:
     """The job's counters: what earlier attempts spent (`base`) plus this attempt's usage so far."""
-    session.execute(update(Job).where(col(Job.id) == job.id).values(**_job_counters(base + usage)))
+    values = {**_job_counters(base + usage), **_last_retry(usage)}
+    session.execute(update(Job).where(col(Job.id) == job.id).values(**values))
     session.commit()
     job_changed(job.id)
 
@@ -205,6 +214,7 @@ def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) 
     nodes finish many times a second, and the level's end sets the progress anyway.
     """
     values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in _job_counters(usage).items()}
+    values.update(_last_retry(usage))
     values["heartbeat_at"] = utcnow()
     due = _progress_due(job_id)
     if done is not None and due:

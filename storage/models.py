@@ -136,6 +136,7 @@ class JobKind(enum.StrEnum):
     ASK = "ask"
     SUMMARIZE = "summarize"
     ASK_COLLECTION = "ask_collection"
+    SUMMARIZE_COLLECTION = "summarize_collection"
 
 
 class Job(SQLModel, table=True):
@@ -160,6 +161,10 @@ class Job(SQLModel, table=True):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     llm_retries: int = Field(default=0, description="failed provider calls retried (the Router's retries)")
+    llm_last_retry_code: str | None = Field(default=None, description="stable code of the latest retried failure")
+    llm_last_retry_error: str | None = Field(
+        default=None, description="the latest retried failure as a fixed sentence (never the provider's text)"
+    )
     cancel_requested: bool = False
     attempts: int = 0
     created_at: datetime = _ts()
@@ -320,6 +325,9 @@ class CollectionAnswer(SQLModel, table=True):
     tenant_id: str = Field(default=LOCAL_TENANT, index=True)
     collection_id: str = Field(foreign_key="collection.id", index=True, ondelete="CASCADE")
     job_id: str | None = Field(default=None, index=True)
+    kind: str = Field(
+        default="answer", sa_column_kwargs={"server_default": "answer"}, description="answer or summary"
+    )
     question: str = Field(sa_column=Column(Text, nullable=False))
     strategy: str
     strategy_reason: str = ""
@@ -331,6 +339,11 @@ class CollectionAnswer(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False), description="the documents read"
     )
     trace: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    summaries: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description="a summary's per-document summaries: document id, filename, answer id, text and citations",
+    )
     llm_calls: int = 0
     cached_calls: int = 0
     prompt_tokens: int = 0

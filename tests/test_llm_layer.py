@@ -99,3 +99,66 @@ def test_the_provider_slot_wraps_hosted_calls_only(env) -> None:
         use_provider_slot(None)
     with LLMClient("openai/gpt-4o-mini")._slot():
         assert held == ["openai/gpt-4o-mini"]  # removed: no slot taken
+
+
+def test_the_usage_names_the_last_retried_failure(env, monkeypatch) -> None:
+    """The Router's retries are counted with the latest one's failure, as a fixed sentence."""
+    monkeypatch.setenv("LONGREAD_LLM_NUM_RETRIES", "3")
+    from longread.config import get_settings
+
+    get_settings.cache_clear()
+    usage = Usage()
+    LLMClient("scripted/tests.flaky.fails_twice", usage).complete_messages([{"role": "user", "content": "hi"}])
+    assert usage.retries == 2
+    assert usage.last_retry is not None and usage.last_retry.code == "model_rate_limited"
+    assert "slow down" not in usage.last_retry.message  # the provider's own text stays out of the job row
+    clean = Usage()
+    LLMClient("scripted/longread.testing.doubles.reader", clean).complete_messages([{"role": "user", "content": "x"}])
+    assert (clean.retries, clean.last_retry) == (0, None)
+
+
+def test_the_job_row_and_api_show_the_retries_and_the_last_retried_failure(session) -> None:  # type: ignore[no-untyped-def]
+    """Node tasks add retries to the row; a later call without retries keeps the stored failure."""
+    from longread.api.schemas import JobOut
+    from longread.failures import describe_model_error
+    from longread.storage import jobs
+    from longread.storage.models import Job, JobKind
+
+    job = jobs.create_job(session, tenant_id="t", kind=JobKind.SUMMARIZE, document_id=None)
+    jobs.add_usage(session, job.id, Usage(calls=1, retries=2, last_retry=describe_model_error("RateLimitError")))
+    jobs.add_usage(session, job.id, Usage(calls=1, retries=1, last_retry=describe_model_error("Timeout")))
+    jobs.add_usage(session, job.id, Usage(calls=1))
+    session.expire_all()
+    shown = JobOut.of(session.get(Job, job.id))
+    assert (shown.llm_calls, shown.llm_retries) == (3, 3)
+    assert shown.llm_last_retry_code == "model_timeout"
+    assert shown.llm_last_retry_error == describe_model_error("Timeout").message
+    # A later attempt (set_usage: base counters + this attempt) keeps the earlier attempt's failure.
+    row = session.get(Job, job.id)
+    jobs.set_usage(session, row, jobs.counters(row), Usage(calls=1))
+    session.expire_all()
+    again = JobOut.of(session.get(Job, job.id))
+    assert (again.llm_retries, again.llm_last_retry_code) == (3, "model_timeout")
+
+
+@pytest.mark.slow
+def test_retries_over_real_http_name_the_failure_without_the_providers_text(env, monkeypatch) -> None:
+    """litellm's OpenAI client against a loopback server that answers 500 to some requests."""
+    from longread.config import get_settings
+    from tests.faults.provider import FaultyProvider
+
+    with FaultyProvider(rate=0.5, kinds=("server_error",), seed=11) as provider:
+        monkeypatch.setenv("LONGREAD_LLM_API_BASE", provider.url)
+        monkeypatch.setenv("LONGREAD_LLM_API_KEY", "sk-retry-test-0000000000")
+        monkeypatch.setenv("LONGREAD_LLM_NUM_RETRIES", "6")
+        get_settings.cache_clear()
+        usage = Usage()
+        client = LLMClient("openai/fake-model", usage)
+        for n in range(8):
+            client.complete_messages([{"role": "user", "content": f"Summarise part {n}."}])
+            if usage.retries:
+                break
+        failed = provider.counts["server_error"]
+    assert failed > 0 and usage.retries == failed, (usage.retries, provider.counts)
+    assert usage.last_retry is not None and usage.last_retry.code == "model_unavailable"
+    assert not any(leak in usage.last_retry.message for leak in ("127.0.0.1", "500", "server had an error", "sk-"))

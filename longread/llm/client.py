@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from longread.config import get_settings
+from longread.failures import MODEL_FAILED, Failure, describe_model_error
 from longread.llm.pricing import cost_usd
 from longread.llm.prompts import COMPLETION, has_completion_variant, prompt_fingerprint, render_prompt
 from longread.llm.usage import Usage
@@ -40,6 +41,40 @@ COMPLETION_STOPS = ("\n\n", "\nQuestion:", "\nPassage:")
 
 class LLMError(RuntimeError):
     """A model call failed after the Router's retries."""
+
+
+NO_COMPLETION = "the model service returned a response without any completion"
+
+
+@dataclass
+class Retried:
+    """The failed requests retried on the way to one answer: how many, and what the latest failed with.
+
+    The Router retries inside one `completion` call and notes each failure in the request's metadata
+    (`previous_models`, by exception class); a reply without choices is retried by `_answered_call`.
+    Only the class name is kept, turned into a fixed sentence: the exception texts name the provider's
+    address and quote its body.
+    """
+
+    count: int = 0
+    last: Failure | None = None
+
+    def add_router_retries(self, response: Any, metadata: dict[str, Any]) -> None:
+        retried = max(_router_retries(response), _int(metadata.get("attempted_retries")))
+        if not retried:
+            return
+        self.count += retried
+        earlier = metadata.get("previous_models") or ()
+        name = earlier[-1].get("exception_type") if earlier and isinstance(earlier[-1], dict) else None
+        self.last = describe_model_error(str(name)) if name else MODEL_FAILED
+
+    def add_empty_reply(self) -> None:
+        self.count += 1
+        self.last = Failure(MODEL_FAILED.code, NO_COMPLETION)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -274,12 +309,13 @@ class LLMClient:
         if self.usage.budget is not None:  # a capped job: refuse the call that would overrun a cap
             n_prompt = sum(self.counter.count(m["content"]) for m in messages)
             self.usage.check_budget(prompt_tokens=n_prompt, prompt_cost_usd=cost_usd(self.model, n_prompt, 0))
+        retried = Retried()
         with self._slot():
             started = time.perf_counter()
             if stream_to is not None and provider_of(self.model) != "local":  # the local provider does not stream
-                response = self._streamed_call(messages, max_tokens, temperature, raw, stream_to)
+                response = self._streamed_call(messages, max_tokens, temperature, raw, stream_to, retried)
             else:
-                response = self._answered_call(messages, max_tokens, temperature, raw)
+                response = self._answered_call(messages, max_tokens, temperature, raw, retried)
                 if stream_to is not None and getattr(response, "choices", None):
                     stream_to(str(response.choices[0].message.content or ""))
             seconds = time.perf_counter() - started
@@ -294,22 +330,30 @@ class LLMClient:
             seconds=seconds,
             model=self.model,
             max_tokens=max_tokens,
-            retries=_router_retries(response),
+            retries=retried.count,
+            retry_failure=retried.last,
         )
         if self.cache is not None:
             self.cache.put(key, self.model, completion)
         return completion
 
-    def _answered_call(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool) -> Any:
+    def _answered_call(
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool, retried: Retried
+    ) -> Any:
         """`_call`, again when the provider answered 200 with no completion in it.
 
         The Router retries failed requests (429, 5xx, timeouts, unreadable bodies); a well-formed reply
         without choices is not a failure to it, so this kind alone is retried here, as many times.
         """
-        for _attempt in range(self._settings.LLM_NUM_RETRIES + 1):
-            response = self._call(messages, max_tokens, temperature, raw)
+        attempts = self._settings.LLM_NUM_RETRIES + 1
+        for attempt in range(attempts):
+            metadata: dict[str, Any] = {}
+            response = self._call(messages, max_tokens, temperature, raw, metadata=metadata)
+            retried.add_router_retries(response, metadata)
             if getattr(response, "choices", None):
                 return response
+            if attempt + 1 < attempts:
+                retried.add_empty_reply()
         return response  # `_to_completion` turns the empty reply into an LLMError
 
     def _streamed_call(
@@ -319,26 +363,37 @@ class LLMClient:
         temperature: float,
         raw: bool,
         stream_to: Callable[[str], None],
+        retried: Retried,
     ) -> Any:
         """`_call` streamed: each piece of text goes to `stream_to`, then the pieces make one response."""
         import litellm
 
         chunks: list[Any] = []
+        metadata: dict[str, Any] = {}
         try:
-            for chunk in self._call(messages, max_tokens, temperature, raw, stream=True):
+            for chunk in self._call(messages, max_tokens, temperature, raw, stream=True, metadata=metadata):
                 chunks.append(chunk)
                 delta = chunk.choices[0].delta.content if chunk.choices else None
                 if delta:
                     stream_to(delta)
-            return litellm.stream_chunk_builder(chunks, messages=messages)
+            response = litellm.stream_chunk_builder(chunks, messages=messages)
+            retried.add_router_retries(response, metadata)
+            return response
         except LLMError:
             raise
         except Exception as exc:  # a stream that breaks midway: one error type for callers, as in `_call`
             raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
 
     def _call(
-        self, messages: list[dict[str, str]], max_tokens: int, temperature: float, raw: bool, stream: bool = False
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        raw: bool,
+        stream: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> Any:
+        """One Router call. The Router writes its retries into `metadata` (read by `Retried`)."""
         settings = self._settings
         router = _router(
             self.model, settings.LLM_API_BASE, settings.LLM_API_KEY, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES
@@ -354,7 +409,12 @@ class LLMClient:
             extra["stream_options"] = {"include_usage": True}
         try:
             return router.completion(
-                model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature, **extra
+                model=self.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                metadata=metadata if metadata is not None else {},
+                **extra,
             )
         except Exception as exc:  # litellm raises provider-specific types; callers need one
             raise LLMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
@@ -400,7 +460,7 @@ def _router_retries(response: Any) -> int:
 
 def _to_completion(response: Any) -> Completion:
     if not getattr(response, "choices", None):  # a 200 with no answer in it: a provider fault, said plainly
-        raise LLMError("the model service returned a response without any completion")
+        raise LLMError(NO_COMPLETION)
     text = response.choices[0].message.content or ""
     usage = getattr(response, "usage", None)
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from longread.failures import Failure
+
 MAX_SAMPLES = 512
 """Per-call timings kept for the speed measurements; a long job's first calls are plenty."""
 
@@ -74,6 +76,7 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     retries: int = 0  # failed provider requests retried inside paid calls; not a stored-row counter
+    last_retry: Failure | None = None  # what the latest of those retried requests failed with
     budget: Budget | None = None
     samples: list[CallSample] = field(default_factory=list, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -89,14 +92,20 @@ class Usage:
         model: str = "",
         max_tokens: int = 0,
         retries: int = 0,
+        retry_failure: Failure | None = None,
     ) -> None:
-        """A cache hit counts as a cached call with no new tokens or cost: a re-run never pays twice."""
+        """A cache hit counts as a cached call with no new tokens or cost: a re-run never pays twice.
+
+        `retries` failed requests went before this call's answer, the latest failing with `retry_failure`.
+        """
         with self._lock:
             if cached:
                 self.cached_calls += 1
                 return
             self.calls += 1
             self.retries += retries
+            if retries and retry_failure is not None:
+                self.last_retry = retry_failure
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
             self.cost_usd += cost_usd
@@ -151,6 +160,7 @@ class Usage:
             completion_tokens=int(getattr(row, "completion_tokens", 0) or 0),
             cost_usd=float(getattr(row, "cost_usd", 0.0) or 0.0),
             retries=int(getattr(row, "llm_retries", 0) or 0),
+            last_retry=_stored_failure(row),
         )
 
     def __add__(self, other: Usage) -> Usage:
@@ -163,4 +173,11 @@ class Usage:
             completion_tokens=mine["completion_tokens"] + theirs["completion_tokens"],
             cost_usd=mine["cost_usd"] + theirs["cost_usd"],
             retries=self.retries + other.retries,
+            last_retry=other.last_retry or self.last_retry,
         )
+
+
+def _stored_failure(row: object) -> Failure | None:
+    """The last retried failure a job row holds, if any."""
+    code, message = getattr(row, "llm_last_retry_code", None), getattr(row, "llm_last_retry_error", None)
+    return Failure(str(code), str(message)) if code and message else None

@@ -22,6 +22,7 @@ from tests.service.conftest import Workers, needle_document, upload, wait_job
 pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
 LEAKS = ("127.0.0.1", "http://", "sk-", "Traceback", "litellm", "/v1/chat")
+RETRIED_CODES = {"model_rate_limited", "model_unavailable", "model_timeout", "model_failed"}
 
 
 def _document(client: httpx.Client, paragraphs: int) -> str:
@@ -56,12 +57,17 @@ def test_a_tree_build_completes_with_30_percent_of_calls_failing(
         faults=faults,
         by_kind=dict(provider.counts),
         llm_retries=job["llm_retries"],
+        llm_last_retry_code=job["llm_last_retry_code"],
     )
     assert job["status"] == "succeeded", job
     assert faults > 10, provider.counts  # the faults did happen, and were all retried
     # The retries show in the job row: every failed request of a call that then succeeded (the
     # ingest's calls and a failed attempt's own requests are not in this job's count).
     assert 0 < job["llm_retries"] <= faults, (job["llm_retries"], provider.counts)
+    # ... with the latest retried failure as a stable code and a fixed sentence, never the provider's text.
+    assert job["llm_last_retry_code"] in RETRIED_CODES, job
+    assert job["llm_last_retry_error"] and not any(leak in job["llm_last_retry_error"] for leak in LEAKS), job
+    assert "Rate limit reached" not in job["llm_last_retry_error"] and "overloaded" not in job["llm_last_retry_error"]
     answer = fault_client.get(f"/v1/answers/{job['result_id']}").json()
     assert answer["answer"] and "error" not in answer["answer"].lower()
 
