@@ -42,7 +42,7 @@ from longread.api.deps import get_principal
 from longread.api.errors import ApiError, error_body
 from longread.api.events import hub
 from longread.api.routes.jobs import POLL_S, STALL_S, job_row
-from longread.api.schemas import CollectionQuestionIn, QuestionIn, SummaryIn
+from longread.api.schemas import CollectionQuestionIn, CollectionSummaryIn, QuestionIn, SummaryIn
 from longread.api.security import Principal
 from longread.api.service import resolve_model, submit
 from longread.config import get_settings
@@ -155,7 +155,7 @@ def _outcome(finished: dict[str, Any]) -> None:
 def _answer(principal: Principal, finished: dict[str, Any]) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
         result_id = finished["result_id"]
-        if finished["kind"] == JobKind.ASK_COLLECTION.value:
+        if finished["kind"] in {JobKind.ASK_COLLECTION.value, JobKind.SUMMARIZE_COLLECTION.value}:
             answer = session.get(CollectionAnswer, result_id)
             found = session.get(Collection, answer.collection_id) if answer else None
             if answer is None or found is None or found.tenant_id != principal.tenant_id:
@@ -300,14 +300,28 @@ async def ask(
 
 
 @server.tool()
-async def summarize(ctx: Context, document: str, strategy: str = "auto", model: str | None = None) -> dict[str, Any]:
-    """Summarise a whole document (id or id prefix): from its summary tree (auto), a chain of agents, or whole.
-
-    Progress is reported as the reading goes; cancelling the call cancels the job."""
+async def summarize(
+    ctx: Context,
+    document: str | None = None,
+    collection: str | None = None,
+    strategy: str = "auto",
+    model: str | None = None,
+) -> dict[str, Any]:
+    """Summarise a whole document (id or id prefix), or a collection (name or id): one summary per
+    document and one overall. Each document is summarised from its summary tree (auto), a chain of
+    agents, or whole. Progress is reported as the reading goes; cancelling the call cancels the job."""
     principal = _principal(ctx)
+    _one_scope(document, collection)
 
     def start(session: Session) -> Job:
-        doc = _document(session, principal, document)
+        if collection is not None:
+            found = _collection(session, principal, collection)
+            if not collections.member_ids(session, found.id):
+                raise ValueError("the collection has no documents; add some first")
+            wanted = CollectionSummaryIn.model_validate({"strategy": strategy, "model": model})
+            params = {"collection_id": found.id, "strategy": wanted.strategy.value, "model": resolve_model(model)}
+            return submit(session, principal, kind=JobKind.SUMMARIZE_COLLECTION, document_id=None, params=params)
+        doc = _document(session, principal, str(document))
         body = SummaryIn.model_validate({"strategy": "tree" if strategy == "auto" else strategy, "model": model})
         params = {"strategy": body.strategy.value, "model": resolve_model(body.model)}
         return submit(session, principal, kind=JobKind.SUMMARIZE, document_id=doc.id, params=params)

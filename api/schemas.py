@@ -377,10 +377,11 @@ class CollectionQuestionIn(CapsIn):
 
 class CollectionAnswerOut(BaseModel):
     id: str
+    kind: str = Field(default="answer", description="answer (to a question) or summary")
     collection_id: str
     job_id: str | None
     document_ids: list[str] = Field(description="the documents read")
-    question: str
+    question: str = Field(description="empty for a summary")
     answer: str
     strategy: str
     strategy_reason: str
@@ -391,6 +392,11 @@ class CollectionAnswerOut(BaseModel):
     )
     dropped_citations: int
     trace: list[dict[str, Any]]
+    summaries: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="a summary's per-document summaries: document id, filename, answer id (the document's own "
+        "stored summary), text, citations and the cap that stopped it if one did",
+    )
     llm_calls: int
     cached_calls: int
     prompt_tokens: int
@@ -404,9 +410,11 @@ class CollectionAnswerOut(BaseModel):
     def of(cls, answer: CollectionAnswer) -> CollectionAnswerOut:
         return cls(
             id=answer.id,
+            kind=answer.kind,
             collection_id=answer.collection_id,
             job_id=answer.job_id,
             document_ids=answer.document_ids,
+            summaries=[{**part, "citations": with_pages(part.get("citations", []))} for part in answer.summaries],
             question=answer.question,
             answer=answer.answer,
             strategy=answer.strategy,
@@ -424,6 +432,32 @@ class CollectionAnswerOut(BaseModel):
             stopped_reason=answer.stopped_reason,
             created_at=as_utc(answer.created_at),
         )
+
+
+class CollectionSummaryIn(CapsIn):
+    strategy: SummaryStrategy = Field(
+        default=SummaryStrategy("auto"), description="how each document is summarised (auto: its summary tree)"
+    )
+    model: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
+    dry_run: bool = Field(default=False, description="return the estimate and start no job")
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        return model_name(value)
+
+
+class CollectionSummaryPlanOut(BaseModel):
+    """A dry run of a collection summary: what it would read. No job was started, no model called."""
+
+    dry_run: bool = True
+    collection_id: str
+    strategy: str
+    model: str
+    documents: int
+    document_tokens: int
+    summaries: int = Field(description="document summaries to write (a document's summary tree is reused)")
+    overall_calls: int = Field(description="model calls for the overall summary: one")
 
 
 class CollectionJobOut(JobOut):

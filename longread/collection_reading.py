@@ -1,18 +1,24 @@
-"""Asking a collection: the engine's entry for questions over many documents at once.
+"""Asking and summarising a collection: the engine's entry for reading many documents at once.
 
-The reading itself is `agents.shortlist.collection`; this stores the answer (`CollectionAnswer`, with
+A question is read by `agents.shortlist.collection`; this stores the answer (`CollectionAnswer`, with
 citations that name their documents) and accounts its model calls the same way as a single document's.
+A summary is one per document (the single document's summary, its tree reused) and one overall, written
+from those; documents are read one at a time, so only one document's text is in memory at once.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, col, select
 
+from longread import engine
+from longread.agents import registry
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.citations import with_pages
+from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
+from longread.agents.memwalker.tree import words_to_tokens
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
 from longread.config import get_settings
@@ -21,7 +27,7 @@ from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
 from longread.storage.cache import stored_client
 from longread.storage.collections import member_ids, members
-from longread.storage.models import Collection, CollectionAnswer, Job, RetrievalIndex
+from longread.storage.models import Collection, CollectionAnswer, Document, Job, RetrievalIndex
 
 STRATEGIES = ("auto", *METHODS)
 """What a collection question may be read with; `auto` is the shortlist."""
@@ -99,6 +105,136 @@ def ask_collection(
     return answer
 
 
+def _remaining(caps: Budget | None, spent: Usage) -> Budget | None:
+    """The job's caps less what its earlier documents spent (the clock runs from the job's start)."""
+    if caps is None or not caps.capped:
+        return None
+    return Budget(
+        max_cost_usd=None if caps.max_cost_usd is None else caps.max_cost_usd - spent.cost_usd,
+        max_seconds=caps.max_seconds,
+        max_tokens=None if caps.max_tokens is None else caps.max_tokens - spent.tokens,
+        started=caps.started,
+    )
+
+
+def summarize_collection(
+    session: Session,
+    collection: Collection,
+    *,
+    strategy: str = "auto",
+    model: str | None = None,
+    progress: ProgressFn | None = None,
+    job: Job | None = None,
+    usage: Usage | None = None,
+    caps: Budget | None = None,
+) -> CollectionAnswer:
+    """A summary of every document of the collection (stored as each document's summary) and one overall.
+
+    Each document is summarised as on its own (`engine.summarize`: its summary tree is built once and
+    reused), one at a time, its text released before the next. The overall summary is one call over the
+    per-document summaries. A cap reached on a document stops the reading there: the summaries so far
+    and the reason are stored.
+    """
+    registry.check_summary_strategy(strategy)
+    document_ids = member_ids(session, collection.id)
+    if not document_ids:
+        raise ValueError(f"the collection {collection.name!r} has no documents")
+    report = progress or no_progress
+    started = time.monotonic()
+    spent = usage if usage is not None else Usage()
+    parts: list[dict[str, Any]] = []
+    stopped: str | None = None
+    for position, document_id in enumerate(document_ids):
+        report("summarising documents", position, len(document_ids))
+        document = session.get(Document, document_id)
+        if document is None:  # deleted while the job ran: it has left the collection
+            continue
+        before = cast(dict[str, float], spent.as_dict())
+        summary = engine.summarize(
+            session,
+            document,
+            strategy=strategy,
+            model=model,
+            progress=report,
+            job=job,
+            usage=spent,
+            caps=_remaining(caps, spent) if caps is not None else None,
+        )
+        # The usage is the job's, shared by every document: each summary row keeps its own part of it.
+        for name, value in cast(dict[str, float], spent.as_dict()).items():
+            setattr(summary, name, value - before[name])
+        session.add(summary)
+        session.commit()
+        parts.append(
+            {
+                "document_id": document.id,
+                "filename": document.filename,
+                "answer_id": summary.id,
+                "summary": summary.answer,
+                "citations": [
+                    {**c, "document_id": document.id, "filename": document.filename} for c in summary.citations
+                ],
+                "stopped_reason": summary.stopped_reason,
+            }
+        )
+        session.expunge(document)  # its text is not needed again
+        if summary.stopped_reason:
+            stopped = summary.stopped_reason
+            break
+    report("summarising documents", len(parts), len(document_ids))
+    client = stored_client(model, spent, tenant_id=collection.tenant_id)
+    if stopped is None:
+        try:
+            report("writing the overall summary", 0, 1)
+            overall = client.complete(
+                "collection_summary",
+                parts=[{"filename": p["filename"], "summary": p["summary"]} for p in parts],
+                max_words=ROOT_SUMMARY_WORDS,
+                max_tokens=words_to_tokens(ROOT_SUMMARY_WORDS),
+            ).text.strip()
+        except BudgetExceeded as exc:
+            stopped = exc.reason
+    if stopped is not None:
+        overall = f"Reading stopped before the overall summary: {stopped}."
+    speeds.record_calls(session, client.usage.samples)
+    answer = CollectionAnswer(
+        tenant_id=collection.tenant_id,
+        collection_id=collection.id,
+        job_id=job.id if job else None,
+        kind="summary",
+        question="",
+        strategy="tree" if strategy == registry.AUTO else strategy,
+        strategy_reason="one summary per document, then one over those summaries",
+        model=client.model,
+        answer=overall,
+        citations=[],
+        document_ids=[p["document_id"] for p in parts],
+        summaries=parts,
+        trace=[{"stage": "summary", "document_id": p["document_id"], "answer_id": p["answer_id"]} for p in parts],
+        **spent.as_dict(),
+        latency_s=round(time.monotonic() - started, 3),
+        stopped_reason=stopped,
+    )
+    session.add(answer)
+    session.commit()
+    return answer
+
+
+def plan_collection_summary(session: Session, collection: Collection, strategy: str, model: str) -> dict[str, Any]:
+    """What summarising the collection would take, without reading: documents, tokens, and the calls."""
+    registry.check_summary_strategy(strategy)
+    listed = members(session, collection.id)
+    return {
+        "collection_id": collection.id,
+        "strategy": strategy,
+        "model": model,
+        "documents": len(listed),
+        "document_tokens": sum(m.n_tokens for m in listed),
+        "summaries": len(listed),
+        "overall_calls": 1 if listed else 0,
+    }
+
+
 _PROMPT_OVERHEAD = 200
 """Tokens of the answering prompt around the evidence (instructions, numbering, document names)."""
 
@@ -133,6 +269,7 @@ def collection_answer_payload(answer: CollectionAnswer, collection: Collection) 
     """A stored collection answer as the CLI's JSON and the API's body show it."""
     return {
         "answer_id": answer.id,
+        "kind": answer.kind,
         "collection_id": collection.id,
         "collection": collection.name,
         "document_ids": answer.document_ids,
@@ -142,6 +279,7 @@ def collection_answer_payload(answer: CollectionAnswer, collection: Collection) 
         "strategy_reason": answer.strategy_reason,
         "model": answer.model,
         "citations": with_pages(answer.citations),
+        "summaries": [{**part, "citations": with_pages(part.get("citations", []))} for part in answer.summaries],
         "dropped_citations": answer.dropped_citations,
         "trace": answer.trace,
         **Usage.of(answer).as_dict(),

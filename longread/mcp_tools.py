@@ -2,8 +2,8 @@
 
 Tools (official `mcp` SDK, `MCPServer`), served over stdio on this machine's database and models:
 `list_documents`, `list_collections`, `ingest` (a path on this machine), `ask` (a document or a
-collection), `summarize` (a document), `plan` and `get_text` (a span of a document). Results are
-structured content: an answer carries its citations, each with document id, filename, character
+collection), `summarize` (a document or a collection), `plan` and `get_text` (a span of a document).
+Results are structured content: an answer carries its citations, each with document id, filename, character
 offsets and quote, so a calling agent can read the cited text back with `get_text`. A long reading
 reports MCP progress notifications from the engine's progress callback, and stops at its next step when
 the client cancels the call (the MCP cancellation notification).
@@ -245,13 +245,26 @@ async def ask(
 
 
 @server.tool()
-async def summarize(ctx: Context, document: str, strategy: str = "auto", model: str | None = None) -> dict[str, Any]:
-    """Summarise a whole document (id or id prefix): from its summary tree (auto), a chain of agents, or whole.
-
-    Progress is reported as the reading goes; the summary's citations name the passages it drew on."""
+async def summarize(
+    ctx: Context,
+    document: str | None = None,
+    collection: str | None = None,
+    strategy: str = "auto",
+    model: str | None = None,
+) -> dict[str, Any]:
+    """Summarise a whole document (id or id prefix), or a collection (name or id): one summary per
+    document and one overall. Each document is summarised from its summary tree (auto), a chain of
+    agents, or whole. Progress is reported as the reading goes; the citations name their passages."""
+    _one_scope(document, collection)
 
     def work(session: Session, progress: ProgressFn) -> dict[str, Any]:
-        doc = _document(session, document)
+        if collection is not None:
+            found = _collection(session, collection)
+            summary = collection_reading.summarize_collection(
+                session, found, strategy=strategy, model=model, progress=progress
+            )
+            return collection_reading.collection_answer_payload(summary, found)
+        doc = _document(session, str(document))
         stored = engine.summarize(session, doc, strategy=strategy, model=model, progress=progress)
         return answer_payload(stored, doc)
 

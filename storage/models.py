@@ -325,9 +325,7 @@ class CollectionAnswer(SQLModel, table=True):
     tenant_id: str = Field(default=LOCAL_TENANT, index=True)
     collection_id: str = Field(foreign_key="collection.id", index=True, ondelete="CASCADE")
     job_id: str | None = Field(default=None, index=True)
-    kind: str = Field(
-        default="answer", sa_column_kwargs={"server_default": "answer"}, description="answer or summary"
-    )
+    kind: str = Field(default="answer", sa_column_kwargs={"server_default": "answer"}, description="answer or summary")
     question: str = Field(sa_column=Column(Text, nullable=False))
     strategy: str
     strategy_reason: str = ""

@@ -207,3 +207,52 @@ def test_the_attention_rerank_over_a_collection_puts_the_holding_passage_in_the_
         holder = [c for c in listed if c["filename"] == "harrow.txt" and c["evidence"]]
         assert holder and min(c["rank"] for c in holder) <= 2
         assert "Simon Pell" in answer.answer and answer.citations[0]["filename"] == "harrow.txt"
+
+
+DATED = {
+    "corrow.txt": "The lighthouse on Corrow Point was painted in 1841 by Tobias Wren.",
+    "fenwick.txt": "The bell of Fenwick chapel was cast in 1788 by Agnes Marlowe.",
+    "harrow.txt": "The mill at Harrow Ford was thatched in 1902 by Simon Pell.",
+}
+
+
+def test_a_collection_summary_is_one_per_document_and_one_overall(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from longread import engine
+    from longread.collection_reading import summarize_collection
+    from longread.config import get_settings
+    from longread.llm.usage import Budget
+    from longread.storage import collections
+    from longread.storage.db import session_scope
+    from longread.storage.models import Answer
+
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "120")
+    get_settings.cache_clear()
+    stages: list[str] = []
+    with session_scope() as session:
+        ids = [
+            engine.store_text(session, filename=name, text=book(fact, seed=n, n=60))[0].id
+            for n, (name, fact) in enumerate(DATED.items())
+        ]
+        shelf = collections.create_collection(session, "dated", ids)
+        summary = summarize_collection(session, shelf, model=MODEL, progress=lambda s, d, t: stages.append(s))
+        assert summary.kind == "summary" and summary.stopped_reason is None
+        assert [p["filename"] for p in summary.summaries] == list(DATED)
+        for part, fact in zip(summary.summaries, DATED.values(), strict=True):
+            assert fact in part["summary"], "each document's summary keeps what its document says"
+            stored = session.get(Answer, part["answer_id"])
+            assert stored is not None and stored.kind == "summary" and stored.document_id == part["document_id"]
+            assert stored.job_id is None and stored.llm_calls > 0
+            assert all(c["document_id"] == part["document_id"] for c in part["citations"])
+        assert all(fact in summary.answer for fact in DATED.values()), "the overall summary draws on every document"
+        per_document = sum(session.get(Answer, p["answer_id"]).llm_calls for p in summary.summaries)  # type: ignore[union-attr]  # checked above
+        assert summary.llm_calls == per_document + 1, "one overall call beyond the documents' own"
+        assert "summarising documents" in stages and "writing the overall summary" in stages
+
+        # A cap reached on a document stops the reading there, with the summaries so far and the reason.
+        engine_calls = summary.llm_calls
+        capped = summarize_collection(
+            session, shelf, model=MODEL, strategy="chain", caps=Budget(max_tokens=engine_calls)
+        )
+        assert capped.stopped_reason and "token cap" in capped.stopped_reason
+        assert len(capped.summaries) < len(DATED) or capped.summaries[-1]["stopped_reason"]
+        assert capped.answer.startswith("Reading stopped")

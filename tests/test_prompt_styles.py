@@ -51,6 +51,10 @@ VARIABLES: dict[str, dict[str, Any]] = {
     "tree_leaf_summary": {"text": "The code is 4721.", "max_words": 60},
     "tree_node_summary": {"summaries": ["The harbour.", "The orchard."], "max_words": 60},
     "tree_root_summary": {"parts": [{"labels": "S1-S4", "summary": "The harbour."}], "max_words": 60},
+    "collection_summary": {
+        "parts": [{"filename": "a.txt", "summary": "The harbour."}, {"filename": "b.txt", "summary": "The orchard."}],
+        "max_words": 60,
+    },
 }
 
 

@@ -25,6 +25,7 @@ ENTRY_TASKS = {
     JobKind.ASK: "longread.workers.tasks.answers.ask_task",
     JobKind.SUMMARIZE: "longread.workers.tasks.answers.summarize_task",
     JobKind.ASK_COLLECTION: "longread.workers.tasks.answers.ask_collection_task",
+    JobKind.SUMMARIZE_COLLECTION: "longread.workers.tasks.answers.summarize_collection_task",
 }
 CHAIN_STEP_TASK = "longread.workers.tasks.chain.chain_step_task"
 ANSWER_TASK = "longread.workers.tasks.answers.answer_task"

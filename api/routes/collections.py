@@ -1,4 +1,4 @@
-"""Collections: named sets of a tenant's documents, and questions asked across all of them at once.
+"""Collections: named sets of a tenant's documents, questions asked across all of them at once, and summaries.
 
 The same jobs, events, caps and dry runs as a single document's questions; another tenant's
 collection (or document) is a 404, like a missing one.
@@ -25,6 +25,8 @@ from longread.api.schemas import (
     CollectionOut,
     CollectionPlanOut,
     CollectionQuestionIn,
+    CollectionSummaryIn,
+    CollectionSummaryPlanOut,
     JobOut,
     MembersIn,
 )
@@ -191,6 +193,61 @@ async def ask_collection(
         response.status_code = status.HTTP_200_OK
         return await run_in_threadpool(_plan, collection_id, body, principal)
     job = await run_in_threadpool(_submit, collection_id, body, principal)
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        finished = await run_in_threadpool(_finished, job.id)
+        if finished is not None:
+            response.status_code = status.HTTP_200_OK
+            return finished
+    return CollectionJobOut(**job.model_dump())
+
+
+def _submit_summary(collection_id: str, body: CollectionSummaryIn, principal: Principal) -> JobOut:
+    with session_scope() as session:
+        collection = owned_collection(session, principal, collection_id)
+        if not collections.member_ids(session, collection.id):
+            raise ApiError(422, "empty_collection", "the collection has no documents; add some first")
+        params = {
+            "collection_id": collection.id,
+            "strategy": body.strategy.value,
+            "model": resolve_model(body.model),
+        } | body.caps_params()
+        job = submit(session, principal, kind=JobKind.SUMMARIZE_COLLECTION, document_id=None, params=params)
+        return JobOut.of(job)
+
+
+def _plan_summary(collection_id: str, body: CollectionSummaryIn, principal: Principal) -> CollectionSummaryPlanOut:
+    with session_scope() as session:
+        collection = owned_collection(session, principal, collection_id)
+        model = resolve_model(body.model)
+        estimate = collection_reading.plan_collection_summary(session, collection, body.strategy.value, model)
+        return CollectionSummaryPlanOut(**estimate)
+
+
+@router.post(
+    "/{collection_id}/summaries",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CollectionJobOut | CollectionSummaryPlanOut,
+    responses={200: {"description": "the summary (finished within `wait`), or the estimate of a dry run"}},
+)
+async def summarize_collection(
+    collection_id: str,
+    response: Response,
+    principal: CurrentPrincipal,
+    body: CollectionSummaryIn | None = None,
+    wait: float = Query(0, ge=0, le=30, description="hold the request up to this many seconds for the summary"),
+) -> CollectionJobOut | CollectionSummaryPlanOut:
+    """Summarise every document of the collection and the whole; 202 with the job, or 200 within `wait`.
+
+    The result (`kind` summary) carries one summary per document (`summaries`, each also stored as that
+    document's own summary) and the overall summary as its text. With `"dry_run": true`: 200 with the estimate.
+    """
+    body = body or CollectionSummaryIn()
+    if body.dry_run:
+        response.status_code = status.HTTP_200_OK
+        return await run_in_threadpool(_plan_summary, collection_id, body, principal)
+    job = await run_in_threadpool(_submit_summary, collection_id, body, principal)
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline:
         await asyncio.sleep(0.2)

@@ -70,3 +70,45 @@ def test_a_question_over_a_collection_cites_the_document_that_holds_it(
     assert client.get(f"/v1/documents/{holder}").status_code == 200, "removing from a collection keeps the document"
     assert client.delete(f"/v1/collections/{collection['id']}").status_code == 204
     assert client.get(f"/v1/collections/{collection['id']}").status_code == 404
+
+
+def test_a_collection_summary_is_a_job_with_one_summary_per_document_and_one_overall(
+    client: httpx.Client, other_client: httpx.Client
+) -> None:
+    code = random.randint(10_000, 99_999)
+    holder = _ingested(client, needle_document(code, paragraphs=10, seed=4), "vault.txt")
+    plain = _ingested(
+        client, needle_document(12, paragraphs=8, seed=6).replace("vault code", "gate number"), "gate.txt"
+    )
+    collection = client.post("/v1/collections", json={"name": f"summed-{code}", "document_ids": [holder, plain]}).json()
+    url = f"/v1/collections/{collection['id']}/summaries"
+
+    plan = client.post(url, json={"dry_run": True})
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["documents"] == 2 and plan.json()["summaries"] == 2 and plan.json()["overall_calls"] == 1
+    assert other_client.post(url, json={}).status_code == 404
+    refused = client.post(url, json={"strategy": "nope"})
+    assert refused.status_code == 422 and "Traceback" not in refused.text
+
+    done = client.post(url, params={"wait": 30}, json={})
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["kind"] == "summarize_collection" and body["status"] == "succeeded", body
+    summary = body["answer"]
+    assert summary["kind"] == "summary" and summary["stopped_reason"] is None
+    parts = {part["filename"]: part for part in summary["summaries"]}
+    assert set(parts) == {"vault.txt", "gate.txt"} and parts["vault.txt"]["document_id"] == holder
+    assert str(code) in parts["vault.txt"]["summary"] and str(code) in summary["answer"]
+    own = client.get(f"/v1/answers/{parts['vault.txt']['answer_id']}").json()
+    assert own["kind"] == "summary" and own["document_id"] == holder and own["answer"] == parts["vault.txt"]["summary"]
+    assert body["llm_calls"] == summary["llm_calls"] >= 3, "each document's calls and the overall one, on the job"
+    listed = client.get(f"/v1/collections/{collection['id']}/answers").json()
+    assert listed[0]["id"] == summary["id"] and listed[0]["kind"] == "summary"
+
+    # Caps as for one document: the job stops cleanly with what it has and the reason.
+    capped = client.post(url, params={"wait": 30}, json={"strategy": "chain", "max_tokens": 5}).json()
+    assert capped["status"] == "succeeded" and "token cap" in capped["answer"]["stopped_reason"]
+
+    empty = client.post("/v1/collections", json={"name": f"empty-{code}"}).json()
+    nothing = client.post(f"/v1/collections/{empty['id']}/summaries", json={})
+    assert nothing.status_code == 422 and nothing.json()["error"]["code"] == "empty_collection"

@@ -107,6 +107,14 @@ def test_the_tools_over_http_ingest_ask_with_progress_and_read_the_cited_text(
         assert outside.is_error and "Traceback" not in outside.content[0].text
         unknown = await session.call_tool("ask", {"question": "Who?", "document": document_id, "strategy": "nope"})
         assert unknown.is_error and "strategy" in unknown.content[0].text
+        # The same content again lands on the same document, here into a new collection, summarised whole.
+        shelf = f"mcp-shelf-{code}"
+        again = await session.call_tool("ingest", {"filename": "vault.txt", "content": text, "collection": shelf})
+        assert again.structured_content["document_id"] == document_id and not again.structured_content["created"]
+        summed = await session.call_tool("summarize", {"collection": shelf})
+        assert not summed.is_error, summed.content
+        assert summed.structured_content["kind"] == "summary" and str(code) in summed.structured_content["answer"]
+        assert [p["document_id"] for p in summed.structured_content["summaries"]] == [document_id]
         found["document_id"] = document_id
 
     anyio.run(_session_run, api_url, _key(client), steps)

@@ -159,24 +159,38 @@ def answer_task(job_id: str, attempt: int) -> str:
 
 
 def collection_body(session: Session, job: Job) -> str | None:
-    """A question over a collection: every document's index, one ranking, one answer, in this task."""
+    """A question over a collection: every document's index, one ranking, one answer, in this task.
+
+    A summary job: each document's summary, one after another, then the overall one, in this task."""
     collection = find_collection(session, str(job.params["collection_id"]), tenant_id=job.tenant_id)
     if collection is None:
         raise LookupError(f"collection {job.params['collection_id']} no longer exists")
     usage = Usage()
     base = jobs.counters(job)
     try:
-        answer = collection_reading.ask_collection(
-            session,
-            collection,
-            str(job.params["question"]),
-            strategy=str(job.params.get("strategy") or "auto"),
-            model=job_model(job),
-            progress=jobs.progress_callback(session, job, usage),
-            job=job,
-            usage=usage,
-            caps=remaining_caps(job),
-        )
+        if job.kind is JobKind.SUMMARIZE_COLLECTION:
+            answer = collection_reading.summarize_collection(
+                session,
+                collection,
+                strategy=str(job.params.get("strategy") or "auto"),
+                model=job_model(job),
+                progress=jobs.progress_callback(session, job, usage),
+                job=job,
+                usage=usage,
+                caps=remaining_caps(job),
+            )
+        else:
+            answer = collection_reading.ask_collection(
+                session,
+                collection,
+                str(job.params["question"]),
+                strategy=str(job.params.get("strategy") or "auto"),
+                model=job_model(job),
+                progress=jobs.progress_callback(session, job, usage),
+                job=job,
+                usage=usage,
+                caps=remaining_caps(job),
+            )
     except BaseException:
         session.rollback()
         jobs.set_usage(session, job, base, usage)
@@ -188,4 +202,10 @@ def collection_body(session: Session, job: Job) -> str | None:
 @app.task(bind=True, name="longread.workers.tasks.answers.ask_collection_task")
 def ask_collection_task(self, job_id: str) -> str:
     """Answer a question over a collection (entry task; the sweeper re-sends it to resume)."""
+    return run_job(job_id, self.request.id, collection_body)
+
+
+@app.task(bind=True, name="longread.workers.tasks.answers.summarize_collection_task")
+def summarize_collection_task(self, job_id: str) -> str:
+    """Summarise every document of a collection and the whole (entry task; the sweeper re-sends it to resume)."""
     return run_job(job_id, self.request.id, collection_body)
