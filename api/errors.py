@@ -98,7 +98,7 @@ _DESCRIPTIONS = {
     401: "`missing_api_key` or `invalid_api_key`",
     404: "`not_found`: no such resource for this key's tenant",
     409: "`collection_exists`: the tenant has a collection of that name",
-    413: "`payload_too_large` or `archive_too_large`",
+    413: "`payload_too_large`, `archive_too_large` or `pdf_too_large`",
     415: "`unsupported_media_type`",
     422: "`validation_error`, or a specific code such as `invalid_characters`, `unknown_model`",
     429: "`rate_limited` (see `Retry-After`)",

@@ -121,6 +121,16 @@ class Settings(BaseSettings):
         "(413 archive_too_large) before anything is inflated: zip bombs stay small in memory.",
     )
     ARCHIVE_MAX_MEMBERS: int = Field(default=10_000, description="Most members a .docx or .epub may hold.")
+    PDF_MAX_STREAM_BYTES: int = Field(
+        default=16 * 1024 * 1024,
+        description="A PDF with one stream inflating past this is refused (413 pdf_too_large) before its text "
+        "is extracted; a text page's content is tens of KB.",
+    )
+    PDF_MAX_INFLATED_BYTES: int = Field(
+        default=64 * 1024 * 1024,
+        description="A PDF whose page contents inflate past this in all is refused (413 pdf_too_large): text "
+        "extraction parses a few MB a second, so this bounds the API's time and memory per PDF.",
+    )
     RATE_LIMIT_PER_MINUTE: int = 120
     JOB_HEARTBEAT_TIMEOUT_S: int = Field(
         default=15,

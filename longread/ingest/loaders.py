@@ -12,6 +12,7 @@ from pathlib import Path
 
 from longread.failures import sanitise
 from longread.ingest.normalize import normalize_text
+from longread.ingest.pdf_limits import PdfLimit, check_pdf, is_limit_error, pdf_limits
 
 
 class IngestError(ValueError):
@@ -30,6 +31,13 @@ class ArchiveLimitError(IngestError):
     """A zip-based file (docx, epub) that would expand past the limits: refused before it is inflated."""
 
     code = "archive_too_large"
+    status = 413
+
+
+class PdfLimitError(IngestError):
+    """A PDF whose streams would inflate past the limits (`pdf_limits`): refused before its text is extracted."""
+
+    code = "pdf_too_large"
     status = 413
 
 
@@ -126,14 +134,16 @@ def _load_html(data: bytes) -> str:
 def _load_pdf(data: bytes) -> list[str]:
     from pypdf import PdfReader
 
-    reader = PdfReader(io.BytesIO(data), strict=False)
-    if reader.is_encrypted:
-        try:
-            if not reader.decrypt(""):
-                raise ValueError("the PDF is encrypted")
-        except Exception as exc:
-            raise ValueError("the PDF is encrypted") from exc
-    pages = [page.extract_text() or "" for page in reader.pages]
+    with pdf_limits():
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise ValueError("the PDF is encrypted")
+            except Exception as exc:
+                raise ValueError("the PDF is encrypted") from exc
+        check_pdf(reader)  # a decompression bomb is refused before text extraction spends minutes on it
+        pages = [page.extract_text() or "" for page in reader.pages]
     if not "".join(pages).strip():
         raise ValueError("the PDF has no extractable text (scanned images need OCR first)")
     return pages
@@ -236,7 +246,11 @@ def _extract(filename: str, data: bytes) -> str | list[str]:
         raise
     except _ArchiveLimit as exc:
         raise ArchiveLimitError(filename, str(exc)) from exc
+    except PdfLimit as exc:
+        raise PdfLimitError(filename, str(exc)) from exc
     except Exception as exc:  # every parser has its own error types; the user needs one message
+        if suffix == ".pdf" and is_limit_error(exc):  # a stream past pypdf's caps while opening the file
+            raise PdfLimitError(filename, "a PDF stream inflates past the limit") from exc
         # Parsers quote temporary file paths and internals; the user gets the reason only.
         reason = sanitise(str(exc)) or type(exc).__name__
         raise IngestError(filename, f"cannot read as {suffix[1:]}: {reason}") from exc
