@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -39,11 +39,29 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+class ProgressDisplay:
+    """The progress bar on stderr (or nothing): `update` is the engine's progress callback; `stop` takes the
+    bar off the screen for good, so streamed answer text on stdout is not drawn over."""
+
+    def __init__(self, bar: Progress | None = None) -> None:
+        self.bar = bar
+        self.task = bar.add_task("starting", total=None) if bar is not None else None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, description=stage, completed=done, total=total or None)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
+def progress_bar(enabled: bool) -> Iterator[ProgressDisplay]:
     """A progress bar on stderr showing the stage and done/total."""
     if not enabled:
-        yield lambda _stage, _done, _total: None
+        yield ProgressDisplay()
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -53,12 +71,32 @@ def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("starting", total=None)
+        yield ProgressDisplay(bar)
 
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total or None)
 
-        yield update
+class AnswerStream:
+    """The final answering call's text, printed to stdout as the model writes it (not with --json).
+
+    The first piece takes the progress bar away. The stored answer may differ from what was written (its
+    unverifiable citations are removed), so `_print` shows the checked answer again only when it does.
+    """
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.before_first_piece: Callable[[], None] = lambda: None
+
+    def __call__(self, piece: str) -> None:
+        if not piece:
+            return
+        if not self.pieces:
+            self.before_first_piece()
+        self.pieces.append(piece)
+        out.file.write(piece)
+        out.file.flush()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 def _load(session: Any, source: str) -> Document:
@@ -91,11 +129,17 @@ def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:
     }
 
 
-def _print(payload: dict[str, Any], as_json: bool) -> None:
+def _print(payload: dict[str, Any], as_json: bool, streamed: str = "") -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
-    out.print(payload["answer"], highlight=False)
+    if streamed:
+        out.file.write("\n")
+        if streamed.strip() != payload["answer"].strip():
+            out.print("[dim]checked answer (unverifiable citations removed):[/]", highlight=False)
+            out.print(payload["answer"], highlight=False, markup=False)
+    else:
+        out.print(payload["answer"], highlight=False)
     out.print(f"\n[bold]strategy:[/] {payload['strategy']} — {payload['strategy_reason']}", highlight=False)
     if payload.get("stopped_reason"):
         out.print(f"[bold yellow]stopped early:[/] {payload['stopped_reason']} (partial answer)", highlight=False)
@@ -138,17 +182,23 @@ def _chosen_option(plan: dict[str, Any] | None) -> dict[str, Any] | None:
     return next((o for o in plan.get("options", []) if o["strategy"] == plan.get("strategy")), None)
 
 
-def _run(action: Any, as_json: bool, quiet: bool) -> None:
+def _run(action: Any, as_json: bool, quiet: bool, stream: AnswerStream | None = None) -> None:
+    """Run `action(session, progress)` under the progress bar, then print its payload.
+
+    With `stream`, the answer has been printed as it was written; the bar leaves at its first piece.
+    """
     try:
-        with session_scope() as session, progress_bar(not quiet and not as_json and err.is_terminal) as progress:
-            payload = action(session, progress)
+        with session_scope() as session, progress_bar(not quiet and not as_json and err.is_terminal) as display:
+            if stream is not None:
+                stream.before_first_piece = display.stop
+            payload = action(session, display.update)
     except IngestError as exc:
         fail(f"{exc.filename}: {exc.reason}")
     except LLMError as exc:
         fail(f"model call failed: {exc}", code=3)
     except ValueError as exc:
         fail(str(exc))
-    _print(payload, as_json)
+    _print(payload, as_json, stream.text if stream is not None else "")
 
 
 MaxCost = Annotated[float | None, typer.Option("--max-cost", min=0.0, help="Stop the job before it spends more (USD).")]
@@ -231,6 +281,7 @@ def ask(
     if question is None:
         fail("give a question after the document")
     _check_strategy(registry.check_question_strategy, strategy)
+    stream = None if as_json else AnswerStream()
 
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         document = _load(session, source)
@@ -244,10 +295,11 @@ def ask(
             answer_with=answer_with,
             caps=caps,
             stay_local=stay_local,
+            on_answer_text=stream,
         )
         return answer_payload(answer, document)
 
-    _run(action, as_json, quiet)
+    _run(action, as_json, quiet, stream)
 
 
 @app.command()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +21,15 @@ ANSWER = "The keeper is Ingrid Vass [S2], who came in 1871 [S3]."
 
 def answer(messages: list[dict[str, str]]) -> str:
     return ANSWER if "Question:" in messages[-1]["content"] else "A summary."
+
+
+def slow_answer(messages: list[dict[str, str]]) -> str:
+    """An answer citing the first passage shown, streamed a word every 0.3 s like a slow hosted model."""
+    label = re.search(r"^\[S(\d+)\] ", messages[-1]["content"], re.M)
+    return f"The keeper is Ingrid Vass, who came to the light in 1871 [S{label.group(1) if label else 0}]."
+
+
+slow_answer.stream_delay_s = 0.3  # type: ignore[attr-defined]  # read by the scripted provider's streaming
 
 
 def test_answer_prompts_stream_piece_by_piece_and_add_up(env: Path) -> None:
@@ -61,3 +76,66 @@ def test_the_relay_keeps_each_attempt_apart(env: Path, monkeypatch: pytest.Monke
     answer_stream.writer(job, 2)("Again: ")  # a resumed job starts a text of its own
     assert answer_stream.read_from(job, 2, 0)[0] == "Again: "
     assert answer_stream.read_from(job, 1, 0)[0] == "The keeper is Ingrid Vass — ä."
+
+
+def test_the_cli_prints_the_answer_as_it_streams(env: Path, tmp_path: Path) -> None:
+    source = tmp_path / "keeper.txt"
+    source.write_text("Ingrid Vass keeps the light on the northern cape. She came to the light in 1871.")
+    command = [sys.executable, "-m", "longread.cli", "ask", str(source), "Who keeps the light?", "--strategy", "full"]
+    command += ["--model", "scripted/tests.test_answer_stream.slow_answer"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        command, cwd=root, env=os.environ | {"PYTHONPATH": str(root)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    arrivals: list[tuple[float, bytes]] = []
+
+    def read() -> None:  # what reaches stdout, and when, as the process writes it
+        while chunk := os.read(proc.stdout.fileno(), 4096):  # type: ignore[union-attr]  # a pipe, set above
+            arrivals.append((time.monotonic(), chunk))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(timeout=120)
+    ended = time.monotonic()
+    assert proc.wait(timeout=30) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    output = b"".join(chunk for _, chunk in arrivals).decode()
+    answer = "The keeper is Ingrid Vass, who came to the light in 1871 [S0]."
+
+    def seen(text: str) -> float:
+        """When the output first held `text`."""
+        so_far = b""
+        for at, chunk in arrivals:
+            so_far += chunk
+            if text in so_far.decode(errors="ignore"):
+                return at
+        raise AssertionError(f"{text!r} never reached stdout: {output!r}")
+
+    # The first words are on stdout while the model is still writing (a word every 0.3 s) and well before
+    # the command ends; the answer is printed once, then its evidence.
+    assert seen("The keeper") < seen("1871") - 1.5
+    assert seen("The keeper") < ended - 1.5
+    assert output.count(answer) == 1 and output.index(answer) < output.index("evidence:")
+    assert "checked answer" not in output
+
+
+def unverifiable(messages: list[dict[str, str]]) -> str:
+    """An answer citing a passage that was never shown."""
+    return "The keeper is Ingrid Vass [S99]."
+
+
+def test_a_streamed_answer_that_loses_a_citation_is_shown_again_as_checked(env: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from longread.cli import app
+
+    source = tmp_path / "keeper.txt"
+    source.write_text("Ingrid Vass keeps the light on the northern cape.")
+    model = "scripted/tests.test_answer_stream.unverifiable"
+    result = CliRunner().invoke(
+        app, ["ask", str(source), "Who keeps the light?", "--strategy", "full", "--model", model]
+    )
+    assert result.exit_code == 0, result.output
+    streamed, _, rest = result.stdout.partition("\n")
+    assert streamed == "The keeper is Ingrid Vass [S99]."
+    assert rest.startswith("checked answer (unverifiable citations removed):\nThe keeper is Ingrid Vass.\n")
