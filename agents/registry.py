@@ -108,6 +108,7 @@ def _read_tree(request: ReadRequest) -> AnswerDraft:
         request.client,
         progress=request.progress,
         partial=request.note_partial,
+        conversation=request.conversation,
     )
 
 
@@ -144,6 +145,7 @@ def _read_attention(request: ReadRequest) -> AnswerDraft:
         client=request.client,
         progress=request.progress,
         partial=request.note_partial,
+        conversation=request.conversation,
     )
 
 

@@ -89,3 +89,61 @@ def test_standalone_question_without_turns_makes_no_call(env: Path) -> None:
     assert conversation_context([]) == ""
     context = conversation_context([Turn("Who?", "Ingrid.")])
     assert "Earlier question: Who?" in context and "Earlier answer: Ingrid." in context
+
+
+SIGNAL = "The signal code of the lighthouse keeper at Skerry Point is 4721."
+
+
+def test_a_follow_up_over_the_tree_answers_with_the_turns_and_navigates_by_the_rewritten_question(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longread.config import get_settings
+
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "150")
+    get_settings.cache_clear()
+    model = "scripted/longread.testing.doubles.reader"
+    with session_scope() as session:
+        document, _ = engine.store_text(session, filename="coast.txt", text=document_with_facts(16, {11: SIGNAL}))
+        thread = Conversation(document_id=document.id, title="signal")
+        session.add(thread)
+        session.commit()
+        first = engine.ask(
+            session,
+            document,
+            "What is the signal code of the lighthouse keeper at Skerry Point?",
+            strategy="tree",
+            model=model,
+            conversation_id=thread.id,
+        )
+        assert "4721" in first.answer
+        assert not any("Earlier question" in p for p in doubles.calls)
+
+        doubles.calls.clear()
+        second = engine.ask(
+            session, document, "And what is it?", strategy="tree", model=model, conversation_id=thread.id
+        )
+    assert "4721" in second.answer and second.trace[0]["stage"] == "follow-up"
+    leaves = [p for p in doubles.calls if "You opened this passage" in p]
+    earlier = "Earlier question: What is the signal code of the lighthouse keeper at Skerry Point?"
+    assert leaves and all(earlier in p for p in leaves)
+    # The answer's labels are not carried into the new walk: they name passages of the earlier reading.
+    assert all("[S" not in p.split("Earlier answer:")[1].split("\n")[0] for p in leaves)
+    # Choosing among summaries reads the rewritten question alone.
+    triage = [p for p in doubles.calls if "walking down its table of summaries" in p]
+    assert triage and not any("Earlier question" in p for p in triage)
+    assert all("Question: And what is the signal code of the lighthouse keeper at Skerry Point?" in p for p in triage)
+
+
+def test_the_hosted_answer_to_attention_evidence_sees_the_turns(env: Path) -> None:
+    from longread.agents.attention.strategy import _answer_hosted
+
+    context = conversation_context([Turn("Who keeps the light at Skerry Point?", "Ingrid Vass.")])
+    passages = [{"number": 1, "text": "Ingrid Vass came to the light in 1871."}]
+    doubles.calls.clear()
+    answer, numbers = _answer_hosted(
+        "scripted/longread.testing.doubles.reader", "When did Ingrid Vass come?", passages, None, None, context
+    )
+    (prompt,) = doubles.calls
+    assert "Earlier question: Who keeps the light at Skerry Point?" in prompt
+    assert prompt.index("Earlier answer: Ingrid Vass.") < prompt.index("Question: When did Ingrid Vass come?")
+    assert "1871" in answer and numbers == [1]

@@ -88,13 +88,20 @@ def _cited_by_answer(text: str, answer: str, evidence: list[ScoredUnit]) -> list
 
 
 def _answer_hosted(
-    answer_model: str, question: str, passages: list[dict[str, Any]], usage: Any, reader: LLMClient | None
+    answer_model: str,
+    question: str,
+    passages: list[dict[str, Any]],
+    usage: Any,
+    reader: LLMClient | None,
+    conversation: str = "",
 ) -> tuple[str, list[int]]:
     from longread.llm import LLMClient
 
     # The reader's client carries the completion cache and the tenant's cache scope; keep both.
     client = reader.with_model(answer_model) if reader is not None else LLMClient(answer_model, usage=usage)
-    completion = client.complete("attention_answer_hosted", passages=passages, question=question)
+    completion = client.complete(
+        "attention_answer_hosted", passages=passages, question=question, conversation=conversation
+    )
     numbers = [int(n) for n in _CITATION.findall(completion.text)]
     return completion.text.strip(), numbers
 
@@ -110,9 +117,14 @@ def read_with_attention(
     progress: ProgressFn | None = None,
     multi_hop: bool = False,
     partial: PartialFn = no_partial,
+    conversation: str = "",
     **overrides: Any,
 ) -> AnswerDraft:
     """Evidence chosen by the local model's attention, answered locally or by a hosted model.
+
+    `conversation` (a follow-up's recent turns) goes to the hosted answering prompt. The local model's
+    few-shot prompt copies a phrase from the evidence and would be led astray by earlier answers: it
+    reads the question the engine rewrote to stand on its own, as attention retrieval does.
 
     `overrides` reach the retriever config (chunk_tokens, evidence_tokens, layers, …) for benchmarks.
     """
@@ -166,7 +178,7 @@ def read_with_attention(
         reason = "attention retrieval answered by the local model"
     else:
         passages = _passages(text, evidence)
-        answer, numbers = _answer_hosted(answer_model, question, passages, usage, client)
+        answer, numbers = _answer_hosted(answer_model, question, passages, usage, client, conversation)
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(evidence)]
         unknown = sum(1 for n in numbers if not 1 <= n <= len(evidence))
         cited = [read[n - 1] for n in valid]

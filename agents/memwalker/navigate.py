@@ -107,10 +107,14 @@ def navigate(
     *,
     progress: ProgressFn = no_progress,
     partial: PartialFn = no_partial,
+    conversation: str = "",
 ) -> AnswerDraft:
     """Walk the tree for a question; returns the answer with the leaves read and the full trace.
 
     Before each step the working memory is noted as the partial answer: what a stop there would keep.
+    `conversation` (a follow-up's recent turns, longread.conversation) goes to the prompts that write the
+    answer (a leaf's and the final one), so it can refer back to them; the triage between summaries
+    reads the question alone, which the engine has already rewritten to stand on its own.
     """
     settings = get_settings()
     sizes = tree_level_sizes(session, tree)
@@ -147,6 +151,7 @@ def navigate(
                 question=question,
                 memory=memory.render(),
                 segment_index=node.segment_index,
+                conversation=conversation,
             )
             decision = parse_decision(completion.text)
             read.append(Evidence(node.segment_index or 0, node.start, node.end))
@@ -211,6 +216,6 @@ def navigate(
         )
         path.append(chosen)
 
-    completion = client.complete("nav_final", question=question, memory=memory.render())
+    completion = client.complete("nav_final", question=question, memory=memory.render(), conversation=conversation)
     trace.append({"step": len(trace) + 1, "action": "step_limit" if path else "exhausted", "reasoning": ""})
     return AnswerDraft(answer=completion.text, strategy="tree", read=read, trace=trace)
