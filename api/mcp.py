@@ -44,7 +44,7 @@ from longread.api.events import hub
 from longread.api.routes.jobs import POLL_S, STALL_S, job_row
 from longread.api.schemas import CollectionQuestionIn, CollectionSummaryIn, QuestionIn, SummaryIn
 from longread.api.security import Principal
-from longread.api.service import resolve_model, submit
+from longread.api.service import index_joined, resolve_model, submit
 from longread.config import get_settings
 from longread.ingest import IngestError, load_document
 from longread.llm import LLMClient
@@ -257,6 +257,7 @@ async def ingest(
             else:
                 collections.add_documents(session, found, [document.id])
             result["collection_id"] = found.id
+            result["index_jobs"] = [job.id for job in index_joined(session, principal, [document.id])]
         return result
 
     return await _threaded(finish)

@@ -347,8 +347,18 @@ class CollectionOut(BaseModel):
     created_at: datetime | None
 
 
+class IndexJobOut(BaseModel):
+    document_id: str
+    job_id: str
+
+
 class CollectionDetail(CollectionOut):
     documents: list[CollectionDocumentOut]
+    indexing: list[IndexJobOut] = Field(
+        default_factory=list,
+        description="the index jobs this request started: one per joining document whose retrieval index is "
+        "not built yet (documents already indexed, and members already in, start none)",
+    )
 
 
 CollectionStrategy = Literal["auto", "shortlist", "bm25", "dense"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from longread import collection_reading
 from longread.api.errors import ApiError, not_found
 from longread.api.security import Principal
 from longread.config import get_settings
@@ -82,3 +83,15 @@ def latest_job(session: Session, document_id: str, kind: JobKind) -> Job | None:
         .limit(1)
     )
     return session.exec(query).first()
+
+
+def index_joined(session: Session, principal: Principal, document_ids: list[str]) -> list[Job]:
+    """An index job for each document that joined a collection without a retrieval index yet.
+
+    Indexes are built as documents join, so the collection's first question finds them built and a
+    document added to a built collection costs its own index only."""
+    params = {"model": get_settings().LLM}
+    return [
+        submit(session, principal, kind=JobKind.BUILD_INDEX, document_id=document_id, params=params)
+        for document_id in collection_reading.unindexed(session, document_ids)
+    ]

@@ -19,10 +19,10 @@ from longread.agents.base import ProgressFn, no_progress
 from longread.agents.citations import with_pages
 from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
 from longread.agents.memwalker.tree import words_to_tokens
-from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, read_collection
+from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, index_documents, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
 from longread.config import get_settings
-from longread.llm import Usage
+from longread.llm import LLMClient, Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
 from longread.storage.cache import stored_client
@@ -103,6 +103,28 @@ def ask_collection(
     session.add(answer)
     session.commit()
     return answer
+
+
+def index_members(
+    session: Session, document_ids: list[str], *, model: str | None = None, progress: ProgressFn | None = None
+) -> list[dict[str, Any]]:
+    """Build the retrieval index of documents joining a collection, as its questions will read them.
+
+    No model call: the model only fixes the segmentation (its token counter). A document already
+    indexed costs a lookup, so adding one document to a built collection builds that document's only."""
+    return index_documents(session, document_ids, LLMClient(model, use_cache=False), progress or no_progress)
+
+
+def unindexed(session: Session, document_ids: list[str]) -> list[str]:
+    """Those of the documents with no retrieval index stored yet (what a question would have to build)."""
+    indexed = set(
+        session.exec(
+            select(RetrievalIndex.document_id).where(
+                col(RetrievalIndex.document_id).in_(document_ids), RetrievalIndex.embed_model == EMBED_MODEL
+            )
+        )
+    )
+    return [d for d in document_ids if d not in indexed]
 
 
 def _remaining(caps: Budget | None, spent: Usage) -> Budget | None:
@@ -245,20 +267,13 @@ def plan_collection(session: Session, collection: Collection, strategy: str, mod
     method = check_strategy(strategy)
     listed = members(session, collection.id)
     ids = [m.document_id for m in listed]
-    indexed = set(
-        session.exec(
-            select(RetrievalIndex.document_id).where(
-                col(RetrievalIndex.document_id).in_(ids), RetrievalIndex.embed_model == EMBED_MODEL
-            )
-        )
-    )
     return {
         "collection_id": collection.id,
         "strategy": method,
         "model": model,
         "documents": len(ids),
         "document_tokens": sum(m.n_tokens for m in listed),
-        "documents_to_index": len([d for d in ids if d not in indexed]),
+        "documents_to_index": len(unindexed(session, ids)),
         "calls": 1 if ids else 0,
         "prompt_tokens": get_settings().EVIDENCE_TOKENS + _PROMPT_OVERHEAD if ids else 0,
         "needs_local_model": method == "shortlist" or model.startswith("local/"),

@@ -9,10 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from longread.storage.models import LOCAL_TENANT, Collection, CollectionAnswer, CollectionDocument, Document
+from longread.storage.db import rows_changed
+from longread.storage.models import (
+    LOCAL_TENANT,
+    Collection,
+    CollectionAnswer,
+    CollectionDocument,
+    Document,
+    RetrievalIndex,
+)
 
 
 class CollectionError(ValueError):
@@ -86,15 +94,39 @@ def add_documents(session: Session, collection: Collection, document_ids: Sequen
 
 
 def remove_documents(session: Session, collection: Collection, document_ids: Sequence[str]) -> int:
-    """Remove documents from the collection (the documents stay stored); returns how many left."""
-    removed = 0
+    """Remove documents from the collection (the documents stay stored); returns how many left.
+
+    A document that is now in no collection loses its retrieval index (`drop_unused_indexes`)."""
+    removed: list[str] = []
     for document_id in dict.fromkeys(document_ids):
         row = session.get(CollectionDocument, (collection.id, document_id))
         if row is not None:
             session.delete(row)
-            removed += 1
+            removed.append(document_id)
+    session.flush()
+    drop_unused_indexes(session, removed)
     session.commit()
-    return removed
+    return len(removed)
+
+
+def drop_unused_indexes(session: Session, document_ids: Sequence[str]) -> int:
+    """Delete the retrieval indexes of those of these documents that belong to no collection any more.
+
+    An index is built for each document as it joins a collection; one left in no collection is dropped
+    with it (a later question on the document alone builds it again). The caller commits. Returns how
+    many index rows went.
+    """
+    if not document_ids:
+        return 0
+    kept = set(
+        session.exec(
+            select(CollectionDocument.document_id).where(col(CollectionDocument.document_id).in_(document_ids))
+        )
+    )
+    unused = [d for d in dict.fromkeys(document_ids) if d not in kept]
+    if not unused:
+        return 0
+    return rows_changed(session.execute(delete(RetrievalIndex).where(col(RetrievalIndex.document_id).in_(unused))))
 
 
 def member_ids(session: Session, collection_id: str) -> list[str]:
@@ -135,9 +167,14 @@ def list_collections(session: Session, tenant_id: str = LOCAL_TENANT) -> list[tu
 
 
 def delete_collection(session: Session, collection: Collection) -> None:
-    """Delete a collection, its membership and its answers (the documents stay)."""
+    """Delete a collection, its membership and its answers (the documents stay; an index of a document
+    that is now in no collection is dropped)."""
+    left = []
     for row in session.exec(select(CollectionDocument).where(CollectionDocument.collection_id == collection.id)):
+        left.append(row.document_id)
         session.delete(row)
+    session.flush()
+    drop_unused_indexes(session, left)
     for answer in session.exec(select(CollectionAnswer).where(CollectionAnswer.collection_id == collection.id)):
         session.delete(answer)
     session.delete(collection)

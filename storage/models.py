@@ -137,6 +137,7 @@ class JobKind(enum.StrEnum):
     SUMMARIZE = "summarize"
     ASK_COLLECTION = "ask_collection"
     SUMMARIZE_COLLECTION = "summarize_collection"
+    BUILD_INDEX = "build_index"
 
 
 class Job(SQLModel, table=True):

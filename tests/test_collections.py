@@ -256,3 +256,41 @@ def test_a_collection_summary_is_one_per_document_and_one_overall(env: Path, mon
         assert capped.stopped_reason and "token cap" in capped.stopped_reason
         assert len(capped.summaries) < len(DATED) or capped.summaries[-1]["stopped_reason"]
         assert capped.answer.startswith("Reading stopped")
+
+
+def test_indexes_are_built_as_documents_join_and_dropped_when_they_leave(library: Path) -> None:
+    from sqlmodel import select
+
+    from longread.agents.shortlist import index as index_module
+    from longread.collection_reading import index_members, unindexed
+    from longread.storage import collections
+    from longread.storage.db import session_scope
+    from longread.storage.models import RetrievalIndex
+
+    def stored(session: object) -> dict[str, int]:
+        rows = session.exec(select(RetrievalIndex.document_id, RetrievalIndex.id))  # type: ignore[attr-defined]  # a sqlmodel Session
+        return dict(rows.all())
+
+    with session_scope() as session:
+        corrow, fenwick, harrow = _store(session, library)
+        shelf = collections.create_collection(session, "parish", [corrow, fenwick])
+        assert [d["built"] for d in index_members(session, [corrow, fenwick])] == [True, True]
+        before = stored(session)
+        assert set(before) == {corrow, fenwick}
+
+        # A document joins a built collection: indexing the members builds that document's index only.
+        collections.add_documents(session, shelf, [harrow])
+        index_module.forget_indexes()  # what a fresh worker process finds: only the stored rows
+        joined = index_members(session, collections.member_ids(session, shelf.id))
+        assert [(d["document_id"], d["built"]) for d in joined] == [(corrow, False), (fenwick, False), (harrow, True)]
+        after = stored(session)
+        assert {d: after[d] for d in before} == before, "the members' index rows are the same rows"
+        assert unindexed(session, [corrow, fenwick, harrow]) == []
+
+        # Leaving drops a document's index unless another collection still holds the document.
+        other = collections.create_collection(session, "lighthouses", [corrow])
+        assert collections.remove_documents(session, shelf, [corrow, fenwick]) == 2
+        assert set(stored(session)) == {corrow, harrow}
+        collections.delete_collection(session, other)
+        assert set(stored(session)) == {harrow}
+        assert unindexed(session, [corrow, fenwick, harrow]) == [corrow, fenwick]

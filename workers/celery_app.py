@@ -34,6 +34,7 @@ TASK_MODULES = [
     "longread.workers.tasks.tree",
     "longread.workers.tasks.chain",
     "longread.workers.tasks.answers",
+    "longread.workers.tasks.indexes",
     "longread.workers.tasks.maintenance",
 ]
 

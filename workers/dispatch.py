@@ -26,6 +26,7 @@ ENTRY_TASKS = {
     JobKind.SUMMARIZE: "longread.workers.tasks.answers.summarize_task",
     JobKind.ASK_COLLECTION: "longread.workers.tasks.answers.ask_collection_task",
     JobKind.SUMMARIZE_COLLECTION: "longread.workers.tasks.answers.summarize_collection_task",
+    JobKind.BUILD_INDEX: "longread.workers.tasks.indexes.build_index_task",
 }
 CHAIN_STEP_TASK = "longread.workers.tasks.chain.chain_step_task"
 ANSWER_TASK = "longread.workers.tasks.answers.answer_task"

@@ -89,6 +89,38 @@ def attention_reranker(question: str, passages: Sequence[str]) -> list[float]:
     return rerank(question, passages, layers=knobs().layers).scores
 
 
+def index_documents(
+    session: Session, document_ids: Sequence[str], client: LLMClient, progress: ProgressFn = no_progress
+) -> list[dict[str, Any]]:
+    """Build (or find) each document's retrieval index as a question over a collection will read it.
+
+    Run as documents join a collection, so a question finds every index built; a document whose index
+    is stored costs only the lookup. One document's text is in memory at a time. Returns, per document,
+    whether its index was built now and in how many seconds.
+    """
+    unit_tokens = knobs().unit_tokens
+    done: list[dict[str, Any]] = []
+    for n, document_id in enumerate(document_ids):
+        progress("index", n, len(document_ids))
+        document = session.get(Document, document_id)
+        if document is None:
+            continue
+        segments = ensure_segments(session, document, client.model)
+        index = ensure_index(session, document, segments, client.counter, unit_tokens)
+        done.append(
+            {
+                "document_id": document.id,
+                "passages": len(index.passages),
+                "built": index.built_seconds > 0,
+                "seconds": round(index.built_seconds, 3),
+            }
+        )
+        session.expunge(document)
+        del document, index
+    progress("index", len(document_ids), len(document_ids))
+    return done
+
+
 def _gather(
     session: Session,
     document_ids: Sequence[str],

@@ -27,11 +27,12 @@ from longread.api.schemas import (
     CollectionQuestionIn,
     CollectionSummaryIn,
     CollectionSummaryPlanOut,
+    IndexJobOut,
     JobOut,
     MembersIn,
 )
 from longread.api.security import Principal
-from longread.api.service import owned_collection, resolve_model, submit
+from longread.api.service import index_joined, owned_collection, resolve_model, submit
 from longread.storage import collections, jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Collection, CollectionAnswer, Job, JobKind
@@ -39,7 +40,7 @@ from longread.storage.models import Collection, CollectionAnswer, Job, JobKind
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
-def _detail(session: Session, collection: Collection) -> CollectionDetail:
+def _detail(session: Session, collection: Collection, indexing: list[Job] | None = None) -> CollectionDetail:
     listed = collections.members(session, collection.id)
     return CollectionDetail(
         id=collection.id,
@@ -49,6 +50,7 @@ def _detail(session: Session, collection: Collection) -> CollectionDetail:
         documents=[
             CollectionDocumentOut(document_id=m.document_id, filename=m.filename, n_tokens=m.n_tokens) for m in listed
         ],
+        indexing=[IndexJobOut(document_id=str(j.document_id), job_id=j.id) for j in indexing or []],
     )
 
 
@@ -61,13 +63,15 @@ def _refused(exc: collections.CollectionError) -> ApiError:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionDetail)
 @releases_session
 def create_collection(body: CollectionIn, session: SessionDep, principal: CurrentPrincipal) -> CollectionDetail:
-    """Create a collection, optionally with its first documents (ids of the tenant's documents)."""
+    """Create a collection, optionally with its first documents (ids of the tenant's documents).
+
+    Each document without a retrieval index gets an index job (listed in `indexing`)."""
     try:
         created = collections.create_collection(session, body.name, body.document_ids, tenant_id=principal.tenant_id)
     except collections.CollectionError as exc:
         session.rollback()
         raise _refused(exc) from None
-    return _detail(session, created)
+    return _detail(session, created, index_joined(session, principal, collections.member_ids(session, created.id)))
 
 
 @router.get("", response_model=list[CollectionOut])
@@ -100,14 +104,17 @@ def delete_collection(collection_id: str, session: SessionDep, principal: Curren
 def add_documents(
     collection_id: str, body: MembersIn, session: SessionDep, principal: CurrentPrincipal
 ) -> CollectionDetail:
-    """Add documents; already members are skipped. Each builds its own index once, when first asked."""
+    """Add documents; already members are skipped. A joining document without a retrieval index gets an
+    index job (listed in `indexing`): only the new documents' indexes are built, never the members'."""
     collection = owned_collection(session, principal, collection_id)
+    before = set(collections.member_ids(session, collection.id))
     try:
         collections.add_documents(session, collection, body.document_ids)
     except collections.CollectionError as exc:
         session.rollback()
         raise _refused(exc) from None
-    return _detail(session, collection)
+    joined = [d for d in collections.member_ids(session, collection.id) if d not in before]
+    return _detail(session, collection, index_joined(session, principal, joined))
 
 
 @router.delete("/{collection_id}/documents/{document_id}", response_model=CollectionDetail)
@@ -115,7 +122,8 @@ def add_documents(
 def remove_document(
     collection_id: str, document_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> CollectionDetail:
-    """Remove a document from the collection (the document stays stored)."""
+    """Remove a document from the collection (the document stays stored; its retrieval index goes when it
+    is in no other collection)."""
     collection = owned_collection(session, principal, collection_id)
     if not collections.remove_documents(session, collection, [document_id]):
         raise ApiError(404, "not_found", f"no document '{document_id}' in this collection")

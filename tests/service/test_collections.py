@@ -46,9 +46,12 @@ def test_a_question_over_a_collection_cites_the_document_that_holds_it(
     refused = client.post(f"/v1/collections/{collection['id']}/documents", json={"document_ids": [theirs]})
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
 
+    # Each document's index is built as it joins (one job each), so the question finds them built.
+    assert sorted(j["document_id"] for j in collection["indexing"]) == sorted([holder, plain])
+    assert all(wait_job(client, j["job_id"])["status"] == "succeeded" for j in collection["indexing"])
     plan = client.post(f"/v1/collections/{collection['id']}/questions", json=question | {"dry_run": True})
     assert plan.status_code == 200, plan.text
-    assert plan.json()["documents"] == 2 and plan.json()["documents_to_index"] == 2 and plan.json()["calls"] == 1
+    assert plan.json()["documents"] == 2 and plan.json()["documents_to_index"] == 0 and plan.json()["calls"] == 1
 
     asked = client.post(f"/v1/collections/{collection['id']}/questions", params={"wait": 30}, json=question)
     assert asked.status_code == 200, asked.text
@@ -112,3 +115,47 @@ def test_a_collection_summary_is_a_job_with_one_summary_per_document_and_one_ove
     empty = client.post("/v1/collections", json={"name": f"empty-{code}"}).json()
     nothing = client.post(f"/v1/collections/{empty['id']}/summaries", json={})
     assert nothing.status_code == 422 and nothing.json()["error"]["code"] == "empty_collection"
+
+
+def test_each_joining_document_gets_its_index_built_and_a_leaving_one_loses_it(client: httpx.Client) -> None:
+    from sqlmodel import select
+
+    from longread.storage.db import session_scope
+    from longread.storage.models import RetrievalIndex
+
+    def indexes() -> dict[str, int]:
+        with session_scope() as session:
+            rows = session.exec(select(RetrievalIndex.document_id, RetrievalIndex.id))
+            return dict(rows.all())
+
+    code = random.randint(10_000, 99_999)
+    first, second, third = (
+        _ingested(client, needle_document(code + n, paragraphs=6, seed=10 + n), f"part{n}.txt") for n in range(3)
+    )
+    created = client.post("/v1/collections", json={"name": f"indexed-{code}", "document_ids": [first, second]})
+    assert created.status_code == 201, created.text
+    collection = created.json()
+    assert sorted(j["document_id"] for j in collection["indexing"]) == sorted([first, second])
+    for started in collection["indexing"]:
+        job = wait_job(client, started["job_id"])
+        assert job["status"] == "succeeded" and job["kind"] == "build_index", job
+    built = indexes()
+    assert {first, second} <= set(built)
+
+    # Adding a document to the built collection starts that document's index job only.
+    added = client.post(f"/v1/collections/{collection['id']}/documents", json={"document_ids": [third, first]})
+    assert added.status_code == 200, added.text
+    assert [j["document_id"] for j in added.json()["indexing"]] == [third]
+    assert wait_job(client, added.json()["indexing"][0]["job_id"])["status"] == "succeeded"
+    now = indexes()
+    assert third in now and {d: now[d] for d in (first, second)} == {d: built[d] for d in (first, second)}
+    plan = client.post(
+        f"/v1/collections/{collection['id']}/questions", json={"question": "What is the vault code?", "dry_run": True}
+    )
+    assert plan.json()["documents_to_index"] == 0
+    again = client.post(f"/v1/collections/{collection['id']}/documents", json={"document_ids": [third]}).json()
+    assert again["indexing"] == [], "a member joins once"
+
+    # Leaving the only collection that holds it drops the document's index.
+    assert client.delete(f"/v1/collections/{collection['id']}/documents/{third}").status_code == 200
+    assert third not in indexes() and {first, second} <= set(indexes())
