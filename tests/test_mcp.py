@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,65 @@ def test_a_collection_is_built_and_asked_through_the_tools(env: Path) -> None:
         assert missing.is_error and "no collection" in missing.content[0].text
 
     anyio.run(_session_run, dict(os.environ), steps)
+
+
+def slow_reader(messages: list[dict[str, str]]) -> str:
+    """The reader double at 0.2 s a call, so a tree build lasts long enough to be cancelled."""
+    from longread.testing.doubles import reader
+
+    time.sleep(0.2)
+    return reader(messages)
+
+
+def test_cancelling_a_call_stops_the_reading(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mcp")
+    from sqlmodel import func, select
+
+    from longread.storage.db import session_scope
+    from longread.storage.models import Answer, Tree, TreeNode, TreeStatus
+
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "150")
+    monkeypatch.setenv("LONGREAD_LLM", f"scripted/{__name__}.slow_reader")
+    book = env / "harbor.txt"
+    book.write_text(document_with_facts(60, {40: FACT}))
+    progress: list[str | None] = []
+
+    async def steps(session: Any) -> None:
+        stored = await session.call_tool("ingest", {"path": str(book)})
+        document_id = stored.structured_content["document_id"]
+        reading = anyio.Event()
+
+        async def on_progress(_done: float, _total: float | None, message: str | None) -> None:
+            progress.append(message)
+            if len(progress) >= 3:
+                reading.set()
+
+        async def ask() -> None:
+            await session.call_tool(
+                "ask",
+                {"question": "What is the code?", "document": document_id, "strategy": "tree"},
+                progress_callback=on_progress,
+            )
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                group.start_soon(ask)
+                await reading.wait()
+                group.cancel_scope.cancel()  # the client sends MCP's cancellation notification
+        # While the server still runs, the reading has stopped at its next step: no node is added any more.
+        await anyio.sleep(1)
+        counts.append(nodes())
+        await anyio.sleep(1.5)
+        counts.append(nodes())
+
+    def nodes() -> int:
+        with session_scope() as db:
+            return int(db.exec(select(func.count()).select_from(TreeNode)).one())
+
+    counts: list[int] = []
+    anyio.run(_session_run, dict(os.environ), steps)
+    assert progress and any(m and m.startswith("summarising level 1") for m in progress)
+    assert 0 < counts[0] == counts[1], f"the tree build stopped part-way: {counts}"
+    with session_scope() as db:
+        assert db.exec(select(func.count()).select_from(Answer)).one() == 0, "no answer was written"
+        assert all(tree.status is not TreeStatus.READY for tree in db.exec(select(Tree)))
