@@ -55,6 +55,9 @@ from longread.storage.models import Answer, Collection, CollectionAnswer, Docume
 PRINCIPAL = "longread.principal"
 """The scope key under which an authenticated request carries its principal to the tools."""
 
+MESSAGE_OVERHEAD = 64 * 1024
+"""Bytes of a tool call's JSON-RPC message around an uploaded file's content."""
+
 T = TypeVar("T")
 
 server = MCPServer(name="longread", instructions=mcp_tools.INSTRUCTIONS)
@@ -419,6 +422,8 @@ class McpEndpoint:
         server.streamable_http_app(
             stateless_http=False,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            # An ingest call carries the file, as base64 at worst (4 bytes for 3), plus the JSON-RPC envelope.
+            max_request_body_size=get_settings().UPLOAD_MAX_BYTES * 4 // 3 + MESSAGE_OVERHEAD,
         )
         self.manager = server.session_manager
         async with self.manager.run():

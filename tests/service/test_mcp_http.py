@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from longread.testing.processes import wait_for
-from tests.service.conftest import SLOW_MODEL, needle_document, wait_job
+from tests.service.conftest import SLOW_MODEL, UPLOAD_LIMIT, needle_document, wait_job
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
@@ -105,6 +105,8 @@ def test_the_tools_over_http_ingest_ask_with_progress_and_read_the_cited_text(
         # Bad input is a tool error with a one-line reason.
         outside = await session.call_tool("get_text", {"document": document_id, "start": 0, "end": 10**9})
         assert outside.is_error and "Traceback" not in outside.content[0].text
+        too_big = await session.call_tool("ingest", {"filename": "big.txt", "content": "a" * (UPLOAD_LIMIT + 1)})
+        assert too_big.is_error and f"{UPLOAD_LIMIT}-byte upload limit" in too_big.content[0].text
         unknown = await session.call_tool("ask", {"question": "Who?", "document": document_id, "strategy": "nope"})
         assert unknown.is_error and "strategy" in unknown.content[0].text
         # The same content again lands on the same document, here into a new collection, summarised whole.
