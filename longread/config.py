@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     SWEEP_INTERVAL_S: float = Field(
         default=5.0, description="How often workers look for running jobs whose heartbeat went stale."
     )
+    JOB_STALL_LIMIT_S: int = Field(
+        default=3600,
+        description="A running job that has not beaten for this long (its workers or the database were gone "
+        "that long) is failed with `job_stalled` when the sweeper next runs, instead of resumed: an outage "
+        "shorter than this ends with the job finished, a longer one with a clear reason.",
+    )
     QUEUED_RESEND_AFTER_S: int = Field(
         default=900,
         description="A job still queued after this long is sent once more, in case its broker message "

@@ -40,7 +40,16 @@ def fault_matrix(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for row in rows:
         seconds = row.get("recovered_s", row.get("seconds"))
-        if row["kind"] == "worker":
+        if "resumed_s" in row:  # a service (Redis, the workers' database) went away mid-build and came back
+            checked = (
+                f"{row.get('nodes', '—')} tree nodes each stored once; {row.get('paid_twice', 0)} finished calls "
+                f"paid twice; claimed {row.get('attempts')} time(s)"
+            )
+            timing = f"resumed {row['resumed_s']} s after it was back, finished after {row.get('finished_s')} s"
+        elif row["kind"] == "database" and "error_code" in row:
+            checked = f"job failed with `{row.get('error_code')}`: “{row.get('error')}”"
+            timing = f"{seconds} s to fail once it was back"
+        elif row["kind"] == "worker":
             checked = (
                 f"{row.get('nodes', '—')} tree nodes each stored once; {row.get('paid_twice', 0)} finished calls "
                 f"paid twice; claimed {row.get('attempts')} time(s)"

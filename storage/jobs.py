@@ -291,6 +291,40 @@ def mark_resent(session: Session, job: Job) -> None:
     session.commit()
 
 
+def stalled_too_long(job: Job) -> bool:
+    """The job has not beaten for JOB_STALL_LIMIT_S: resuming it now would answer long after anyone waits."""
+    beat = as_utc(job.heartbeat_at)
+    return beat is not None and utcnow() - beat > timedelta(seconds=get_settings().JOB_STALL_LIMIT_S)
+
+
+def fail_stalled(session: Session, job_id: str) -> bool:
+    """Running-and-stalled → failed with `job_stalled`, once (a conditional update, like `interrupt`)."""
+    limit = get_settings().JOB_STALL_LIMIT_S
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(
+            col(Job.id) == job_id,
+            col(Job.status) == JobStatus.RUNNING,
+            col(Job.heartbeat_at) < now - timedelta(seconds=limit),
+        )
+        .values(
+            status=JobStatus.FAILED,
+            stage=JobStatus.FAILED.value,
+            finished_at=now,
+            error=f"the job stopped for more than {limit} s (its workers or the database were unavailable); "
+            "submit it again",
+            error_code="job_stalled",
+        )
+        .execution_options(synchronize_session=False)  # SQLite's rows in the session hold naive times
+    )
+    session.commit()
+    changed = bool(rows_changed(result))
+    if changed:
+        job_changed(job_id)
+    return changed
+
+
 def interrupt(session: Session, job_id: str) -> bool:
     """Running-and-stale → interrupted, once, so exactly one sweeper re-enqueues it."""
     result = session.execute(

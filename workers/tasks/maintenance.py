@@ -21,11 +21,17 @@ def sweep() -> list[str]:
     """Interrupt and re-enqueue every stale running job; returns their ids.
 
     `interrupt` is a conditional update, so with several sweepers each job is re-sent once. The
-    re-sent entry task claims the interrupted job and resumes from its persisted steps.
+    re-sent entry task claims the interrupted job and resumes from its persisted steps. A job stale
+    for longer than JOB_STALL_LIMIT_S (an outage of its workers or of the database that long) fails
+    with `job_stalled` instead.
     """
     resumed = []
     with session_scope() as session:
         for job in jobs.stale_jobs(session):
+            if jobs.stalled_too_long(job):
+                if jobs.fail_stalled(session, job.id):
+                    log.warning("job %s stopped beating longer than the stall limit; failing it", job.id)
+                continue
             if jobs.interrupt(session, job.id):
                 log.warning("job %s stopped beating; resuming it", job.id)
                 enqueue(session, job)
