@@ -10,23 +10,45 @@ investigating), records keep their tracebacks.
 from __future__ import annotations
 
 import logging
+import re
 
 from longread.failures import sanitise
 
+# A message that prints a traceback or stack, or a Python warning (which names the file that raised it).
+_PRINTED_INTERNALS = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+|^\S+\.py:\d+: \w*Warning')
+
 
 class NoInternals(logging.Filter):
-    """Collapse a record's exception into one sanitised line (kept whole at DEBUG level)."""
+    """Collapse a record's exception into one sanitised line (kept whole at DEBUG level).
+
+    A record whose text itself holds a traceback, a stack or a Python warning is cut to its sanitised
+    first line too: Celery's workers log what libraries print to stderr, such as the warning with a
+    formatted traceback when a task's result cannot be stored while Redis is down, and beat logs the
+    stack of a schedule it could not send.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             reason = sanitise(str(exc))
-            record.msg = f"{record.getMessage()} ({type(exc).__name__}{': ' + reason if reason else ''})"
+            record.msg = f"{_one_line(record.getMessage())} ({type(exc).__name__}{': ' + reason if reason else ''})"
             record.args = None
             record.exc_info = None
             record.exc_text = None
             record.stack_info = None
+        elif isinstance(record.msg, str) and _PRINTED_INTERNALS.search(record.getMessage()):
+            record.msg = _one_line(record.getMessage())
+            record.args = None
         return True
+
+
+def _one_line(message: str) -> str:
+    """The message as is, or its sanitised first line when it prints a traceback, a stack or a warning."""
+    if not _PRINTED_INTERNALS.search(message):
+        return message
+    return sanitise(message) or "an error was printed (details at DEBUG level)"
 
 
 def quiet_internals(*loggers: logging.Logger, root: bool = True) -> None:

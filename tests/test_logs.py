@@ -51,3 +51,35 @@ def test_the_filter_is_added_once() -> None:
     quiet_internals(logger, root=False)
     assert sum(isinstance(f, NoInternals) for f in handler.filters) == 1
     logger.removeHandler(handler)
+
+
+def test_a_printed_traceback_is_cut_to_one_line() -> None:
+    """What a worker logs from stderr (Celery's warning when Redis is gone while it stores a result)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("longread.test-logs-printed")
+    logger.addHandler(handler)
+    logger.propagate = False
+    quiet_internals(logger, root=False)
+    try:
+        logger.warning(
+            "/srv/venv/lib/python3.11/site-packages/celery/app/trace.py:809: RuntimeWarning: Exception raised "
+            'outside body: network:ConnectionError:\nTraceback (most recent call last):\n  File "/srv/venv/lib/'
+            'python3.11/site-packages/redis/connection.py", line 357, in connect\nConnectionError: refused\n'
+        )
+        try:
+            raise ConnectionError("Error 111 connecting to the broker")
+        except ConnectionError as exc:  # what Celery beat logs: the error, the stack, and exc_info
+            logger.error(
+                "Message Error: %s\n%s",
+                f"Couldn't apply scheduled task sweep: {exc}",
+                ["""  File "/srv/venv/lib/python3.11/site-packages/celery/beat.py", line 287, in apply_entry\n"""],
+                exc_info=True,
+            )
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert text.count("\n") == 2 and "RuntimeWarning: Exception raised outside body" in text, text
+    assert "Couldn't apply scheduled task sweep: Error 111 connecting to the broker" in text
+    for leak in ("Traceback", "/srv/", "site-packages", "line 357", "line 287"):
+        assert leak not in text, (leak, text)

@@ -139,14 +139,17 @@ def record() -> Callable[..., None]:
 
 
 def paid_twice(log_path: Path, finished_before: float) -> list[str]:
-    """Prompts whose call finished before `finished_before` and were paid for again afterwards."""
+    """Prompts whose call finished before `finished_before` and were paid for again afterwards.
+
+    A repeat logged before `finished_before` is not counted: it belongs to whatever ran before the fault.
+    """
     seen: dict[str, float] = {}
     repeats = []
     if not log_path.exists():
         return repeats
     for line in log_path.read_text().splitlines():
         at, _pid, digest = line.split()
-        if digest in seen and seen[digest] < finished_before:
+        if digest in seen and seen[digest] < finished_before <= float(at):
             repeats.append(digest)
         seen.setdefault(digest, float(at))
     return repeats
