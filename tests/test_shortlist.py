@@ -232,9 +232,9 @@ def test_empty_and_echoed_answers_count_as_nothing_and_citations_prefer_the_copi
     spans = [(0, 23), (24, 48), (49, 59), (60, 76)]
     reading = _reading(text, spans)
     cited = cited_by_phrase(text, "Hartfield.", question, reading.evidence)  # type: ignore[attr-defined]
-    assert [c.passage for c in cited] == [1, 0, 2]  # the copied-from passage first, then the best ranked
+    assert [c.passage for c in cited] == [1, 0, 2, 3]  # the copied-from passage first, then the best ranked
     nothing = cited_by_phrase(text, "not stated", question, reading.evidence)  # type: ignore[attr-defined]
-    assert [c.passage for c in nothing] == [0, 1, 2]
+    assert [c.passage for c in nothing] == [0, 1, 2, 3]
 
 
 def test_a_second_hop_follows_a_named_entity_or_the_best_passage_when_nothing_was_found() -> None:
@@ -265,3 +265,57 @@ def test_the_trace_reads_as_one_line_for_the_cli() -> None:
     assert line is not None and "1700 passages reused" in line
     assert "3 passages from BM25 + dense, re-ranked by attention in 9.1 s, best 2 read" in line
     assert how_it_read([{"stage": "read"}]) is None
+
+
+# ------------------------------------------------------------------------ answers chosen by likelihood
+
+
+def test_candidate_phrases_are_names_codes_and_noun_phrases_but_not_the_question_s_own_words() -> None:
+    from longread.agents.shortlist.phrases import candidate_phrases
+
+    evidence = (
+        "Mr. Elton married Miss Augusta Hawkins of Bath, with ten thousand pounds. The gate code is 7f3a-99b1 "
+        "since 1811. Her brother gave her an amber cross. Harriet Smith wept."
+    )
+    phrases = candidate_phrases(evidence, "Whom did Mr. Elton marry, and what did Harriet Smith do?")
+    assert {"Augusta Hawkins", "Hawkins", "Bath", "7f3a-99b1", "1811", "amber cross"} <= set(phrases)
+    # Titles, the question's own names and function words are never offered as answers.
+    assert not {"Mr", "Miss", "Elton", "Harriet Smith", "Smith", "Her", "The"} & set(phrases)
+    assert all(not p.startswith(("Mr", "Miss ", "an ")) for p in phrases)
+    assert len(candidate_phrases(" ".join(f"Name{i} Place{i}." for i in range(200)), "Who?", limit=7)) == 7
+    assert candidate_phrases("", "Who is it?") == []
+
+
+@pytest.mark.local_model
+def test_continuations_are_scored_as_the_whole_sequence_would_be_and_the_fact_is_chosen(bundled: object) -> None:
+    import torch
+
+    from longread.agents.shortlist.strategy import answer_locally
+    from longread.llm.local_provider import choose_continuation
+    from longread.llm.usage import Usage
+
+    prompt = "Question: What colour is the sky on a clear day?\nAnswer:"
+    options = [" blue\n", " bright sky blue\n", " green\n", " a deep shade of blue\n", " x"]
+    choice = choose_continuation("local/bundled", prompt, options, free_tokens=6)
+    tokenizer, model = bundled.tokenizer, bundled.model  # type: ignore[attr-defined]
+    prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    assert choice.prompt_tokens == prompt_ids.shape[1]
+    with torch.inference_mode():
+        for option, (logprob, n_tokens) in zip(options, choice.scores, strict=True):
+            ids = tokenizer(option, add_special_tokens=False)["input_ids"]
+            whole = torch.cat([prompt_ids, torch.tensor([ids])], dim=1)
+            logp = model(input_ids=whole).logits[0].float().log_softmax(-1)
+            expected = sum(float(logp[prompt_ids.shape[1] - 1 + j, ids[j]]) for j in range(len(ids)))
+            assert n_tokens == len(ids) and logprob == pytest.approx(expected, abs=1e-3)
+    assert choice.free.strip() and choice.free_logprob < 0
+
+    from longread.agents.baselines import Unit
+    from longread.agents.shortlist.strategy import Candidate
+
+    text = "The harbour was quiet that year. " + FACT + " The nets were mended in the autumn."
+    evidence = [Candidate(0, Unit(0, 0, len(text), 40), 1, 1, 1)]
+    usage = Usage()
+    local = answer_locally("local/bundled", "Who painted the lighthouse on Corrow Point?", text, evidence, usage)
+    assert local.answer == "Tobias Wren", local.choices
+    assert local.choices[0][0] == "Tobias Wren" and len(local.choices) > 1
+    assert usage.prompt_tokens > 0 and usage.calls == 1

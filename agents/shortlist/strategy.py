@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 STRATEGY = "shortlist"
 _LOCAL_PROMPT = "attention_answer_local"
 _HOSTED_PROMPT = "shortlist_answer_hosted"
-_LOCAL_ANSWER_TOKENS = 48
-_CITED_WHEN_UNMATCHED = 3
+_LOCAL_ANSWER_TOKENS = 12
+_NOT_STATED_MARGIN = 2.0
+_CITED = 4
+_CITED_HOLDING_ANSWER = 2
+_CHOICES_SHOWN = 5
+NOT_STATED = "not stated"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _NEXT = re.compile(r"^\s*Next:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*")
@@ -140,18 +144,52 @@ def _in_document_order(evidence: list[Candidate]) -> list[Candidate]:
     return sorted(evidence, key=lambda c: c.unit.start)
 
 
-def answer_locally(model: str, question: str, text: str, evidence: list[Candidate], usage: Usage) -> str:
-    """The base model's few-shot answer: a phrase copied from the evidence, or "not stated".
+@dataclass(frozen=True)
+class LocalAnswer:
+    """The local model's answer and the phrases it chose among, best first, with their log-probabilities."""
 
-    The evidence goes best last, nearest the question: a small model leans on what it read last.
+    answer: str
+    choices: list[tuple[str, float]]
+
+
+def answer_locally(model: str, question: str, text: str, evidence: list[Candidate], usage: Usage) -> LocalAnswer:
+    """The base model's choice among the evidence's candidate phrases (or "not stated"), by likelihood.
+
+    The few-shot prompt is the one the model would answer freely. The model first writes its own answer
+    (greedy, a few tokens); then every candidate phrase (`phrases.candidate_phrases`), its own answer
+    when it copied it from the evidence, and "not stated" are scored as the continuation after
+    "Answer:", each ended by the newline that closes an answer, so a cut-off name scores below the whole
+    one. The most likely phrase is the answer; "not stated" must beat the best phrase by
+    `_NOT_STATED_MARGIN` nats (it also triggers the second hop). The evidence goes best last, nearest
+    the question: a small model leans on what it read last.
     """
-    from longread.llm.local_provider import generate_raw
+    from longread.agents.shortlist.phrases import candidate_phrases, copied_phrase
+    from longread.llm.local_provider import choose_continuation
 
     joined = " ".join(" ".join(text[c.unit.start : c.unit.end].split()) for c in reversed(evidence))
     prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
-    answer, n_prompt, n_out = generate_raw(model, prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"])
-    usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
-    return answer.strip().strip('"').strip()
+    options = [*candidate_phrases(joined, question), NOT_STATED]
+
+    def own_answer(free: str) -> list[str]:
+        phrase = copied_phrase(free, joined, question)
+        if phrase and phrase not in options:
+            options.append(phrase)
+            return [f" {phrase}\n"]
+        return []
+
+    choice = choose_continuation(
+        model, prompt, [f" {option}\n" for option in options], free_tokens=_LOCAL_ANSWER_TOKENS, also=own_answer
+    )
+    margin = {NOT_STATED: -_NOT_STATED_MARGIN}
+    ranked = sorted(zip(options, choice.scores, strict=True), key=lambda item: -(item[1][0] + margin.get(item[0], 0.0)))
+    read = sum(n for _, (_, n) in ranked)
+    usage.record(
+        prompt_tokens=choice.prompt_tokens + read,
+        completion_tokens=len(choice.free.split()) + 1,
+        cost_usd=0.0,
+        cached=False,
+    )
+    return LocalAnswer(ranked[0][0], [(phrase, round(logprob, 3)) for phrase, (logprob, _) in ranked[:_CHOICES_SHOWN]])
 
 
 def answer_hosted(client: LLMClient, question: str, text: str, evidence: list[Candidate]) -> tuple[str, list[int]]:
@@ -173,18 +211,19 @@ def found_nothing(answer: str, question: str = "") -> bool:
 
 
 def cited_by_phrase(text: str, answer: str, question: str, evidence: list[Candidate]) -> list[Candidate]:
-    """The evidence passages holding the answer verbatim, then the best-ranked ones, three in all.
+    """The evidence passages holding the answer verbatim (two at most), then the best-ranked ones, four in all.
 
-    A base model cites nothing, so what it copied from is cited first; the passages the reader ranked
-    highest follow, so the citations also show where the answer most likely is when the copy is wrong.
+    A base model cites nothing, so what it chose its phrase from is cited first; the passages the reader
+    ranked highest follow, so the citations also show where the answer most likely is when the choice is
+    wrong.
     """
     phrase = answer_phrase(answer)
     cited: list[Candidate] = []
     if len(phrase) >= 2 and not found_nothing(answer, question):
         cited = [c for c in evidence if phrase in " ".join(text[c.unit.start : c.unit.end].split()).lower()]
-    cited = cited[:_CITED_WHEN_UNMATCHED]
+    cited = cited[:_CITED_HOLDING_ANSWER]
     for candidate in evidence:
-        if len(cited) >= _CITED_WHEN_UNMATCHED:
+        if len(cited) >= _CITED:
             break
         if candidate not in cited:
             cited.append(candidate)
@@ -274,6 +313,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
         progress("answer", 0, 1)
         answered = time.perf_counter()
         unknown = 0
+        choices: list[tuple[str, float]] = []
         if hosted:
             assert answerer is not None
             answer, numbers = answer_hosted(answerer, question, text, reading.evidence)
@@ -282,7 +322,8 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
             unknown = sum(1 for n in numbers if not 1 <= n <= len(ordered))
             cited = [ordered[n - 1] for n in valid]
         else:
-            answer = answer_locally(answer_model, question, text, reading.evidence, client.usage)
+            local = answer_locally(answer_model, question, text, reading.evidence, client.usage)
+            answer, choices = local.answer, local.choices
             cited = cited_by_phrase(text, answer, question, reading.evidence)
         progress("answer", 1, 1)
         trace.append(
@@ -299,6 +340,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
                     "answer": round(time.perf_counter() - answered, 3),
                 },
                 "answer": answer[:500],
+                **({"choices": [{"phrase": p, "logprob": lp} for p, lp in choices]} if choices else {}),
             }
         )
         return reading, answer, cited, unknown

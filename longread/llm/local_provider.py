@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import litellm
@@ -116,6 +118,121 @@ def generate_raw(
     """Plain-text continuation (few-shot prompts for a base model): (text, prompt_tokens, completion_tokens)."""
     text, n_prompt, n_out, _ = _generate(model, prompt, max_tokens=max_tokens, stops=tuple(stop or ()))
     return text, n_prompt, n_out
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How likely the model finds each given continuation, and what it would write itself."""
+
+    scores: list[tuple[float, int]]
+    """(log-probability, tokens) per continuation, in the order given."""
+    free: str
+    """The greedy continuation up to `stop` (empty when none was asked for)."""
+    free_logprob: float
+    prompt_tokens: int
+
+
+_CHOICE_BATCH = 16
+"""Continuations scored in one forward pass (each copies the prompt's KV cache: tens of MB each)."""
+
+
+def _score_batch(local: Any, cache: Any, n_prompt: int, first: Any, batch: list[list[int]]) -> list[tuple[float, int]]:
+    """(log-probability, tokens) of each continuation, fed together as one right-padded batch over the cache."""
+    import copy
+
+    import torch
+
+    rows = [c[:-1] for c in batch]
+    width = max((len(r) for r in rows), default=0)
+    scored = [(float(first[c[0]]) if c else float("-inf"), len(c)) for c in batch]
+    if width == 0:
+        return scored
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), n_prompt + width), dtype=torch.long)
+    mask[:, :n_prompt] = 1
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, n_prompt : n_prompt + len(row)] = 1
+    expanded = copy.deepcopy(cache)
+    expanded.batch_repeat_interleave(len(rows))
+    positions = (n_prompt + torch.arange(width)).unsqueeze(0).expand(len(rows), -1)
+    out = local.model(
+        input_ids=ids.to(local.device),
+        attention_mask=mask.to(local.device),
+        position_ids=positions.to(local.device),
+        past_key_values=expanded,
+        use_cache=True,
+    )
+    logp = out.logits.float().log_softmax(-1)
+    for i, cont in enumerate(batch):
+        if len(cont) > 1:
+            follow = float(sum(logp[i, j, cont[j + 1]] for j in range(len(cont) - 1)))
+            scored[i] = (scored[i][0] + follow, len(cont))
+    return scored
+
+
+def choose_continuation(
+    model: str,
+    prompt: str,
+    continuations: list[str],
+    *,
+    free_tokens: int = 0,
+    stop: str = "\n",
+    also: Callable[[str], list[str]] | None = None,
+) -> Choice:
+    """Log-probability of each continuation after the prompt, and the model's own greedy continuation.
+
+    One forward pass over the prompt fills a KV cache; the continuations are then fed over copies of it in
+    batches, so scoring forty short phrases costs little more than reading the prompt once.
+    This is how a small base model picks among phrases it could copy (multiple choice by likelihood),
+    which it does far more reliably than it writes a phrase freely. With `free_tokens`, the model also
+    writes up to that many tokens greedily over the same cache (until `stop`) first, and `also` may turn
+    what it wrote into more continuations to score (its answer, cleaned, competing on the same scale).
+    """
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    local = load_local_model(model)
+    tokenizer = local.tokenizer
+    has_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)["input_ids"].to(local.device)
+    n_prompt = int(ids.shape[1])
+    encoded = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in continuations]
+    longest = max([len(c) for c in encoded] + [free_tokens])
+    if n_prompt + longest > local.context_window:
+        raise LocalModelError(
+            f"prompt of {n_prompt} tokens exceeds the local model's window of {local.context_window} tokens"
+        )
+    scores: list[tuple[float, int]] = []
+    free_ids: list[int] = []
+    free_logprob = 0.0
+    with local.lock, torch.inference_mode():
+        # A cache built without the model config keeps every layer whole, so it can be cropped and reused.
+        cache = DynamicCache()
+        out = local.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        first = out.logits[0, -1].float().log_softmax(-1)
+        logp = first
+        for _ in range(free_tokens):
+            token = int(logp.argmax())
+            free_ids.append(token)
+            free_logprob += float(logp[token])
+            if stop in tokenizer.decode(free_ids, skip_special_tokens=True) or token == tokenizer.eos_token_id:
+                break
+            step = local.model(
+                input_ids=torch.tensor([[token]], device=local.device), past_key_values=cache, use_cache=True
+            )
+            logp = step.logits[0, -1].float().log_softmax(-1)
+        if cache.get_seq_length() > n_prompt:
+            cache.crop(-(cache.get_seq_length() - n_prompt))
+        free = tokenizer.decode(free_ids, skip_special_tokens=True).split(stop)[0] if free_ids else ""
+        if also is not None:
+            extra = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in also(free)]
+            encoded += [e for e in extra if n_prompt + len(e) <= local.context_window]
+        for first_row in range(0, len(encoded), _CHOICE_BATCH):
+            batch = encoded[first_row : first_row + _CHOICE_BATCH]
+            scores.extend(_score_batch(local, cache, n_prompt, first, batch))
+    return Choice(scores, free, free_logprob, n_prompt)
 
 
 class LocalLLM(CustomLLM):
