@@ -254,11 +254,7 @@ async def ingest(
         document = _document(session, principal, result["document_id"])
         result["tokens"] = document.n_tokens
         if collection is not None:
-            found = collections.find_collection(session, collection, tenant_id=principal.tenant_id)
-            if found is None:
-                found = collections.create_collection(session, collection, [document.id], tenant_id=principal.tenant_id)
-            else:
-                collections.add_documents(session, found, [document.id])
+            found = collections.gather_into(session, collection, [document.id], tenant_id=principal.tenant_id)
             result["collection_id"] = found.id
             result["index_jobs"] = [job.id for job in index_joined(session, principal, [document.id])]
         return result

@@ -467,11 +467,7 @@ def collection_create(
         with session_scope() as session:
             documents = _ingest_all(session, files)
             ids = [d.id for d in documents]
-            found = stored_collections.find_collection(session, name)
-            if found is None:
-                found = stored_collections.create_collection(session, name, ids)
-            else:
-                stored_collections.add_documents(session, found, ids)
+            found = stored_collections.gather_into(session, name, ids)
             members = stored_collections.members(session, found.id)
             payload = {
                 "collection_id": found.id,
@@ -532,17 +528,13 @@ def ask_collection_command(
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         if folder is not None:
             ids = [d.id for d in _ingest_all(session, [folder])]
-            name = f"folder:{folder.resolve()}"
-            found = stored_collections.find_collection(session, name)
-            if found is None:
-                found = stored_collections.create_collection(session, name, ids)
-            else:
-                stored_collections.add_documents(session, found, ids)
+            found = stored_collections.gather_into(session, f"folder:{folder.resolve()}", ids)
         else:
             assert collection is not None
-            found = stored_collections.find_collection(session, collection)
-            if found is None:
+            named = stored_collections.find_collection(session, collection)
+            if named is None:
                 fail(f"{collection}: no such collection")
+            found = named
         answer = collection_reading.ask_collection(
             session,
             found,

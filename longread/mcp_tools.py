@@ -204,11 +204,7 @@ async def ingest(path: str, collection: str | None = None) -> dict[str, Any]:
             "created": created,
         }
         if collection is not None:
-            found = collections.find_collection(session, collection)
-            if found is None:
-                found = collections.create_collection(session, collection, [document.id])
-            else:
-                collections.add_documents(session, found, [document.id])
+            found = collections.gather_into(session, collection, [document.id])
             result["collection_id"] = found.id
         return result
 

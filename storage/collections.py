@@ -93,6 +93,15 @@ def add_documents(session: Session, collection: Collection, document_ids: Sequen
     return len(added)
 
 
+def gather_into(session: Session, name: str, document_ids: Sequence[str], tenant_id: str = LOCAL_TENANT) -> Collection:
+    """The tenant's collection by that name (or id) with these documents added, created when there is none."""
+    found = find_collection(session, name, tenant_id=tenant_id)
+    if found is None:
+        return create_collection(session, name, document_ids, tenant_id=tenant_id)
+    add_documents(session, found, document_ids)
+    return found
+
+
 def remove_documents(session: Session, collection: Collection, document_ids: Sequence[str]) -> int:
     """Remove documents from the collection (the documents stay stored); returns how many left.
 
