@@ -2,7 +2,7 @@
 
 A small base model writes a free answer badly (it repeats the question, stops mid-name, or copies the
 wrong line) but ranks given phrases by likelihood well. So the reader lists the phrases an answer could
-be and lets the model choose among them (`llm.local_provider.continuation_logprobs`):
+be and lets the model choose among them (`llm.local_provider.choose_continuation`):
 
 - names: runs of capitalised words ("Robert Martin", "Box Hill", "Lovers' Vows", "Bath"), without a
   leading title or sentence opener, and their last word alone (a surname is often the answer);
@@ -32,6 +32,8 @@ _NOUN_PHRASE = re.compile(
     r"\b(?:a|an|the|his|her|their|my|its|our|your|some)\s+((?:[a-z][a-z\-]+\s+){0,2}[a-z][a-z\-]+)"
 )
 _WORD = re.compile(r"\w+")
+_EDGES = " ,;:.!?\"'“”‘’"
+"""Punctuation and quotes a phrase never starts or ends with."""
 MAX_PHRASES = 40
 """Most phrases scored per question: each costs a short forward pass over the cached prompt."""
 
@@ -62,7 +64,7 @@ def candidate_phrases(evidence: str, question: str, limit: int = MAX_PHRASES) ->
     order: dict[str, int] = {}
 
     def add(phrase: str) -> None:
-        phrase = phrase.strip(" ,;:.!?\"'“”‘’")
+        phrase = phrase.strip(_EDGES)
         if len(phrase) < 2 or not _informative(phrase, asked):
             return
         counts[phrase] += 1
@@ -98,7 +100,7 @@ _LEAD = re.compile(r"^(?:(?:to|at|in|on|by|with|from|of|the|a|an)\s+)+", re.IGNO
 def copied_phrase(written: str, evidence: str, question: str) -> str | None:
     """A model's own short answer, trimmed of quotes, end punctuation and leading prepositions, when the
     evidence holds it word for word and it says more than the question; None otherwise."""
-    phrase = written.strip().strip(" .,;:!?\"'“”‘’").strip()
+    phrase = written.strip().strip(_EDGES).strip()
     phrase = _LEAD.sub("", phrase).strip()
     if len(phrase) < 2 or len(phrase.split()) > 8 or not _informative(phrase, set(_words(question))):
         return None

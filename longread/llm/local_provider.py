@@ -68,6 +68,12 @@ def _stop_on_text(tokenizer: Any, n_prompt: int, stops: tuple[str, ...]) -> Any:
     return StoppingCriteriaList([StopOnText()] if stops else [])
 
 
+def _encode_prompt(tokenizer: Any, prompt: str) -> Any:
+    """The prompt's tensors, with the BOS token added unless the prompt already starts with it."""
+    has_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
+    return tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)
+
+
 def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[str, ...]) -> tuple[str, int, int, str]:
     """Greedy continuation of a prompt: (text, prompt_tokens, completion_tokens, finish_reason)."""
     import torch
@@ -75,8 +81,7 @@ def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[s
     local = load_local_model(model)
     tokenizer = local.tokenizer
     budget = int(max_tokens or get_settings().LLM_MAX_OUTPUT_TOKENS)
-    has_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
-    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)
+    enc = _encode_prompt(tokenizer, prompt)
     n_prompt = int(enc["input_ids"].shape[1])
     if n_prompt + budget > local.context_window:
         raise LocalModelError(
@@ -195,8 +200,7 @@ def choose_continuation(
 
     local = load_local_model(model)
     tokenizer = local.tokenizer
-    has_bos = bool(tokenizer.bos_token) and prompt.startswith(tokenizer.bos_token)
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)["input_ids"].to(local.device)
+    ids = _encode_prompt(tokenizer, prompt)["input_ids"].to(local.device)
     n_prompt = int(ids.shape[1])
     encoded = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in continuations]
     longest = max([len(c) for c in encoded] + [free_tokens])
