@@ -228,13 +228,14 @@ def test_empty_and_echoed_answers_count_as_nothing_and_citations_prefer_the_copi
     assert found_nothing("The Woodhouses' house at Highbury.", question)
     assert not found_nothing("Hartfield.", question) and not found_nothing("Hartfield, at Highbury", question)
 
-    text = "Emma lived at Highbury. The house was Hartfield. Rain fell. The vicar called."
-    spans = [(0, 23), (24, 48), (49, 59), (60, 76)]
+    text = "Emma lived at Highbury. The house was Hartfield. Rain fell. The vicar called. Hartfield was warm. Tea."
+    spans = [(0, 23), (24, 48), (49, 59), (60, 77), (78, 97), (98, 102)]
     reading = _reading(text, spans)
     cited = cited_by_phrase(text, "Hartfield.", question, reading.evidence)  # type: ignore[attr-defined]
-    assert [c.passage for c in cited] == [1, 0, 2, 3]  # the copied-from passage first, then the best ranked
+    # The copied-from passages first, then every other passage read, best ranked first.
+    assert [c.passage for c in cited] == [1, 4, 0, 2, 3, 5]
     nothing = cited_by_phrase(text, "not stated", question, reading.evidence)  # type: ignore[attr-defined]
-    assert [c.passage for c in nothing] == [0, 1, 2, 3]
+    assert [c.passage for c in nothing] == [0, 1, 2, 3, 4, 5]
 
 
 def test_a_second_hop_follows_a_named_entity_or_the_best_passage_when_nothing_was_found() -> None:

@@ -41,8 +41,6 @@ _LOCAL_PROMPT = "attention_answer_local"
 _HOSTED_PROMPT = "shortlist_answer_hosted"
 _LOCAL_ANSWER_TOKENS = 12
 _NOT_STATED_MARGIN = 2.0
-_CITED = 4
-_CITED_HOLDING_ANSWER = 2
 _CHOICES_SHOWN = 5
 NOT_STATED = "not stated"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -211,23 +209,17 @@ def found_nothing(answer: str, question: str = "") -> bool:
 
 
 def cited_by_phrase(text: str, answer: str, question: str, evidence: list[Candidate]) -> list[Candidate]:
-    """The evidence passages holding the answer verbatim (two at most), then the best-ranked ones, four in all.
+    """Every evidence passage the model read: those holding the answer verbatim first, then the rest best-ranked.
 
-    A base model cites nothing, so what it chose its phrase from is cited first; the passages the reader
-    ranked highest follow, so the citations also show where the answer most likely is when the choice is
-    wrong.
+    A base model cites nothing, so what it chose its phrase from is cited first; the other passages it read
+    (the evidence budget, about a thousand tokens) follow, so the citations show all the answer rests on
+    and where the answer most likely is when the choice is wrong.
     """
     phrase = answer_phrase(answer)
     cited: list[Candidate] = []
     if len(phrase) >= 2 and not found_nothing(answer, question):
         cited = [c for c in evidence if phrase in " ".join(text[c.unit.start : c.unit.end].split()).lower()]
-    cited = cited[:_CITED_HOLDING_ANSWER]
-    for candidate in evidence:
-        if len(cited) >= _CITED:
-            break
-        if candidate not in cited:
-            cited.append(candidate)
-    return cited
+    return cited + [candidate for candidate in evidence if candidate not in cited]
 
 
 def next_entity(answer: str, question: str, text: str, reading: Reading, hosted: bool) -> str | None:
