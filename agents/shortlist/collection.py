@@ -31,7 +31,7 @@ from longread.agents.citations import check_citations
 from longread.agents.segments import ensure_segments
 from longread.agents.shortlist.fusion import reciprocal_rank_fusion
 from longread.agents.shortlist.index import ensure_index
-from longread.agents.shortlist.strategy import cited_by_phrase, found_nothing, knobs
+from longread.agents.shortlist.strategy import cited_by_phrase, knobs
 from longread.llm.prompts import render_prompt
 from longread.storage.models import Document
 
@@ -345,9 +345,7 @@ def read_collection(
 
 
 def cited_by_phrase_hits(answer: str, question: str, evidence: list[Hit]) -> list[Hit]:
-    """What a base model copied from (it cites nothing): the evidence holding the answer, else the best."""
-    if found_nothing(answer, question):
-        return evidence[:1]
+    """What a base model read (it cites nothing): the evidence holding the answer first, then the rest."""
     joined = "\n\n".join(h.text for h in evidence)
     offsets, at = [], 0
     for hit in evidence:
