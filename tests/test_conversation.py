@@ -147,3 +147,78 @@ def test_the_hosted_answer_to_attention_evidence_sees_the_turns(env: Path) -> No
     assert "Earlier question: Who keeps the light at Skerry Point?" in prompt
     assert prompt.index("Earlier answer: Ingrid Vass.") < prompt.index("Question: When did Ingrid Vass come?")
     assert "1871" in answer and numbers == [1]
+
+
+def test_the_hosted_answer_to_shortlist_evidence_sees_the_turns(env: Path) -> None:
+    from longread.agents.baselines import Unit
+    from longread.agents.shortlist.strategy import Candidate, answer_hosted
+
+    text = "The miller walked along the harbour wall. Ingrid Vass came to the light in 1871."
+    evidence = [Candidate(0, Unit(0, 42, len(text), 12), 1, 1, 1)]
+    context = conversation_context([Turn("Who keeps the light at Skerry Point?", "Ingrid Vass.")])
+    client = LLMClient("scripted/longread.testing.doubles.reader", use_cache=False)
+    doubles.calls.clear()
+    answer, numbers = answer_hosted(client, "When did Ingrid Vass come?", text, evidence, context)
+    (prompt,) = doubles.calls
+    assert prompt.startswith("The numbered passages below")
+    assert "Earlier question: Who keeps the light at Skerry Point?" in prompt
+    assert prompt.index("Earlier answer: Ingrid Vass.") < prompt.index("Question: When did Ingrid Vass come?")
+    assert "1871" in answer and numbers == [1]
+    doubles.calls.clear()
+    answer_hosted(client, "When did Ingrid Vass come?", text, evidence)  # a first question: no turns shown
+    assert "Earlier question" not in doubles.calls[0]
+
+
+def test_a_follow_up_over_the_shortlist_answers_with_the_turns_and_retrieves_by_the_rewritten_question(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole shortlist reader through the engine; the attention re-ranking (the real local model,
+    tested in its own tier) is replaced by word overlap, and the queries retrieval saw are kept."""
+    pytest.importorskip("torch")
+    from longread.agents.shortlist import index as index_module
+    from longread.agents.shortlist import rerank as rerank_module
+    from longread.agents.shortlist import strategy
+
+    queries: list[str] = []
+    real_shortlist = strategy.shortlist
+
+    def shortlist(index: object, query: str, depth: int, size: int) -> object:
+        queries.append(query)
+        return real_shortlist(index, query, depth, size)  # type: ignore[arg-type]  # a PassageIndex, passed through
+
+    def overlap(question: str, passages: list[str], **_: object) -> rerank_module.Reranking:
+        asked = doubles.words(question)
+        return rerank_module.Reranking([float(len(asked & doubles.words(p))) for p in passages], 0, 0.0)
+
+    monkeypatch.setattr(strategy, "shortlist", shortlist)
+    monkeypatch.setattr(rerank_module, "rerank", overlap)
+    monkeypatch.setattr(rerank_module, "load_reranker", lambda: None)
+    model = "scripted/longread.testing.doubles.reader"
+    index_module.forget_indexes()
+    with session_scope() as session:
+        document, _ = engine.store_text(session, filename="coast.txt", text=document_with_facts(16, {11: SIGNAL}))
+        thread = Conversation(document_id=document.id, title="signal")
+        session.add(thread)
+        session.commit()
+        first = engine.ask(
+            session,
+            document,
+            "What is the signal code of the lighthouse keeper at Skerry Point?",
+            strategy="shortlist",
+            model=model,
+            conversation_id=thread.id,
+        )
+        assert "4721" in first.answer and first.citations
+        assert not any("Earlier question" in p for p in doubles.calls)
+
+        doubles.calls.clear()
+        queries.clear()
+        second = engine.ask(
+            session, document, "And what is it?", strategy="shortlist", model=model, conversation_id=thread.id
+        )
+    index_module.forget_indexes()
+    assert "4721" in second.answer and second.trace[0]["stage"] == "follow-up"
+    assert queries and all("signal code of the lighthouse keeper" in q for q in queries)
+    (prompt,) = [p for p in doubles.calls if p.startswith("The numbered passages below")]
+    assert "Earlier question: What is the signal code of the lighthouse keeper at Skerry Point?" in prompt
+    assert "Question: And what is the signal code of the lighthouse keeper at Skerry Point?" in prompt

@@ -190,11 +190,17 @@ def answer_locally(model: str, question: str, text: str, evidence: list[Candidat
     return LocalAnswer(ranked[0][0], [(phrase, round(logprob, 3)) for phrase, (logprob, _) in ranked[:_CHOICES_SHOWN]])
 
 
-def answer_hosted(client: LLMClient, question: str, text: str, evidence: list[Candidate]) -> tuple[str, list[int]]:
-    """A hosted model's answer over numbered passages (document order) and the numbers it cites."""
+def answer_hosted(
+    client: LLMClient, question: str, text: str, evidence: list[Candidate], conversation: str = ""
+) -> tuple[str, list[int]]:
+    """A hosted model's answer over numbered passages (document order) and the numbers it cites.
+
+    `conversation` (a follow-up's recent turns, longread.conversation) goes to the prompt, so the answer
+    can refer back to them; retrieval reads the rewritten question alone.
+    """
     ordered = _in_document_order(evidence)
     passages = [{"number": n, "text": text[c.unit.start : c.unit.end].strip()} for n, c in enumerate(ordered, 1)]
-    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question)
+    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question, conversation=conversation)
     return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
 
 
@@ -308,7 +314,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
         choices: list[tuple[str, float]] = []
         if hosted:
             assert answerer is not None
-            answer, numbers = answer_hosted(answerer, question, text, reading.evidence)
+            answer, numbers = answer_hosted(answerer, question, text, reading.evidence, request.conversation)
             ordered = _in_document_order(reading.evidence)
             valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(ordered)]
             unknown = sum(1 for n in numbers if not 1 <= n <= len(ordered))
