@@ -1,6 +1,7 @@
 """Asking and summarising a collection: the engine's entry for reading many documents at once.
 
-A question is read by `agents.shortlist.collection`; this stores the answer (`CollectionAnswer`, with
+A question is read by `agents.shortlist.collection` (shortlist, bm25, dense) or by `agents.collection`
+(the summary tree over a collection root, the chain across documents in order); this stores the answer (`CollectionAnswer`, with
 citations that name their documents) and accounts its model calls the same way as a single document's.
 A summary is one per document (the single document's summary, its tree reused) and one overall, written
 from those; documents are read one at a time, so only one document's text is in memory at once.
@@ -17,6 +18,7 @@ from longread import engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.citations import with_pages
+from longread.agents.collection import chain_collection, navigate_collection
 from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
 from longread.agents.memwalker.tree import words_to_tokens
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, index_documents, read_collection
@@ -29,7 +31,9 @@ from longread.storage.cache import stored_client
 from longread.storage.collections import member_ids, members
 from longread.storage.models import Collection, CollectionAnswer, Document, Job, RetrievalIndex
 
-STRATEGIES = ("auto", *METHODS)
+READERS = (*METHODS, "tree", "chain")
+"""The strategies that read a collection."""
+STRATEGIES = ("auto", *READERS)
 """What a collection question may be read with; `auto` is the shortlist."""
 
 
@@ -38,6 +42,19 @@ def check_strategy(strategy: str) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} for a collection; choose one of: {', '.join(STRATEGIES)}")
     return "shortlist" if strategy == "auto" else strategy
+
+
+def reading_order(document_ids: list[str], order: list[str] | None) -> list[str]:
+    """The members in the stated order: those `order` names first, as given, then the rest in the
+    collection's order. A name that is not a member is a ValueError."""
+    if not order:
+        return document_ids
+    members = set(document_ids)
+    strangers = [d for d in order if d not in members]
+    if strangers:
+        raise ValueError(f"the order names documents that are not in the collection: {', '.join(strangers[:5])}")
+    first = list(dict.fromkeys(order))
+    return first + [d for d in document_ids if d not in set(first)]
 
 
 def ask_collection(
@@ -53,8 +70,11 @@ def ask_collection(
     usage: Usage | None = None,
     caps: Budget | None = None,
     reranker: Reranker | None = None,
+    order: list[str] | None = None,
 ) -> CollectionAnswer:
-    """Answer a question over every document of a collection and store the answer."""
+    """Answer a question over every document of a collection and store the answer.
+
+    `order` (document ids) is the order the chain reads the documents in; the collection's order otherwise."""
     method = check_strategy(strategy)
     question = question.strip()
     if not question:
@@ -62,22 +82,28 @@ def ask_collection(
     document_ids = member_ids(session, collection.id)
     if not document_ids:
         raise ValueError(f"the collection {collection.name!r} has no documents")
+    document_ids = reading_order(document_ids, order)
     started = time.monotonic()
     client = stored_client(model, usage, tenant_id=collection.tenant_id)
     if caps is not None and caps.capped:
         client.usage.budget = caps
     stopped: str | None = None
     try:
-        draft = read_collection(
-            session,
-            document_ids,
-            question,
-            client,
-            method=method,
-            answer_with=answer_with,
-            progress=progress or no_progress,
-            reranker=reranker,
-        )
+        if method == "tree":
+            draft = navigate_collection(session, document_ids, question, client, progress=progress or no_progress)
+        elif method == "chain":
+            draft = chain_collection(session, document_ids, question, client, progress=progress or no_progress)
+        else:
+            draft = read_collection(
+                session,
+                document_ids,
+                question,
+                client,
+                method=method,
+                answer_with=answer_with,
+                progress=progress or no_progress,
+                reranker=reranker,
+            )
     except BudgetExceeded as exc:
         session.rollback()
         stopped = exc.reason

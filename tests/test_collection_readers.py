@@ -1,0 +1,116 @@
+"""The summary tree and the chain over a collection, on the scripted model through litellm: citations name
+their document, stored trees are reused, the chain carries its notes across documents in the stated order."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlmodel import select
+
+from longread import engine
+from longread.collection_reading import ask_collection, reading_order
+from longread.config import get_settings
+from longread.llm import Usage
+from longread.storage import collections
+from longread.storage.models import Document, Tree
+from longread.testing import doubles
+from longread.testing.factories import document_with_facts
+
+MODEL = "scripted/longread.testing.doubles.reader"
+FACTS = {
+    "ash.txt": "The code of the amber lighthouse is 4721.",
+    "birch.txt": "The code of the violet harbor is 9364.",
+    "cedar.txt": "The code of the copper granary is 5810.",
+}
+
+
+def _shelf(session, monkeypatch, *, fanout: int = 3, segment: int = 120):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", str(segment))
+    monkeypatch.setenv("LONGREAD_TREE_FANOUT", str(fanout))
+    get_settings.cache_clear()
+    documents = [
+        engine.store_text(session, filename=name, text=document_with_facts(24, {7 + 5 * n: fact}, seed=n))[0]
+        for n, (name, fact) in enumerate(FACTS.items())
+    ]
+    return documents, collections.create_collection(session, "codes", [d.id for d in documents])
+
+
+def _summary_calls() -> int:
+    return sum(
+        1 for p in doubles.calls if p.startswith("Summarise the following passage") or p.startswith("The following")
+    )
+
+
+def test_the_tree_walks_into_the_document_that_holds_the_answer_and_reuses_stored_trees(session, monkeypatch) -> None:
+    documents, shelf = _shelf(session, monkeypatch)
+    ash, birch, cedar = documents
+    for document in (ash, cedar):  # two documents were summarised before; birch never was
+        engine.build_tree(session, document, model=MODEL)
+    doubles.calls.clear()
+    usage = Usage()
+    answer = ask_collection(
+        session, shelf, "What is the code of the violet harbor?", strategy="tree", model=MODEL, usage=usage
+    )
+    assert "9364" in answer.answer and answer.strategy == "tree"
+    built = {step["filename"]: step["reused"] for step in answer.trace if step["stage"] == "tree"}
+    assert built == {"ash.txt": True, "birch.txt": False, "cedar.txt": True}
+    birch_tree = session.exec(select(Tree).where(Tree.document_id == birch.id)).one()
+    assert _summary_calls() == birch_tree.n_nodes, "only the document without a tree was summarised"
+    first = answer.citations[0]
+    assert first["filename"] == "birch.txt" and first["document_id"] == birch.id and "[1]" in answer.answer
+    assert birch.text[first["start"] : first["end"]] == first["quote"] == FACTS["birch.txt"]
+    walk = [step for step in answer.trace if step["stage"] == "navigate"]
+    assert walk[-1]["action"] == "answer" and walk[-1]["filename"] == "birch.txt"
+    # The collection root shows each document's root summary, naming the document.
+    triage = next(p for p in doubles.calls if "walking down its table of summaries" in p)
+    assert all(f"(document {name})" in triage for name in FACTS)
+
+    # Asked again (another question): every tree is stored, so no summary is written again.
+    doubles.calls.clear()
+    again = ask_collection(session, shelf, "What is the code of the copper granary?", strategy="tree", model=MODEL)
+    assert _summary_calls() == 0
+    assert "5810" in again.answer and again.citations[0]["filename"] == "cedar.txt"
+    assert all(step["reused"] for step in again.trace if step["stage"] == "tree")
+
+
+def test_more_documents_than_the_fanout_are_grouped_under_collection_nodes(session, monkeypatch) -> None:
+    documents, shelf = _shelf(session, monkeypatch, fanout=2)
+    doubles.calls.clear()
+    answer = ask_collection(session, shelf, "What is the code of the amber lighthouse?", strategy="tree", model=MODEL)
+    assert "4721" in answer.answer and answer.citations[0]["filename"] == "ash.txt"
+    opened = [step for step in answer.trace if step["stage"] == "navigate" and step["action"] == "open"]
+    # root -> a group of documents -> ash's root -> ... : the first open stays at the collection level.
+    assert opened[0]["node"][0] == "" and opened[1]["node"][0] == ""
+    assert opened[2]["node"][0] == documents[0].id
+
+
+def test_the_chain_reads_documents_in_the_stated_order_and_carries_its_notes(session, monkeypatch) -> None:
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    documents, shelf = _shelf(session, monkeypatch, segment=150)
+    ash, birch, cedar = documents
+    doubles.calls.clear()
+    question = "What is the code of the amber lighthouse and the code of the copper granary?"
+    answer = ask_collection(session, shelf, question, strategy="chain", model=MODEL, order=[cedar.id, birch.id, ash.id])
+    workers = [p for p in doubles.calls if p.startswith("You are worker")]
+    read = [re.search(r"\(document (\w+\.txt)\)", p).group(1) for p in workers]  # type: ignore[union-attr]  # every chunk names its document
+    assert read == sorted(read, key=["cedar.txt", "birch.txt", "ash.txt"].index) and set(read) == set(FACTS)
+    # The note taken in cedar (read first) reaches every worker reading ash (read last).
+    for prompt in (p for p, name in zip(workers, read, strict=True) if name == "ash.txt"):
+        assert "5810" in prompt.split("Notes from the previous workers:", 1)[1]
+    assert "5810" in answer.answer and "4721" in answer.answer
+    by_file = {c["filename"]: c for c in answer.citations}
+    assert set(by_file) == {"cedar.txt", "ash.txt"}
+    for name, citation in by_file.items():
+        text = session.get(Document, citation["document_id"]).text  # type: ignore[union-attr]  # cited, so stored
+        assert text[citation["start"] : citation["end"]] == citation["quote"] == FACTS[name]
+    assert re.search(r"5810.*\[1\]", answer.answer) and "[2]" in answer.answer
+    assert answer.llm_calls == len(workers) + 1
+
+
+def test_a_reading_order_names_members_only() -> None:
+    assert reading_order(["a", "b", "c"], ["c", "a"]) == ["c", "a", "b"]
+    assert reading_order(["a", "b"], None) == ["a", "b"]
+    with pytest.raises(ValueError, match="not in the collection"):
+        reading_order(["a", "b"], ["z"])
