@@ -361,7 +361,7 @@ class CollectionDetail(CollectionOut):
     )
 
 
-CollectionStrategy = Literal["auto", "shortlist", "bm25", "dense"]
+CollectionStrategy = Literal["auto", "shortlist", "bm25", "dense", "tree", "chain"]
 
 
 class CollectionQuestionIn(CapsIn):
@@ -369,7 +369,16 @@ class CollectionQuestionIn(CapsIn):
     strategy: CollectionStrategy = Field(
         default="auto",
         description="shortlist (auto): BM25 + dense across every document, re-ranked by the local model's "
-        "attention; bm25 or dense: that ranking alone",
+        "attention; bm25 or dense: that ranking alone; tree: the summary walk from a collection root over each "
+        "document's stored tree; chain: workers read the documents in order, notes carried across them",
+    )
+    order: (
+        list[Annotated[str, Field(min_length=1, max_length=500, json_schema_extra={"pattern": TEXT_PATTERN})]] | None
+    ) = Field(
+        default=None,
+        max_length=1000,
+        description="the chain's reading order: document ids or filenames, read first as listed, then the "
+        "other members in the collection's order",
     )
     model: str | None = Field(default=None, json_schema_extra={"pattern": TEXT_PATTERN})
     dry_run: bool = Field(default=False, description="return the estimate and start no job")

@@ -249,6 +249,14 @@ def ask(
     answer_with: Annotated[
         str | None, typer.Option("--answer-with", help="Model that answers from attention-selected evidence.")
     ] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(
+            "--order",
+            help="A collection's reading order for the chain: filenames or document ids, comma-separated "
+            "(the rest follow in the collection's order).",
+        ),
+    ] = None,
     max_cost: MaxCost = None,
     max_seconds: MaxSeconds = None,
     max_tokens: MaxTokens = None,
@@ -276,6 +284,7 @@ def ask(
             caps=caps,
             as_json=as_json,
             quiet=quiet,
+            order=[name.strip() for name in order.split(",") if name.strip()] if order else None,
         )
         return
     if question is None:
@@ -516,6 +525,7 @@ def ask_collection_command(
     caps: Budget | None,
     as_json: bool,
     quiet: bool,
+    order: list[str] | None = None,
 ) -> None:
     """`ask` over a collection: a named one, or a folder's files gathered into one named after the folder."""
     try:
@@ -544,6 +554,7 @@ def ask_collection_command(
             answer_with=answer_with,
             progress=progress,
             caps=caps,
+            order=order,
         )
         return collection_reading.collection_answer_payload(answer, found)
 

@@ -28,7 +28,7 @@ from longread.llm import LLMClient, Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
 from longread.storage.cache import stored_client
-from longread.storage.collections import member_ids, members
+from longread.storage.collections import Member, member_ids, members
 from longread.storage.models import Collection, CollectionAnswer, Document, Job, RetrievalIndex
 
 READERS = (*METHODS, "tree", "chain")
@@ -44,17 +44,21 @@ def check_strategy(strategy: str) -> str:
     return "shortlist" if strategy == "auto" else strategy
 
 
-def reading_order(document_ids: list[str], order: list[str] | None) -> list[str]:
-    """The members in the stated order: those `order` names first, as given, then the rest in the
-    collection's order. A name that is not a member is a ValueError."""
+def reading_order(listed: list[Member], order: list[str] | None) -> list[str]:
+    """The members' ids in the stated order: those `order` names (by id or filename) first, as given, then
+    the rest in the collection's order. A name that is no member's is a ValueError."""
+    ids = [m.document_id for m in listed]
     if not order:
-        return document_ids
-    members = set(document_ids)
-    strangers = [d for d in order if d not in members]
+        return ids
+    by_name: dict[str, str] = {}
+    for member in listed:
+        by_name.setdefault(member.filename, member.document_id)
+    named = [d if d in set(ids) else by_name.get(d) for d in order]
+    strangers = [d for d, found in zip(order, named, strict=True) if found is None]
     if strangers:
         raise ValueError(f"the order names documents that are not in the collection: {', '.join(strangers[:5])}")
-    first = list(dict.fromkeys(order))
-    return first + [d for d in document_ids if d not in set(first)]
+    first = list(dict.fromkeys(d for d in named if d is not None))
+    return first + [d for d in ids if d not in set(first)]
 
 
 def ask_collection(
@@ -74,15 +78,16 @@ def ask_collection(
 ) -> CollectionAnswer:
     """Answer a question over every document of a collection and store the answer.
 
-    `order` (document ids) is the order the chain reads the documents in; the collection's order otherwise."""
+    `order` (document ids or filenames) is the order the chain reads the documents in; the collection's
+    order otherwise."""
     method = check_strategy(strategy)
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
-    document_ids = member_ids(session, collection.id)
-    if not document_ids:
+    listed = members(session, collection.id)
+    if not listed:
         raise ValueError(f"the collection {collection.name!r} has no documents")
-    document_ids = reading_order(document_ids, order)
+    document_ids = reading_order(listed, order)
     started = time.monotonic()
     client = stored_client(model, usage, tenant_id=collection.tenant_id)
     if caps is not None and caps.capped:

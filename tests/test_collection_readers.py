@@ -13,6 +13,7 @@ from longread.collection_reading import ask_collection, reading_order
 from longread.config import get_settings
 from longread.llm import Usage
 from longread.storage import collections
+from longread.storage.collections import Member
 from longread.storage.models import Document, Tree
 from longread.testing import doubles
 from longread.testing.factories import document_with_facts
@@ -92,7 +93,7 @@ def test_the_chain_reads_documents_in_the_stated_order_and_carries_its_notes(ses
     ash, birch, cedar = documents
     doubles.calls.clear()
     question = "What is the code of the amber lighthouse and the code of the copper granary?"
-    answer = ask_collection(session, shelf, question, strategy="chain", model=MODEL, order=[cedar.id, birch.id, ash.id])
+    answer = ask_collection(session, shelf, question, strategy="chain", model=MODEL, order=[cedar.id, "birch.txt"])
     workers = [p for p in doubles.calls if p.startswith("You are worker")]
     read = [re.search(r"\(document (\w+\.txt)\)", p).group(1) for p in workers]  # type: ignore[union-attr]  # every chunk names its document
     assert read == sorted(read, key=["cedar.txt", "birch.txt", "ash.txt"].index) and set(read) == set(FACTS)
@@ -109,8 +110,71 @@ def test_the_chain_reads_documents_in_the_stated_order_and_carries_its_notes(ses
     assert answer.llm_calls == len(workers) + 1
 
 
-def test_a_reading_order_names_members_only() -> None:
-    assert reading_order(["a", "b", "c"], ["c", "a"]) == ["c", "a", "b"]
-    assert reading_order(["a", "b"], None) == ["a", "b"]
-    with pytest.raises(ValueError, match="not in the collection"):
-        reading_order(["a", "b"], ["z"])
+def test_a_reading_order_names_members_by_id_or_filename() -> None:
+    listed = [Member("a", "ash.txt", 1), Member("b", "birch.txt", 1), Member("c", "cedar.txt", 1)]
+    assert reading_order(listed, ["c", "ash.txt"]) == ["c", "a", "b"]
+    assert reading_order(listed, None) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="not in the collection: z"):
+        reading_order(listed, ["b", "z"])
+
+
+def test_the_cli_asks_a_folder_by_tree_and_by_chain_in_a_given_order(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from longread.cli import app
+
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "150")
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    get_settings.cache_clear()
+    folder = env / "codes"
+    folder.mkdir()
+    for n, (name, fact) in enumerate(FACTS.items()):
+        (folder / name).write_text(document_with_facts(24, {7 + 5 * n: fact}, seed=n))
+    runner = CliRunner()
+    tree = runner.invoke(
+        app,
+        [
+            "ask",
+            str(folder),
+            "What is the code of the violet harbor?",
+            "--strategy",
+            "tree",
+            "--model",
+            MODEL,
+            "--json",
+        ],
+    )
+    assert tree.exit_code == 0, tree.output
+    payload = json.loads(tree.stdout)
+    assert payload["strategy"] == "tree" and "9364" in payload["answer"]
+    assert payload["citations"][0]["filename"] == "birch.txt"
+    doubles.calls.clear()
+    question = "What is the code of the copper granary?"
+    chain = runner.invoke(
+        app,
+        [
+            "ask",
+            str(folder),
+            question,
+            "--strategy",
+            "chain",
+            "--order",
+            "cedar.txt,ash.txt",
+            "--model",
+            MODEL,
+            "--json",
+        ],
+    )
+    assert chain.exit_code == 0, chain.output
+    workers = [p for p in doubles.calls if p.startswith("You are worker")]
+    assert re.search(r"\(document (\w+\.txt)\)", workers[0]).group(1) == "cedar.txt"  # type: ignore[union-attr]  # every chunk names its document
+    assert re.search(r"\(document (\w+\.txt)\)", workers[-1]).group(1) == "birch.txt"  # type: ignore[union-attr]  # the one not named comes last
+    cited = json.loads(chain.stdout)["citations"]
+    assert "5810" in json.loads(chain.stdout)["answer"] and cited[0]["filename"] == "cedar.txt"
+    wrong = runner.invoke(
+        app, ["ask", str(folder), question, "--strategy", "chain", "--order", "oak.txt", "--model", MODEL]
+    )
+    assert wrong.exit_code != 0 and "not in the collection: oak.txt" in wrong.output

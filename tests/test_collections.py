@@ -173,7 +173,7 @@ def test_cli_creates_lists_and_asks_a_collection(library: Path) -> None:
     assert "vermilion" in human.stdout and "corrow.txt, S" in human.stdout
     missing = runner.invoke(app, ["ask", "--collection", "nowhere", question, "--model", MODEL])
     assert missing.exit_code == 2 and "no such collection" in missing.output
-    bad = runner.invoke(app, ["ask", "--collection", "parish", question, "--strategy", "tree"])
+    bad = runner.invoke(app, ["ask", "--collection", "parish", question, "--strategy", "attention"])
     assert bad.exit_code == 2 and "for a collection" in bad.output
 
 

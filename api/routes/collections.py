@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -149,15 +150,24 @@ def list_answers(
 def _submit(collection_id: str, body: CollectionQuestionIn, principal: Principal) -> JobOut:
     with session_scope() as session:
         collection = owned_collection(session, principal, collection_id)
-        if not collections.member_ids(session, collection.id):
+        listed = collections.members(session, collection.id)
+        if not listed:
             raise ApiError(422, "empty_collection", "the collection has no documents; add some first")
-        params = {
+        try:
+            order = collection_reading.reading_order(listed, body.order) if body.order else None
+        except ValueError:
+            raise ApiError(
+                422, "order_not_members", "the order names documents that are not in the collection"
+            ) from None
+        params: dict[str, Any] = {
             "collection_id": collection.id,
             "question": body.question.strip(),
             # auto resolves here, so the job goes to the queue of the reader that will run it
             "strategy": collection_reading.check_strategy(body.strategy),
             "model": resolve_model(body.model),
         } | body.caps_params()
+        if order is not None:
+            params["order"] = order
         return JobOut.of(submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params))
 
 

@@ -190,6 +190,7 @@ def collection_body(session: Session, job: Job) -> str | None:
                 job=job,
                 usage=usage,
                 caps=remaining_caps(job),
+                order=[str(d) for d in job.params.get("order") or []] or None,
             )
     except BaseException:
         session.rollback()
