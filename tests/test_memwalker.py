@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import func, select
 
@@ -161,3 +163,44 @@ def test_a_base_model_answer_not_copied_from_the_leaf_is_reverted(session, monke
     assert leaf_reverts and all("is not in the passage" in s["reasoning"] for s in leaf_reverts)
     assert answer.trace[-1]["action"] == "answer"
     assert "4721" in answer.answer and [c["quote"] for c in answer.citations] == [fact]
+
+
+def test_a_leaf_reply_is_relayed_from_its_answer_cue_on() -> None:
+    from longread.agents.memwalker.navigate import LeafAnswerStream
+
+    pieces: list[str] = []
+    relay = LeafAnswerStream(pieces.append)
+    for piece in ["Reasoning: the passage", " states it.\nAct", "ion: ANSW", "ER", ":", " The", " code", " is 4721."]:
+        relay(piece)
+    assert pieces == ["The", " code", " is 4721."] and relay.sent == "The code is 4721."
+    going_back: list[str] = []
+    relay = LeafAnswerStream(going_back.append)
+    for piece in ["Reasoning: no answer here.", "\nAction:", " REVERT"]:
+        relay(piece)
+    assert going_back == [] and relay.sent == ""
+
+
+def unlabelled(messages: list[dict[str, str]]) -> str:
+    """The shared reader, whose leaf answers leave out the passage's label (the walk adds it)."""
+    reply = doubles.reader(messages)
+    return re.sub(r"\s*\[S\d+\]", "", reply) if "Action: ANSWER" in reply else reply
+
+
+@pytest.mark.parametrize("model", [MODEL, "scripted/tests.test_memwalker.unlabelled"])
+def test_the_walk_streams_its_answer_but_not_the_reasoning_or_the_leaves_it_left(session, monkeypatch, model) -> None:
+    decoy = "Every sailor asks the Violet Harbor keeper for the code today."
+    fact = "The Violet Harbor code today is 4721."
+    document = _store(session, monkeypatch, document_with_facts(40, {4: decoy, 33: fact}), 120, 3)
+    pieces: list[str] = []
+    answer = engine.ask(
+        session,
+        document,
+        "What is the violet harbor code today?",
+        strategy="tree",
+        model=model,
+        on_answer_text=pieces.append,
+    )
+    assert "revert" in [step["action"] for step in answer.trace] and "4721" in answer.answer
+    # Word by word as the scripted model writes it, the label last: the same text as the stored answer.
+    assert len(pieces) > 3 and "".join(pieces) == answer.answer and re.search(r"\[S\d+\]$", answer.answer)
+    assert not any("Reasoning" in p or "Action" in p or "passage" in p for p in pieces)

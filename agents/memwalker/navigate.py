@@ -11,6 +11,7 @@ best partial answer from memory. Every step goes into the trace.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ DECISION_TOKENS = 300  # reasoning plus an action (an answer at a leaf)
 _OPEN = re.compile(r"action\s*:\s*(?:open|go to|choose|select)?\s*(?:part|child)?\s*\[?(\d+)\]?", re.I)
 _REVERT = re.compile(r"action\s*:\s*(?:revert|back|go back|return)", re.I)
 _ANSWER = re.compile(r"action\s*:\s*answer\s*:?\s*(.*)", re.I | re.S)
+_ANSWER_CUE = re.compile(r"action\s*:\s*answer\b", re.I)
 _BARE_ACTION = re.compile(r"\s*(?:open|revert|answer)\b", re.I)
 _REASONING_HEADER = re.compile(r"^\s*reasoning\s*:\s*", re.I)
 
@@ -57,6 +59,35 @@ def parse_decision(text: str) -> Decision:
     if match := _OPEN.search(text):
         return Decision("open", reasoning, child=int(match.group(1)))
     return Decision("invalid", reasoning or text.strip()[:300])
+
+
+class LeafAnswerStream:
+    """What of a leaf's reply is relayed as the answer being written: the text after `Action: ANSWER`.
+
+    The reasoning before the action, and a reply that goes back, are not the answer, so nothing is
+    relayed until the cue has arrived (it may be split across pieces); then every piece goes on as it
+    comes. `sent` is the text relayed so far.
+    """
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.seen = ""
+        self.started = False
+        self.sent = ""
+
+    def __call__(self, piece: str) -> None:
+        if not self.started:
+            self.seen += piece
+            cue = _ANSWER_CUE.search(self.seen)
+            if cue is None:
+                return
+            self.started, piece = True, self.seen[cue.end() :]
+        if not self.sent:  # the answer starts at its first word (a colon may follow the cue in a later piece)
+            piece = piece.lstrip().removeprefix(":").lstrip()
+            if not piece:
+                return
+        self.sent += piece
+        self.sink(piece)
 
 
 def copied_from(answer: str, passage: str) -> bool:
@@ -144,9 +175,14 @@ def navigate(
         partial(AnswerDraft(answer=memory.render(), strategy="tree", read=list(read), trace=list(trace)))
         if node.level == 0:
             text = document.text[node.start : node.end]
+            # A leaf's answer is the walk's answer: it streams as it is written (after the action's cue).
+            # A base model's answer is checked against the passage first, so it is relayed once accepted.
+            sink = client.on_answer_text
+            relay = LeafAnswerStream(sink) if sink is not None and not copied_prompts else None
             completion = client.complete(
                 "nav_leaf",
                 max_tokens=DECISION_TOKENS,
+                stream_to=relay,
                 text=text,
                 question=question,
                 memory=memory.render(),
@@ -172,6 +208,11 @@ def navigate(
                 answer = decision.answer
                 if f"S{node.segment_index}" not in answer:
                     answer = f"{answer} [S{node.segment_index}]"
+                if sink is not None:  # what was not relayed yet: the whole answer, or the label added to it
+                    streamed = relay.sent if relay is not None else ""
+                    rest = answer[len(decision.answer) :] if streamed else answer
+                    if rest:
+                        sink(rest)
                 return AnswerDraft(answer=answer, strategy="tree", read=read, trace=trace)
             memory.add(f"[S{node.segment_index}] did not answer the question: {decision.reasoning[:300]}")
             revert(node, decision.reasoning)

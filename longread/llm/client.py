@@ -256,14 +256,22 @@ class LLMClient:
         return "chat"
 
     def complete(
-        self, prompt_name: str, *, system: str | None = None, max_tokens: int | None = None, **variables: object
+        self,
+        prompt_name: str,
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        stream_to: Callable[[str], None] | None = None,
+        **variables: object,
     ) -> Completion:
         """Render prompts/<prompt_name>.txt and complete it as one user message.
 
-        A base model gets the prompt's completion variant instead, continued as plain text.
+        A base model gets the prompt's completion variant instead, continued as plain text. The text
+        streams to `stream_to` when given, else to `on_answer_text` for ANSWER_PROMPTS (a caller that
+        knows which part of a reply is the answer passes a filter of its own, e.g. a navigation leaf).
         """
         text, raw = self.render_prompt(prompt_name, **variables)
-        stream = self.on_answer_text if prompt_name in ANSWER_PROMPTS else None
+        stream = stream_to or (self.on_answer_text if prompt_name in ANSWER_PROMPTS else None)
         if raw:
             return self.complete_messages(
                 [{"role": "user", "content": text}], max_tokens=max_tokens, raw=True, stream_to=stream

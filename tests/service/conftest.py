@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
 MODEL = "scripted/tests.service.doubles.reply"
 SLOW_MODEL = "scripted/tests.service.doubles.slow_reply"
+STREAM_MODEL = "scripted/tests.service.doubles.slow_stream"
 UPLOAD_LIMIT = 200_000
 HEARTBEAT_TIMEOUT_S = 4
 
@@ -56,7 +57,7 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "LONGREAD_REDIS_URL": REDIS_URL,
         "LONGREAD_REDIS_KEY_PREFIX": prefix,
         "LONGREAD_LLM": MODEL,
-        "LONGREAD_ALLOWED_MODELS": f'["{SLOW_MODEL}"]',
+        "LONGREAD_ALLOWED_MODELS": f'["{SLOW_MODEL}", "{STREAM_MODEL}"]',
         "LONGREAD_SEGMENT_TOKENS": "60",
         "LONGREAD_TREE_FANOUT": "4",
         "LONGREAD_CHAIN_CHUNK_TOKENS": "700",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import SLOW_MODEL, needle_document, upload, wait_for, wait_job
+from tests.service.conftest import SLOW_MODEL, STREAM_MODEL, needle_document, upload, wait_for, wait_job
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres]
 
@@ -140,6 +140,29 @@ def test_summary_job_events_arrive_in_order_and_end(client: httpx.Client) -> Non
     assert any(total > 1 and done > 0 for done, total in progress), progress
     summary = client.get(f"/v1/answers/{final['result_id']}").json()
     assert summary["kind"] == "summary" and summary["answer"]
+
+
+def test_the_tree_walk_s_answer_streams_as_answer_events_before_the_job_ends(client: httpx.Client) -> None:
+    code = random.randint(10_000, 99_999)
+    doc_id = _ingested(client, needle_document(code, paragraphs=16))
+    asked = client.post(
+        f"/v1/documents/{doc_id}/questions",
+        json={"question": "What is the vault code?", "strategy": "tree", "model": STREAM_MODEL},
+    )
+    assert asked.status_code == 202, asked.text
+    events = _events(client, asked.json()["id"])
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[-1] == "end" and events[-1][2]["status"] == "succeeded", events[-1]
+    pieces = [data for kind, _, data in events if kind == "answer"]
+    # The leaf's answer is written a word every 0.4 s: it arrives in several events while the job runs,
+    # without the leaf's reasoning or action, and is the stored answer as far as it got before the end.
+    assert len(pieces) >= 2 and pieces[0]["restart"] and not any(p["restart"] for p in pieces[1:])
+    assert kinds.index("answer") < kinds.index("end")
+    streamed = "".join(p["text"] for p in pieces)
+    stored = client.get(f"/v1/answers/{events[-1][2]['result_id']}").json()
+    assert stored["strategy"] == "tree" and str(code) in stored["answer"]
+    assert streamed.startswith("The vault code is") and stored["answer"].startswith(streamed)
+    assert "Action" not in streamed and "passage states" not in streamed
 
 
 def test_cancel_stops_a_running_tree_build(client: httpx.Client) -> None:
