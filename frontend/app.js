@@ -27,6 +27,7 @@ const STATUS_LABELS = {
 // Stages whose done/total counts steps against a limit, not work done: never shown as progress or an ETA.
 const LIMIT_STAGES = new Set(["navigating"]);
 const CITATION_BRACKET = /\[((?:\s*S\d+\s*[,;]?)+)\]/g;
+const CITATION_NUMBERS = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
 const NARROW = "(max-width: 52rem)";
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -36,7 +37,9 @@ const state = {
   total: 0,
   doc: null, // the open document (DocumentDetail)
   conversationId: null, // the open thread of that document; null: the next question starts one
-  watchers: new Set(), // job watchers of the open document, stopped when it closes
+  watchers: new Set(), // job watchers of the open document or collection, stopped when it closes
+  collection: null, // the open collection (CollectionDetail), the scope of its questions
+  checked: new Map(), // documents checked in the list (id -> filename): the next collection's members
 };
 
 // ---------------------------------------------------------------- API access
@@ -178,7 +181,11 @@ function initKeyForm() {
   const changed = () => {
     show();
     closeDocument();
+    closeCollection();
+    state.checked.clear();
+    showScope();
     loadDocuments(0);
+    loadCollections();
   };
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -598,13 +605,23 @@ function documentItem(doc) {
   const meta = document.createElement("span");
   meta.className = "muted document-meta";
   meta.textContent = `${number(doc.n_tokens)} tokens · ${formatDate(doc.created_at)}`;
+  const pick = document.createElement("input");
+  pick.type = "checkbox";
+  pick.className = "document-check";
+  pick.checked = state.checked.has(doc.id);
+  pick.setAttribute("aria-label", `Include ${doc.filename} in a question across documents`);
+  pick.addEventListener("change", () => {
+    if (pick.checked) state.checked.set(doc.id, doc.filename);
+    else state.checked.delete(doc.id);
+    showScope();
+  });
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "document-delete danger small";
   remove.textContent = "Delete";
   remove.setAttribute("aria-label", `Delete ${doc.filename}`);
   remove.addEventListener("click", () => deleteDocument(doc));
-  item.append(open, meta, remove);
+  item.append(pick, open, meta, remove);
   return item;
 }
 
@@ -644,6 +661,10 @@ function resetPanels() {
 }
 
 function updateHash() {
+  if (state.collection) {
+    history.replaceState(null, "", `#collection=${enc(state.collection.id)}`);
+    return;
+  }
   if (!state.doc) {
     if (location.hash) history.replaceState(null, "", location.pathname + location.search);
     return;
@@ -672,6 +693,7 @@ async function openDocument(id, { conversationId = null, scroll = false } = {}) 
     showError($("#documents-error"), err);
     return;
   }
+  closeCollection({ quiet: true });
   stopWatchers();
   resetPanels();
   if (!state.doc || state.doc.id !== doc.id) $("#question").value = ""; // a question belongs to its document
@@ -753,12 +775,11 @@ function countTurns() {
 }
 
 /** Put a turn into the thread in time order (answers by when they ended, open questions by when asked). */
-function placeTurn(item, time) {
+function placeTurn(item, time, thread = $("#thread"), empty = $("#thread-empty")) {
   item.dataset.time = time || new Date().toISOString();
-  const thread = $("#thread");
   const later = [...thread.children].find((other) => other !== item && other.dataset.time > item.dataset.time);
   thread.insertBefore(item, later || null);
-  $("#thread-empty").hidden = true;
+  empty.hidden = true;
 }
 
 /**
@@ -793,9 +814,9 @@ async function showConversation(doc, id) {
   for (const job of jobs) if (job.kind === "ask" && job.params.conversation_id === id) attachQuestion(doc, job);
 }
 
-/** A turn still being answered: its question and its job card; the answer replaces it when the job ends. */
-function attachQuestion(doc, job) {
-  const existing = $(`#thread [data-job-id="${CSS.escape(job.id)}"]`);
+/** A question's turn while it is answered: the question, its job card and the answer as it streams in. */
+function pendingTurn(job, thread, empty, title) {
+  const existing = $(`[data-job-id="${CSS.escape(job.id)}"]`, thread);
   if (existing) existing.remove();
   for (const watcher of [...state.watchers]) if (watcher.jobId === job.id) watcher.stop();
   const item = document.createElement("li");
@@ -807,8 +828,8 @@ function attachQuestion(doc, job) {
   const card = document.createElement("div");
   card.className = "turn-job";
   item.append(question, card);
-  placeTurn(item, job.created_at);
-  const view = new JobView(card, "Answering");
+  placeTurn(item, job.created_at, thread, empty);
+  const view = new JobView(card, title);
   // The answer as the model writes it (plain text; the stored answer, with its citations, replaces it).
   view.onAnswerText = (piece, restart) => {
     let preview = $(".turn-stream", item);
@@ -821,13 +842,22 @@ function attachQuestion(doc, job) {
     preview.textContent = restart ? piece : preview.textContent + piece;
   };
   view.render(job);
+  return { item, view };
+}
+
+/** A question that ended without an answer (failed or canceled): a partial answer of it is no answer. */
+function markUnanswered(item) {
+  item.classList.remove("pending");
+  item.classList.add("unanswered");
+  const preview = $(".turn-stream", item);
+  if (preview) preview.remove();
+}
+
+/** A turn still being answered: its question and its job card; the answer replaces it when the job ends. */
+function attachQuestion(doc, job) {
+  const { item, view } = pendingTurn(job, $("#thread"), $("#thread-empty"), "Answering");
   const finished = async (final) => {
-    if (final && final.status !== "succeeded") {
-      item.classList.remove("pending");
-      item.classList.add("unanswered");
-      const preview = $(".turn-stream", item); // a partial answer of a failed or canceled job is no answer
-      if (preview) preview.remove();
-    }
+    if (final && final.status !== "succeeded") markUnanswered(item);
     if (state.doc !== doc || !final || final.status !== "succeeded" || !final.result_id) return;
     try {
       const answer = await api(`/v1/answers/${enc(final.result_id)}`);
@@ -847,20 +877,25 @@ function attachQuestion(doc, job) {
 }
 
 /** The answer text (safe Markdown) with each [S3] label turned into numbered citation buttons. */
-function answerBody(answer, container) {
+function answerBody(answer, container, open) {
   const byLabel = new Map();
   for (const c of answer.citations) {
     if (!byLabel.has(c.label)) byLabel.set(c.label, []);
     byLabel.get(c.label).push(c);
   }
+  // A collection's answer is written with the citations' own numbers ([2]); a document's with its passage
+  // labels ([S3]), each of which may stand for several citations.
+  const numbered = answer.citations.some((c) => c.document_id);
+  const byNumber = new Map(answer.citations.map((c) => [String(c.n), c]));
   const cite = (text) => {
     const fragment = document.createDocumentFragment();
     let last = 0;
-    for (const match of text.matchAll(CITATION_BRACKET)) {
+    for (const match of text.matchAll(numbered ? CITATION_NUMBERS : CITATION_BRACKET)) {
       fragment.append(text.slice(last, match.index));
       last = match.index + match[0].length;
-      const labels = match[1].match(/S\d+/g) || [];
-      const cited = labels.flatMap((label) => byLabel.get(label) || []);
+      const cited = numbered
+        ? (match[1].match(/\d+/g) || []).map((n) => byNumber.get(n)).filter(Boolean)
+        : (match[1].match(/S\d+/g) || []).flatMap((label) => byLabel.get(label) || []);
       if (!cited.length) {
         fragment.append(match[0]);
         continue;
@@ -873,8 +908,8 @@ function answerBody(answer, container) {
         ref.className = "cite-ref";
         ref.dataset.n = c.n;
         ref.textContent = `[${c.n}]`;
-        ref.setAttribute("aria-label", `Citation ${c.n}: show the evidence`);
-        ref.addEventListener("click", () => openReader(state.doc, answer, c.n));
+        ref.setAttribute("aria-label", `Citation ${c.n}: show the evidence${c.filename ? ` in ${c.filename}` : ""}`);
+        ref.addEventListener("click", () => open(c));
         sup.append(ref);
       }
       fragment.append(sup);
@@ -942,7 +977,7 @@ function figures(answer, element, job) {
   else if (answer.job_id) api(`/v1/jobs/${enc(answer.job_id)}`).then(addJob).catch(() => {});
 }
 
-function citationList(answer, list) {
+function citationList(answer, list, open) {
   list.textContent = "";
   for (const c of answer.citations) {
     const item = document.createElement("li");
@@ -952,12 +987,19 @@ function citationList(answer, list) {
     button.className = "citation";
     button.dataset.n = c.n;
     button.textContent = `“${truncate(c.quote, 280)}”`;
-    button.setAttribute("aria-label", `Citation ${c.n}: show “${truncate(c.quote, 80)}” in the document`);
-    button.addEventListener("click", () => openReader(state.doc, answer, c.n));
+    const inDoc = c.filename ? `in ${c.filename}` : "in the document";
+    button.setAttribute("aria-label", `Citation ${c.n}: show “${truncate(c.quote, 80)}” ${inDoc}`);
+    button.addEventListener("click", () => open(c));
     const where = document.createElement("span");
     where.className = "muted citation-where";
     const page = c.page != null ? `page ${c.page} · ` : "";
     where.textContent = `${page}passage ${c.label} · characters ${number(c.start)}–${number(c.end)}`;
+    if (c.filename) {
+      const source = document.createElement("span");
+      source.className = "citation-document";
+      source.textContent = c.filename;
+      item.append(source);
+    }
     item.append(button, where);
     list.append(item);
   }
@@ -969,21 +1011,24 @@ async function fetchSpan(start, end) {
   return truncate(span.text.replace(/\s+/g, " ").trim(), 220);
 }
 
-/** Fill an answer panel (a turn of the thread, or the summary). */
-function fillAnswer(panel, answer, job) {
-  answerBody(answer, $(".answer-text", panel));
+/**
+ * Fill an answer panel (a turn of the thread, or the summary). `open(citation)` shows a citation in the
+ * reader (the open document's by default); `fetchText(start, end)` gives the trace its passages' text.
+ */
+function fillAnswer(panel, answer, job, { open = (c) => openReader(state.doc, answer, c.n), fetchText = fetchSpan } = {}) {
+  answerBody(answer, $(".answer-text", panel), open);
   strategyLine(answer, $(".answer-strategy", panel));
   figures(answer, $(".answer-stats", panel), job);
-  citationList(answer, $(".citations", panel));
+  citationList(answer, $(".citations", panel), open);
   $(".no-citations", panel).hidden = answer.citations.length > 0;
   const old = $(".trace", panel);
   if (old) old.remove();
-  const trace = renderTrace(answer, fetchSpan);
+  const trace = renderTrace(answer, fetchText);
   if (trace) $(".answer-trace", panel).append(trace);
   panel.dataset.answerId = answer.id;
 }
 
-function answerTurn(answer, job) {
+function answerTurn(answer, job, options = {}) {
   const item = document.createElement("li");
   item.className = "turn";
   const question = document.createElement("p");
@@ -991,7 +1036,7 @@ function answerTurn(answer, job) {
   question.textContent = answer.question || "Summary";
   const article = $("#answer-template").content.firstElementChild.cloneNode(true);
   item.append(question, article);
-  fillAnswer(article, answer, job);
+  fillAnswer(article, answer, job, options);
   return item;
 }
 
@@ -1146,6 +1191,334 @@ async function loadHistory(doc) {
   $("#history-empty").hidden = answers.length > 0;
 }
 
+// ---------------------------------------------------------------- collections: several documents as one scope
+
+/** The sidebar's line about the checked documents, and the buttons that gather them. */
+function showScope() {
+  const n = state.checked.size;
+  const names = [...state.checked.values()];
+  $("#scope-status").textContent = n
+    ? `${n} document${n === 1 ? "" : "s"} checked: ${truncate(names.join(", "), 160)}.`
+    : "Check documents to ask across several at once.";
+  $("#scope-ask").disabled = n === 0;
+  $("#scope-clear").hidden = n === 0;
+  $("#collection-add").hidden = n === 0 || !state.collection;
+}
+
+function uncheckAll() {
+  state.checked.clear();
+  for (const box of document.querySelectorAll(".document-check")) box.checked = false;
+  showScope();
+}
+
+function markCurrentCollection() {
+  for (const item of document.querySelectorAll(".collection-item")) {
+    if (state.collection && item.dataset.collectionId === state.collection.id) item.setAttribute("aria-current", "true");
+    else item.removeAttribute("aria-current");
+  }
+}
+
+async function loadCollections() {
+  const list = $("#collections-list");
+  let items;
+  try {
+    items = await api("/v1/collections");
+  } catch (err) {
+    showError($("#collections-error"), err);
+    list.textContent = "";
+    $("#collections-empty").hidden = true;
+    return;
+  }
+  $("#collections-error").textContent = "";
+  list.textContent = "";
+  for (const c of items) {
+    const item = document.createElement("li");
+    item.className = "document-item collection-item";
+    item.dataset.collectionId = c.id;
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "collection-open link";
+    open.textContent = c.name;
+    open.addEventListener("click", () => openCollection(c.id, { scroll: true }));
+    const meta = document.createElement("span");
+    meta.className = "muted document-meta";
+    meta.textContent = `${number(c.n_documents)} document${c.n_documents === 1 ? "" : "s"}`;
+    item.append(open, meta);
+    list.append(item);
+  }
+  $("#collections-empty").hidden = items.length > 0;
+  markCurrentCollection();
+}
+
+const sameMembers = (detail, ids) =>
+  detail.documents.length === ids.length && detail.documents.every((d) => ids.includes(d.document_id));
+
+/** Gather the checked documents into a collection (one with exactly these members is reused) and open it. */
+async function askAcrossChecked() {
+  const ids = [...state.checked.keys()];
+  if (!ids.length) return;
+  const errorBox = $("#scope-error");
+  errorBox.textContent = "";
+  const button = $("#scope-ask");
+  button.disabled = true;
+  const stamp = new Date().toISOString().slice(0, 16).replace("T", " ");
+  let name = `${truncate([...state.checked.values()].join(", "), 150)} (${stamp})`;
+  try {
+    let created = null;
+    for (let attempt = 0; !created && attempt < 3; attempt += 1) {
+      try {
+        created = await api("/v1/collections", { method: "POST", json: { name, document_ids: ids } });
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== "collection_exists") throw err;
+        const existing = await api(`/v1/collections/${enc(name)}`);
+        if (sameMembers(existing, ids)) created = existing;
+        else name = `${name.replace(/ #\d+$/, "")} #${attempt + 2}`;
+      }
+    }
+    if (!created) throw new ApiError(409, "collection_exists", "A collection of that name exists; rename or delete it.");
+    uncheckAll();
+    await loadCollections();
+    await openCollection(created.id, { scroll: true, indexing: created.indexing || [] });
+  } catch (err) {
+    showError(errorBox, err);
+  } finally {
+    showScope();
+  }
+}
+
+function closeCollection({ quiet = false } = {}) {
+  if (!state.collection) return;
+  stopWatchers();
+  state.collection = null;
+  $("#collection").hidden = true;
+  for (const id of ["#collection-thread", "#collection-indexing", "#collection-error", "#collection-ask-error"]) {
+    $(id).textContent = "";
+  }
+  $("#collection-question").value = "";
+  markCurrentCollection();
+  showScope();
+  if (!quiet) {
+    $("#welcome").hidden = false;
+    updateHash();
+  }
+}
+
+function collectionDocuments(detail) {
+  const list = $("#collection-documents");
+  list.textContent = "";
+  for (const d of detail.documents) {
+    const item = document.createElement("li");
+    item.className = "collection-document";
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "link";
+    open.textContent = d.filename;
+    open.title = `Open ${d.filename}`;
+    open.addEventListener("click", () => openDocument(d.document_id, { scroll: true }));
+    const meta = document.createElement("span");
+    meta.className = "muted";
+    meta.textContent = `${number(d.n_tokens)} tokens`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "secondary small";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove ${d.filename} from this collection`);
+    remove.addEventListener("click", () => changeMembers(detail, "remove", [d.document_id]));
+    item.append(open, meta, remove);
+    list.append(item);
+  }
+  const tokens = detail.documents.reduce((sum, d) => sum + d.n_tokens, 0);
+  $("#collection-meta").textContent =
+    `${number(detail.n_documents)} document${detail.n_documents === 1 ? "" : "s"} · ${number(tokens)} tokens · created ${formatDate(detail.created_at)}`;
+}
+
+/** Add the checked documents to the open collection, or remove one; the list shows the new members. */
+async function changeMembers(detail, how, ids) {
+  const errorBox = $("#collection-error");
+  errorBox.textContent = "";
+  let updated;
+  try {
+    updated =
+      how === "add"
+        ? await api(`/v1/collections/${enc(detail.id)}/documents`, { method: "POST", json: { document_ids: ids } })
+        : await api(`/v1/collections/${enc(detail.id)}/documents/${enc(ids[0])}`, { method: "DELETE" });
+  } catch (err) {
+    showError(errorBox, err);
+    return;
+  }
+  if (state.collection !== detail) return;
+  updated.indexing = updated.indexing || [];
+  Object.assign(detail, updated);
+  collectionDocuments(detail);
+  if (how === "add") uncheckAll();
+  attachIndexing(detail, updated.indexing);
+  loadCollections();
+}
+
+/** The index jobs started as documents joined: a progress card each, gone when it succeeds. */
+function attachIndexing(detail, indexing) {
+  for (const entry of indexing) {
+    const member = detail.documents.find((d) => d.document_id === entry.document_id);
+    const view = new JobView($("#collection-indexing"), `Indexing ${member ? member.filename : "a document"}`, {
+      replace: false,
+    });
+    api(`/v1/jobs/${enc(entry.job_id)}`)
+      .then((job) => {
+        if (state.collection !== detail) return;
+        view.render(job);
+        const settle = (final) => {
+          if (final && final.status === "succeeded") view.root.remove();
+        };
+        if (TERMINAL.has(job.status)) settle(job);
+        else watchJob(job.id, view).done.then(settle);
+      })
+      .catch((err) => view.transientError(err));
+  }
+}
+
+async function openCollection(id, { scroll = false, indexing = [] } = {}) {
+  let detail;
+  try {
+    detail = await api(`/v1/collections/${enc(id)}`);
+  } catch (err) {
+    showError($("#collections-error"), err);
+    return;
+  }
+  closeDocument();
+  closeCollection({ quiet: true });
+  state.collection = detail;
+  $("#welcome").hidden = true;
+  $("#collection-title").textContent = detail.name;
+  collectionDocuments(detail);
+  $("#collection-empty").hidden = false;
+  $("#collection-ask-button").disabled = false;
+  const section = $("#collection");
+  section.hidden = false;
+  updateHash();
+  markCurrentCollection();
+  showScope();
+  if (scroll && window.matchMedia(NARROW).matches) section.scrollIntoView({ block: "start" });
+  attachIndexing(detail, indexing);
+  await loadCollectionThread(detail);
+}
+
+/** Open a collection answer's citation in the reader, on the document it is from (its citations marked). */
+async function openCitedDocument(answer, citation) {
+  let doc;
+  try {
+    doc = await api(`/v1/documents/${enc(citation.document_id)}`);
+  } catch (err) {
+    showError($("#collection-ask-error"), err);
+    return;
+  }
+  const own = { ...answer, citations: answer.citations.filter((c) => c.document_id === doc.id) };
+  await openReader(doc, own, citation.n);
+}
+
+function collectionAnswerTurn(answer, job) {
+  const turn = answerTurn(answer, job, { open: (c) => openCitedDocument(answer, c), fetchText: async () => "" });
+  turn.classList.add("collection-turn");
+  return turn;
+}
+
+async function loadCollectionThread(detail) {
+  const thread = $("#collection-thread");
+  const empty = $("#collection-empty");
+  let answers = [];
+  try {
+    answers = await api(`/v1/collections/${enc(detail.id)}/answers?limit=100`);
+  } catch (err) {
+    showError($("#collection-ask-error"), err);
+  }
+  if (state.collection !== detail) return;
+  for (const answer of answers) placeTurn(collectionAnswerTurn(answer), answer.created_at, thread, empty);
+  let recent = [];
+  try {
+    recent = await api("/v1/jobs?limit=100");
+  } catch (err) {
+    showError($("#collection-ask-error"), err);
+  }
+  if (state.collection !== detail) return;
+  for (const job of recent) {
+    const mine = job.kind === "ask_collection" && job.params && job.params.collection_id === detail.id;
+    if (mine && job.status !== "succeeded") attachCollectionQuestion(detail, job);
+  }
+}
+
+/** A question across the collection being answered: its card, replaced by the answer when the job ends. */
+function attachCollectionQuestion(detail, job) {
+  const thread = $("#collection-thread");
+  const { item, view } = pendingTurn(job, thread, $("#collection-empty"), "Answering across the collection");
+  const finished = async (final) => {
+    if (final && final.status !== "succeeded") markUnanswered(item);
+    if (state.collection !== detail || !final || final.status !== "succeeded" || !final.result_id) return;
+    try {
+      const answers = await api(`/v1/collections/${enc(detail.id)}/answers?limit=100`);
+      const answer = answers.find((a) => a.id === final.result_id);
+      if (!answer) throw new ApiError(0, "answer_missing", "The answer was written but is not listed yet; reopen the collection.");
+      if (state.collection !== detail) return;
+      const turn = collectionAnswerTurn(answer, final);
+      turn.dataset.time = answer.created_at || item.dataset.time;
+      item.replaceWith(turn);
+      turn.scrollIntoView({ block: "nearest" });
+    } catch (err) {
+      view.transientError(err);
+    }
+  };
+  if (TERMINAL.has(job.status)) finished(job);
+  else watchJob(job.id, view).done.then(finished);
+}
+
+function initCollections() {
+  showScope();
+  $("#scope-ask").addEventListener("click", askAcrossChecked);
+  $("#scope-clear").addEventListener("click", uncheckAll);
+  $("#collections-refresh").addEventListener("click", loadCollections);
+  $("#collection-close").addEventListener("click", () => closeCollection());
+  $("#collection-add").addEventListener("click", () => {
+    if (state.collection && state.checked.size) changeMembers(state.collection, "add", [...state.checked.keys()]);
+  });
+  $("#collection-delete").addEventListener("click", async () => {
+    const detail = state.collection;
+    if (!detail || !window.confirm(`Delete the collection “${detail.name}” and its answers? Its documents stay.`)) return;
+    try {
+      await api(`/v1/collections/${enc(detail.id)}`, { method: "DELETE" });
+    } catch (err) {
+      showError($("#collection-error"), err);
+      return;
+    }
+    closeCollection();
+    loadCollections();
+  });
+  $("#collection-ask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const detail = state.collection;
+    if (!detail) return;
+    const errorBox = $("#collection-ask-error");
+    const question = $("#collection-question").value.trim();
+    errorBox.textContent = "";
+    if (!question) {
+      showError(errorBox, new ApiError(0, "empty_question", "Type a question first."));
+      return;
+    }
+    const button = $("#collection-ask-button");
+    button.disabled = true;
+    try {
+      const job = await api(`/v1/collections/${enc(detail.id)}/questions`, {
+        method: "POST",
+        json: { question, strategy: $("#collection-strategy").value },
+      });
+      if (state.collection !== detail) return;
+      $("#collection-question").value = "";
+      attachCollectionQuestion(detail, job);
+    } catch (err) {
+      showError(errorBox, err);
+    } finally {
+      if (state.collection === detail) button.disabled = false;
+    }
+  });
+}
+
 // ---------------------------------------------------------------- strategies
 
 /** Fill a strategy menu from the server's registry, keeping `auto` (the planner) first. */
@@ -1182,15 +1555,19 @@ function init() {
   initConversation();
   initAsk();
   initSummary();
+  initCollections();
   initReader({ api, showError });
   $("#documents-refresh").addEventListener("click", () => loadDocuments());
   $("#page-prev").addEventListener("click", () => loadDocuments(state.offset - PAGE_SIZE));
   $("#page-next").addEventListener("click", () => loadDocuments(state.offset + PAGE_SIZE));
   $("#document-close").addEventListener("click", closeDocument);
   checkHealth();
+  loadCollections();
   loadDocuments(0).then(() => {
     const match = location.hash.match(/^#doc=([^&]+)(?:&c=([^&]+))?/);
     if (match) openDocument(decodeURIComponent(match[1]), { conversationId: match[2] ? decodeURIComponent(match[2]) : null });
+    const scope = location.hash.match(/^#collection=([^&]+)/);
+    if (scope) openCollection(decodeURIComponent(scope[1]));
   });
 }
 
