@@ -59,3 +59,43 @@ def quiet_internals(*loggers: logging.Logger, root: bool = True) -> None:
     for handler in handlers:
         if not any(isinstance(f, NoInternals) for f in handler.filters):
             handler.addFilter(NoInternals())
+
+
+def warnings_as_log_lines() -> None:
+    """Print Python warnings as one log line each: the category and the sanitised message, no file or line.
+
+    Python prints a warning as `path/to/module.py:LINE: Category: message` plus the source line. A
+    worker emits some before its logging is set up (Celery's warning about running as the superuser,
+    raised just after `celeryd_init`), so they are routed to the `py.warnings` logger here, whose
+    records go to the handlers of the moment (Python's last-resort handler before Celery's own).
+    """
+    import warnings
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        first = re.split(r"\n\s*\n", str(message).strip(), maxsplit=1)[0]  # its first paragraph, on one line
+        text = sanitise(" ".join(first.split())) or "a warning was raised (details at DEBUG level)"
+        logging.getLogger("py.warnings").warning("%s: %s", category.__name__, text)
+
+    warnings.showwarning = show
+    quiet_internals()
+
+
+# litellm's own handler prints `filename:lineno` in every line; its records keep their time, name and level.
+_LIBRARY_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+
+
+def plain_library_logs() -> None:
+    """Give the handlers litellm attaches to its loggers a format without source files, and the filter."""
+    formatter = logging.Formatter("%(asctime)s - %(name)s:%(levelname)s - %(message)s", "%H:%M:%S")
+    for name in _LIBRARY_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            handler.setFormatter(formatter)
+            if not any(isinstance(f, NoInternals) for f in handler.filters):
+                handler.addFilter(NoInternals())

@@ -20,7 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    worker_init,
+    worker_process_init,
+)
 from kombu import Queue
 
 from longread.config import get_settings
@@ -89,11 +95,26 @@ use_provider_slot(provider_slot)
 job_events.install()
 
 
+@celeryd_init.connect
+def _warnings_without_paths(**_kwargs: Any) -> None:
+    """From a worker's first line on, a Python warning prints as one log line without its file path.
+
+    Sent before Celery checks the worker's privileges (its superuser warning) and before it sets up
+    logging; `longread.logs.warnings_as_log_lines` routes warnings through the sanitising filter.
+    """
+    from longread.logs import warnings_as_log_lines
+
+    warnings_as_log_lines()
+
+
 @worker_init.connect
 def _preload(**_kwargs: Any) -> None:
     """Import litellm once in the parent, so every forked pool process starts warm (it takes seconds)."""
     import litellm  # noqa: F401
 
+    from longread.logs import plain_library_logs
+
+    plain_library_logs()  # before the scripted provider's registration logs its first warning
     from longread.llm.scripted import register_scripted_provider
 
     register_scripted_provider()
