@@ -62,7 +62,7 @@ def test_checked_documents_become_a_collection_whose_citations_open_their_docume
             wait_job(http, entry["job_id"])
 
     page.get_by_label("Ask the collection").fill(QUESTION)
-    page.get_by_label("Strategy", exact=True).last.select_option("dense")
+    page.get_by_label("Read with").select_option("dense")
     page.locator("#collection-ask-button").click()
     pending = page.locator("#collection-thread .turn.pending")
     expect(pending.locator(".turn-question")).to_have_text(QUESTION)
