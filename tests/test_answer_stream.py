@@ -139,3 +139,31 @@ def test_a_streamed_answer_that_loses_a_citation_is_shown_again_as_checked(env: 
     streamed, _, rest = result.stdout.partition("\n")
     assert streamed == "The keeper is Ingrid Vass [S99]."
     assert rest.startswith("checked answer (unverifiable citations removed):\nThe keeper is Ingrid Vass.\n")
+
+
+def test_a_base_model_s_stream_loses_repeated_lines_as_its_answer_does() -> None:
+    """What streams of a completion-prompt answer adds up to the answer kept (repeats dropped), whatever
+    the pieces; a line is passed on word by word once it cannot be a repeat."""
+    import random
+
+    from longread.llm.client import UniqueLines, drop_repeated_lines
+
+    rng = random.Random(7)
+    lines = ["4721", "the code is 4721", "- the code", "Ingrid Vass", "", " ", "* Ingrid Vass keeps it", "The Code"]
+    for _ in range(3000):
+        text = "\n".join(rng.choice(lines) for _ in range(rng.randint(1, 8))).strip()
+        out: list[str] = []
+        relay = UniqueLines(out.append)
+        at = 0
+        while at < len(text):
+            step = rng.randint(1, 5)
+            relay(text[at : at + step])
+            at += step
+        relay.finish()
+        assert "".join(out).strip() == drop_repeated_lines(text), text
+    out = []
+    relay = UniqueLines(out.append)
+    for piece in ["Ingrid", " Vass", " keeps", "\nIngrid", " Vass", " keeps", "\nthe code"]:
+        relay(piece)
+    relay.finish()
+    assert out[:3] == ["Ingrid", " Vass", " keeps"] and "".join(out) == "Ingrid Vass keeps\nthe code"

@@ -146,3 +146,38 @@ def test_a_base_model_continues_completion_prompts_without_the_chat_layout(tiny:
     assert raw.usage.prompt_tokens == len(tiny.tokenizer(prompt)["input_ids"])
     layout, _ = render_messages(tiny.tokenizer, messages)
     assert chat.usage.prompt_tokens == len(tiny.tokenizer(layout)["input_ids"]) > raw.usage.prompt_tokens
+
+
+def test_the_local_model_streams_what_it_writes_and_the_pieces_add_up(tiny: Any) -> None:
+    """Free generation streams through litellm piece by piece; the pieces are the completion's text."""
+    from longread.llm import LLMClient
+    from longread.llm.local_provider import _generate, _generate_stream, register_local_provider
+
+    register_local_provider()
+    client = LLMClient("local/default", use_cache=False)
+    pieces: list[str] = []
+    messages = [{"role": "user", "content": "Capital of France?"}]
+    completion = client.complete_messages(messages, max_tokens=12, stream_to=pieces.append)
+    assert len(pieces) >= 2 and "".join(pieces) == completion.text
+    assert completion.prompt_tokens > 3 and 1 <= completion.completion_tokens <= 12
+    assert client.usage.calls == 1
+    # Unstreamed, the same greedy text: streaming changes when it arrives, not what it is.
+    assert (
+        LLMClient("local/default", use_cache=False).complete_messages(messages, max_tokens=12).text == completion.text
+    )
+
+    # A stop string ends the text even when it arrives split over pieces; none of it is relayed.
+    prompt = "The farmer walked to the market square"
+    free, _, _, _ = _generate("local/default", prompt, max_tokens=10, stops=())
+    words = free.split()
+    assert len(words) >= 3
+    stop = f"{words[1]} {words[2][:2]}"
+    usage: dict[str, Any] = {}
+    streamed = list(_generate_stream("local/default", prompt, max_tokens=10, stops=(stop,), usage=usage))
+    expected = _generate("local/default", prompt, max_tokens=10, stops=(stop,))
+    assert "".join(streamed) == expected[0] and stop not in "".join(streamed)
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["finish_reason"]) == (
+        expected[1],
+        expected[2],
+        expected[3],
+    )

@@ -6,6 +6,7 @@ Slow tier (`-m local_model`): about 3–5 minutes on a 2-core CPU.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,3 +155,23 @@ def test_base_model_answers_from_retrieved_passages_with_the_completion_prompt(b
     assert holder.index in {e.segment_index for e in draft.read}
     found = answer_occurrences("7392", text, draft.read, {s.index: s for s in segments})
     assert [text[e.start : e.end] for _, e in found] == [NEEDLE]
+
+
+def test_the_bundled_model_streams_a_few_tokens_that_add_up_to_its_answer(bundled: dict[str, Any]) -> None:
+    """A base model's free continuation streams piece by piece through litellm, as hosted answers do."""
+    from longread.llm import LLMClient
+
+    prompt = [{"role": "user", "content": "The harbour master walked along the quay and said that"}]
+    pieces: list[tuple[float, str]] = []
+    client = LLMClient("local/default", use_cache=False)
+    streamed = client.complete_messages(
+        prompt, max_tokens=8, raw=True, stream_to=lambda piece: pieces.append((time.perf_counter(), piece))
+    )
+    # Several pieces, each as it was decoded (one answer given whole would come as a single piece).
+    assert len(pieces) >= 2 and pieces[0][0] < pieces[-1][0]
+    assert "".join(piece for _, piece in pieces).strip() == streamed.text
+    assert 1 <= streamed.completion_tokens <= 8 and streamed.prompt_tokens > 5
+    # Greedy decoding: the same text as the answer given in one piece.
+    assert LLMClient("local/default", use_cache=False).complete_messages(prompt, max_tokens=8, raw=True).text == (
+        streamed.text
+    )

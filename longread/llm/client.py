@@ -320,8 +320,12 @@ class LLMClient:
         retried = Retried()
         with self._slot():
             started = time.perf_counter()
-            if stream_to is not None and provider_of(self.model) != "local":  # the local provider does not stream
-                response = self._streamed_call(messages, max_tokens, temperature, raw, stream_to, retried)
+            if stream_to is not None:
+                # A base model's text loses its repeated lines (below); its stream loses them as they come.
+                lines = UniqueLines(stream_to) if raw else None
+                response = self._streamed_call(messages, max_tokens, temperature, raw, lines or stream_to, retried)
+                if lines is not None:
+                    lines.finish()
             else:
                 response = self._answered_call(messages, max_tokens, temperature, raw, retried)
                 if stream_to is not None and getattr(response, "choices", None):
@@ -437,6 +441,78 @@ class LLMClient:
                     yield
             else:
                 yield
+
+
+def _line_key(line: str) -> str:
+    return line.strip().lstrip("-*• ").strip().lower()
+
+
+class UniqueLines:
+    """`drop_repeated_lines` on a stream: a line is passed on as it arrives once it cannot turn out a
+    repeat of an earlier one (its start no longer matches any); one that still could is held to its end,
+    and a held line that was kept waits for the next kept line (the last kept line may still go).
+
+    What it passes on adds up to the text `drop_repeated_lines` keeps (up to the spaces at the ends).
+    Call `finish` after the last piece.
+    """
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.seen: set[str] = set()
+        self.line = ""
+        self.passing = False
+        self.pending: str | None = None  # a held line that was kept, not yet passed on
+        self.sent_lines = 0
+
+    def __call__(self, piece: str) -> None:
+        *ended, rest = piece.split("\n")
+        for part in ended:
+            self._add(part)
+            self._end_line()
+        self._add(rest)
+
+    def _add(self, part: str) -> None:
+        self.line += part
+        if self.passing:
+            if part:
+                self.sink(part)
+            return
+        key = _line_key(self.line)
+        if key and not any(seen.startswith(key) for seen in self.seen):
+            self.passing = True
+            self._send(self.line)
+
+    def _send(self, text: str) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self._send(pending)
+        self.sink(("\n" if self.sent_lines else "") + text)
+        self.sent_lines += 1
+
+    def _end_line(self) -> None:
+        key = _line_key(self.line)
+        if not self.passing and not (key and key in self.seen):
+            if self.pending is not None:
+                pending, self.pending = self.pending, None
+                self._send(pending)
+            self.pending = self.line
+        self.seen.add(key)
+        self.line, self.passing = "", False
+
+    def finish(self) -> None:
+        """The lines still held: kept unless a repeat, the last kept one unless it only restarts another."""
+        if self.line and not self.passing:
+            key = _line_key(self.line)
+            if not (key and key in self.seen):
+                self._end_line()
+        if self.pending is None:
+            return
+        tail = _line_key(self.pending)
+        if self.sent_lines and any(seen.startswith(tail) for seen in self.seen - {tail}):
+            self.pending = None
+            return
+        pending, self.pending = self.pending, None
+        self._send(pending)
 
 
 def drop_repeated_lines(text: str) -> str:

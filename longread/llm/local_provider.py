@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import litellm
 from litellm import CustomLLM
-from litellm.types.utils import ModelResponse
+from litellm.types.llms.openai import ChatCompletionUsageBlock
+from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from longread.config import get_settings
 from longread.llm.prompts import render_prompt
@@ -102,6 +103,78 @@ def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[s
     text, stopped = _cut_at_stops(raw, stops)
     finish = "stop" if stopped or len(new_ids) < budget else "length"
     return text.strip(), n_prompt, int(len(new_ids)), finish
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """How many characters at the end of `text` could be the start of a stop string."""
+    return max((n for stop in stops for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
+
+
+def _generate_stream(
+    model: str, prompt: str, *, max_tokens: int | None, stops: tuple[str, ...], usage: dict[str, Any]
+) -> Iterator[str]:
+    """`_generate`, its text given piece by piece as the model writes it (transformers' TextIteratorStreamer).
+
+    The pieces add up to the text `_generate` returns: leading and trailing spaces are held until more
+    text follows, and so is an ending that may be the start of a stop string, which ends the text.
+    `usage` receives prompt_tokens, completion_tokens and finish_reason at the end.
+    """
+    import torch
+    from transformers import TextIteratorStreamer
+
+    local = load_local_model(model)
+    tokenizer = local.tokenizer
+    budget = int(max_tokens or get_settings().LLM_MAX_OUTPUT_TOKENS)
+    enc = _encode_prompt(tokenizer, prompt)
+    n_prompt = int(enc["input_ids"].shape[1])
+    if n_prompt + budget > local.context_window:
+        raise LocalModelError(
+            f"prompt of {n_prompt} tokens + {budget} output tokens exceeds the local model's "
+            f"window of {local.context_window} tokens"
+        )
+    enc = {k: v.to(local.device) for k, v in enc.items()}
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with local.lock, torch.inference_mode():
+                outcome["output"] = local.model.generate(
+                    **enc,
+                    max_new_tokens=budget,
+                    do_sample=False,
+                    stopping_criteria=_stop_on_text(tokenizer, n_prompt, stops),
+                    pad_token_id=tokenizer.pad_token_id,
+                    streamer=streamer,
+                )
+        except BaseException as exc:  # raised again in the caller's thread, once the stream is closed
+            outcome["error"] = exc
+            streamer.end()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+
+    worker = threading.Thread(target=run, name="local-generate", daemon=True)
+    worker.start()
+    written, sent, stopped = "", "", False
+    for piece in streamer:
+        if stopped:
+            continue  # generation ends within a token or two of a stop string
+        written += piece
+        text, stopped = _cut_at_stops(written, stops)
+        ready = text if stopped else text[: len(text) - _held_back(text, stops)]
+        ready = ready.strip()
+        if len(ready) > len(sent):
+            yield ready[len(sent) :]
+            sent = ready
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    text, stopped = _cut_at_stops(written, stops)
+    text = text.strip()
+    if len(text) > len(sent):
+        yield text[len(sent) :]
+    n_out = int(outcome["output"].shape[1]) - n_prompt
+    usage.update(
+        prompt_tokens=n_prompt, completion_tokens=n_out, finish_reason="stop" if stopped or n_out < budget else "length"
+    )
 
 
 def is_base_model(model: str) -> bool:
@@ -266,6 +339,34 @@ class LocalLLM(CustomLLM):
 
     async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
+
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+        """The completion as the model writes it, a chunk per decoded piece; the last carries the usage."""
+        params = kwargs.get("optional_params") or {}
+        stop = params.get("stop")
+        stops = tuple([stop] if isinstance(stop, str) else stop or ())
+        max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+        if params.get("raw_prompt"):
+            prompt = "".join(_content(m) for m in messages)
+        else:
+            prompt, chat_stops = render_messages(load_local_model(model).tokenizer, messages)
+            stops = chat_stops + stops
+        usage: dict[str, Any] = {}
+        for piece in _generate_stream(model, prompt, max_tokens=max_tokens, stops=stops, usage=usage):
+            yield GenericStreamingChunk(
+                text=piece, is_finished=False, finish_reason="", usage=None, index=0, tool_use=None
+            )
+        n_prompt, n_out = usage["prompt_tokens"], usage["completion_tokens"]
+        yield GenericStreamingChunk(
+            text="",
+            is_finished=True,
+            finish_reason=usage["finish_reason"],
+            usage=ChatCompletionUsageBlock(
+                prompt_tokens=n_prompt, completion_tokens=n_out, total_tokens=n_prompt + n_out
+            ),
+            index=0,
+            tool_use=None,
+        )
 
 
 _handler = LocalLLM()
