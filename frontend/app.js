@@ -634,8 +634,21 @@ async function deleteDocument(doc) {
     return;
   }
   if (state.doc && state.doc.id === doc.id) closeDocument();
+  state.checked.delete(doc.id);
+  showScope();
   $("#upload-status").textContent = `${doc.filename} deleted.`;
   await loadDocuments();
+  loadCollections(); // the collections that held it count one document fewer
+  const open = state.collection;
+  if (open) {
+    api(`/v1/collections/${enc(open.id)}`)
+      .then((detail) => {
+        if (state.collection !== open) return;
+        Object.assign(open, detail);
+        collectionDocuments(open);
+      })
+      .catch(() => {});
+  }
 }
 
 function markCurrent() {

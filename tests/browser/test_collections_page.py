@@ -103,6 +103,20 @@ def test_checked_documents_become_a_collection_whose_citations_open_their_docume
     expect(page.locator("#collection-thread .turn .turn-question")).to_have_text([QUESTION])
     expect(answer.locator(".answer-text")).to_contain_text(str(code))
 
+    # Members change from the collection's view: one removed, then the checked documents added back (a
+    # document that left its last collection lost its index, so its index job shows until it is built).
+    page.get_by_role("button", name="Remove gate.txt from this collection").click()
+    expect(page.locator("#collection-documents .link")).to_have_text(["vault.txt"])
+    expect(page.locator("#collection-meta")).to_contain_text("1 document ·")
+    add = page.get_by_role("button", name="Add the checked documents")
+    expect(add).to_be_hidden()
+    page.get_by_label("Include gate.txt in a question across documents").check()
+    add.click()
+    expect(page.locator("#collection-documents .link")).to_have_text(["vault.txt", "gate.txt"])
+    expect(page.locator("#collections-list .document-meta")).to_have_text(["2 documents"])
+    expect(page.locator("#collection-indexing .job")).to_have_count(0, timeout=JOB_TIMEOUT_MS)
+    expect(add).to_be_hidden()
+
     axe = Axe()
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
