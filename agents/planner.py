@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from longread.agents import registry
 from longread.agents.base import no_progress
-from longread.agents.estimates import Calibration, Estimate
+from longread.agents.estimates import Calibration, Estimate, Step
 from longread.agents.router import FULL_WINDOW_SHARE, is_aggregation, local_model_available
 from longread.config import get_settings
 from longread.llm.pricing import cost_usd, priced, runs_in_process
@@ -408,3 +408,209 @@ def _explain(option: Option, note: str, kind: str, document_tokens: int, window:
     cost = f", ${option.cost_usd:.4f}" if option.cost_usd else ""
     estimate = f"estimated {option.calls} calls, {option.tokens} tokens{cost}, about {option.seconds:.0f} s"
     return f"{why}: {estimate}{note}"
+
+
+# ------------------------------------------------------------------------------------------ collections
+
+COLLECTION_STRATEGIES = ("shortlist", "bm25", "dense", "tree", "chain")
+"""The strategies that read a collection (longread.collection_reading)."""
+
+
+@dataclass
+class _Parts:
+    """Per-document figures of one strategy over a collection, summed as the documents are visited."""
+
+    steps: list[Step] = field(default_factory=list)
+    scan_tokens: int = 0
+    encode_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def estimate(self, note: str) -> Estimate:
+        merged: dict[tuple[str, bool, str | None], Step] = {}
+        for step in self.steps:
+            key = (step.what, step.parallel, step.model)
+            if key in merged:
+                had = merged[key]
+                step = Step(
+                    step.what,
+                    had.calls + step.calls,
+                    had.prompt_tokens + step.prompt_tokens,
+                    had.completion_tokens + step.completion_tokens,
+                    step.parallel,
+                    step.model,
+                )
+            merged[key] = step
+        return Estimate(tuple(merged.values()), self.scan_tokens, self.encode_tokens, note)
+
+
+def estimate_collection(
+    session: Session,
+    document_ids: list[str],
+    question: str,
+    client: LLMClient,
+    calibration: Calibration,
+    *,
+    answer_with: str | None = None,
+) -> tuple[dict[str, Estimate | str], int]:
+    """Each collection strategy's estimate (or why it cannot run), and the collection's tokens.
+
+    Per-document figures are summed, one document in memory at a time; what is stored already (a
+    document's summary tree, its retrieval index) counts as paid. The tree adds the walk from the
+    collection root (and the collection nodes past the fanout) down one document's tree; the chain's
+    workers read every document, their notes carried from one into the next, then one manager; the
+    retrieval readers index what is not indexed, then make one answering call over the evidence budget.
+    """
+    from longread.agents import estimates
+    from longread.agents.chain import plan_chain
+    from longread.agents.memwalker.navigate import DECISION_TOKENS
+    from longread.agents.memwalker.tree import NODE_SUMMARY_WORDS, child_range, words_to_tokens
+    from longread.storage.models import Document
+
+    settings = get_settings()
+    fanout = settings.TREE_FANOUT
+    unit_tokens = settings.SHORTLIST_UNIT_TOKENS or settings.RETRIEVAL_UNIT_TOKENS
+    tree, chain, retrieval = _Parts(), _Parts(), _Parts()
+    walks: list[tuple[int, tuple[Step, ...]]] = []
+    errors: dict[str, str] = {}
+    total = 0
+    first: registry.ReadRequest | None = None
+    unit = 0
+    for document_id in document_ids:
+        document = session.get(Document, document_id)
+        if document is None:
+            continue
+        request = registry.ReadRequest(session, document, question, client, no_progress, answer_with)
+        tokens = sum(segment.n_tokens for segment in request.segments())
+        total += tokens
+        if first is None:
+            first = request
+        stored_index = estimates._index_stored(request, unit_tokens)
+        if not stored_index:
+            retrieval.encode_tokens += tokens
+            retrieval.notes.append(document.filename)
+        built = estimates.estimate_tree(request, calibration)
+        tree.steps.extend(step for step in built.steps if step.parallel)
+        if any(step.parallel for step in built.steps):
+            tree.notes.append(document.filename)
+        walks.append((tokens, tuple(step for step in built.steps if not step.parallel)))
+        if "chain" not in errors:
+            try:
+                plan = plan_chain(session, document, question, client)
+            except ValueError as exc:
+                errors["chain"] = f"cannot run: {exc}"
+            else:
+                budget, chunks = plan.budget, plan.chunks
+                unit = min(
+                    budget.unit_tokens, calibration.completion(client.model, budget.output_tokens, estimates.UNIT_FILL)
+                )
+                prompt = len(chunks) * (budget.overhead + unit) + sum(chunk.n_tokens for chunk in chunks)
+                chain.steps.append(Step("workers", len(chunks), prompt, unit * len(chunks)))
+        session.expunge(document)
+    out: dict[str, Estimate | str] = dict(errors)
+    if first is None:
+        return dict.fromkeys(COLLECTION_STRATEGIES, "the collection has no documents"), 0
+    answer_out = estimates._answer(calibration, client)
+    if "chain" not in out:
+        overhead = estimates.prompt_tokens(client, "chain_manager", unit="", question=question)
+        chain.steps.append(Step("manager", 1, overhead + unit, answer_out))
+        workers = sum(step.calls for step in chain.steps) - 1
+        out["chain"] = chain.estimate(f"{workers} workers over {len(walks)} documents, in order")
+    # The tree: the collection nodes past the fanout, a triage per collection level, one document's walk.
+    node_out = calibration.completion(client.model, words_to_tokens(NODE_SUMMARY_WORDS), estimates.SUMMARY_FILL)
+    decision_out = calibration.completion(client.model, DECISION_TOKENS, estimates.DECISION_FILL)
+    summary_overhead = estimates.prompt_tokens(client, "tree_node_summary", summaries=[], max_words=NODE_SUMMARY_WORDS)
+    level = len(walks)
+    while level > fanout:
+        parents = -(-level // fanout)
+        groups = [child_range(level, parents, p) for p in range(parents)]
+        prompt = sum(summary_overhead + (end - start) * (node_out + estimates.LABEL_TOKENS) for start, end in groups)
+        tree.steps.append(Step("summarise collection nodes", parents, prompt, parents * node_out, parallel=True))
+        level = parents
+    triage_overhead = estimates.prompt_tokens(client, "nav_triage", question=question, memory="", children=[])
+    levels, level = 0, len(walks)
+    triage = 0
+    while True:
+        shown = min(level, fanout)
+        triage += triage_overhead + shown * (node_out + estimates.LABEL_TOKENS + 8)
+        levels += 1
+        if level <= fanout:
+            break
+        level = -(-level // fanout)
+    tree.steps.append(Step("choose a document", levels, triage, levels * decision_out))
+    deepest = max(walks, key=lambda walk: walk[0])[1]
+    tree.steps.extend(deepest)
+    reused = len(walks) - len(tree.notes)
+    tree_note = f"{reused} of {len(walks)} documents' trees stored" + (
+        f"; builds {', '.join(tree.notes[:5])}" + ("..." if len(tree.notes) > 5 else "") if tree.notes else ""
+    )
+    out["tree"] = tree.estimate(tree_note)
+    # The retrieval readers: one answer over the evidence budget (the shortlist's after one forward pass).
+    evidence = min(settings.EVIDENCE_TOKENS, total)
+    index_note = (
+        f"indexes {len(retrieval.notes)} of {len(walks)} documents (then stored)"
+        if retrieval.notes
+        else "every document's retrieval index is stored"
+    )
+    answer = estimates._local_or_hosted_answer(first, calibration, evidence, "collection_answer_hosted")
+    for name in ("bm25", "dense"):
+        out[name] = Estimate((answer,), encode_tokens=retrieval.encode_tokens, note=index_note)
+    shortlist = settings.SHORTLIST_SIZE * unit_tokens
+    out["shortlist"] = Estimate(
+        (answer,),
+        scan_tokens=min(shortlist + estimates.SHORTLIST_QUESTION_TOKENS, total),
+        encode_tokens=retrieval.encode_tokens,
+        note=index_note,
+    )
+    return out, total
+
+
+def plan_collection_question(
+    session: Session,
+    document_ids: list[str],
+    question: str,
+    client: LLMClient,
+    *,
+    strategy: str = registry.AUTO,
+    answer_with: str | None = None,
+    caps: Budget | None = None,
+    stay_local: bool | None = None,
+) -> Plan:
+    """Estimate the collection strategies for a question (every one, so the plan also shows what `auto`
+    would pick) and choose; the named strategy when not `auto`. No model call."""
+    if strategy not in (registry.AUTO, *COLLECTION_STRATEGIES):
+        raise registry.UnknownStrategy(
+            f"unknown strategy '{strategy}' for a collection (choose from auto, {', '.join(COLLECTION_STRATEGIES)})"
+        )
+    stay = get_settings().STAY_LOCAL if stay_local is None else stay_local
+    models = [client.model] + ([answer_with] if answer_with else [])
+    cal = calibration(session, models)
+    found, total = estimate_collection(session, document_ids, question, client, cal, answer_with=answer_with)
+    kind = WHOLE_TEXT if is_aggregation(question) else LOOKUP
+    window = client.context_window
+    local_ok = local_model_available()
+    local_answer = (answer_with or client.model).startswith("local/")
+    speed_cache: dict[str, Speed] = {}
+    options: list[Option] = []
+    for name in COLLECTION_STRATEGIES:
+        option = Option(name, quality=quality(name, kind, total, window, 0, local_answer=local_answer))
+        options.append(option)
+        if registry.get(name).needs_local_model and not local_ok:
+            option.excluded = "needs the local model (torch and transformers are not installed)"
+        estimate = found.get(name)
+        if not isinstance(estimate, Estimate):
+            option.excluded = option.excluded or str(estimate)
+            continue
+        option.calls = estimate.calls
+        option.prompt_tokens = estimate.prompt_tokens
+        option.completion_tokens = estimate.completion_tokens
+        option.cost_usd, option.seconds = price(session, estimate, client.model, speed_cache)
+        option.note = estimate.note
+        option.steps = [step.as_dict() for step in estimate.steps]
+        option.over = _over(option, caps)
+    chosen, note = choose(options, kind=kind, hosted_model=not runs_in_process(client.model), stay_local=stay)
+    if strategy == registry.AUTO:
+        reason = _explain(chosen, note, kind, total, window).replace("the document", "the collection", 1)
+        name = chosen.strategy
+    else:
+        name, reason = strategy, f"chosen by the caller (auto would pick {chosen.strategy})"
+    return Plan(name, reason, kind, client.model, total, window, caps, stay, all(priced(m) for m in models), options)

@@ -287,7 +287,9 @@ async def ask(
             params = {
                 "collection_id": found.id,
                 "question": body.question.strip(),
-                "strategy": collection_reading.check_strategy(body.strategy),
+                "strategy": collection_reading.resolve_strategy(
+                    session, found, body.question, body.strategy, resolve_model(body.model), None
+                ),
                 "model": resolve_model(body.model),
             }
             return submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params)
@@ -342,7 +344,7 @@ async def plan(
         chosen = resolve_model(model)
         if collection is not None:
             return collection_reading.plan_collection(
-                session, _collection(session, principal, collection), "auto", chosen
+                session, _collection(session, principal, collection), "auto", chosen, question=question
             )
         doc = _document(session, principal, str(document))
         if not question.strip():

@@ -493,6 +493,17 @@ class CollectionPlanOut(BaseModel):
     documents: int
     document_tokens: int
     documents_to_index: int = Field(description="documents whose retrieval index is not built yet")
-    calls: int = Field(description="model calls: one answer")
-    prompt_tokens: int = Field(description="about the evidence budget and the prompt around it")
+    calls: int = Field(description="the strategy's model calls, per-document figures summed")
+    prompt_tokens: int = Field(description="its prompt tokens (stored trees and indexes count as already paid)")
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = Field(default=0.0, description="expected wall time on this deployment")
     needs_local_model: bool
+    reason: str = Field(default="", description="why this strategy (auto's choice, or the caller's)")
+    auto_choice: str | None = Field(default=None, description="the strategy auto would pick for this question")
+    question_kind: str | None = Field(default=None, description="look-up or whole-text")
+    priced: bool = True
+    options: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="every collection strategy: calls, tokens, cost, seconds, quality, fits, excluded, note, steps",
+    )

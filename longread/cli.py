@@ -336,8 +336,11 @@ def summarize(
 
 @app.command("plan")
 def plan_command(
-    source: Annotated[str, typer.Argument(help="A file or a stored document id.")],
-    question: Annotated[str, typer.Argument(help="The question to plan for.")],
+    source: Annotated[str, typer.Argument(help="A file or a stored document id (with --collection, the question).")],
+    question: Annotated[str | None, typer.Argument(help="The question to plan for.")] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Plan the question over this collection (name or id).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="litellm model string; default LONGREAD_LLM.")] = None,
     answer_with: Annotated[
         str | None, typer.Option("--answer-with", help="Model that answers from locally selected evidence.")
@@ -354,10 +357,35 @@ def plan_command(
     the speeds measured on earlier runs.
     """
     caps = _caps(max_cost, max_seconds, max_tokens)
-    if not question.strip():
+    if collection is not None:
+        if question is not None:
+            fail("with --collection, give only the question")
+        question = source
+    if question is None or not question.strip():
         fail("the question is empty")
     try:
         with session_scope() as session:
+            if collection is not None:
+                named = stored_collections.find_collection(session, collection)
+                if named is None:
+                    fail(f"{collection}: no such collection")
+                if not stored_collections.member_ids(session, named.id):
+                    fail(f"{collection}: the collection has no documents")
+                planned = collection_reading.plan_collection(
+                    session,
+                    named,
+                    registry.AUTO,
+                    LLMClient(model).model,
+                    question=question,
+                    answer_with=answer_with,
+                    caps=caps,
+                )
+                payload = {"filename": f"collection {named.name}", **planned}
+                if as_json:
+                    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+                    return
+                _print_plan(payload)
+                return
             document = _load(session, source)
             client = LLMClient(model)
             plan = plan_question(

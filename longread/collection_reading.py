@@ -21,9 +21,9 @@ from longread.agents.citations import with_pages
 from longread.agents.collection import chain_collection, navigate_collection
 from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
 from longread.agents.memwalker.tree import words_to_tokens
+from longread.agents.planner import Plan, plan_collection_question
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, index_documents, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
-from longread.config import get_settings
 from longread.llm import LLMClient, Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
@@ -34,11 +34,12 @@ from longread.storage.models import Collection, CollectionAnswer, Document, Job,
 READERS = (*METHODS, "tree", "chain")
 """The strategies that read a collection."""
 STRATEGIES = ("auto", *READERS)
-"""What a collection question may be read with; `auto` is the shortlist."""
+"""What a collection question may be read with; `auto` is the planner's choice (`resolve_strategy`)."""
 
 
 def check_strategy(strategy: str) -> str:
-    """The method a collection strategy name reads with; unknown names are a ValueError."""
+    """The method a collection strategy name reads with (`auto` stands for the shortlist until the planner
+    resolves it for a question, `resolve_strategy`); unknown names are a ValueError."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} for a collection; choose one of: {', '.join(STRATEGIES)}")
     return "shortlist" if strategy == "auto" else strategy
@@ -90,6 +91,8 @@ def ask_collection(
     document_ids = reading_order(listed, order)
     started = time.monotonic()
     client = stored_client(model, usage, tenant_id=collection.tenant_id)
+    if strategy == registry.AUTO:
+        method = resolve_strategy(session, collection, question, strategy, client.model, answer_with)
     if caps is not None and caps.capped:
         client.usage.budget = caps
     stopped: str | None = None
@@ -288,27 +291,71 @@ def plan_collection_summary(session: Session, collection: Collection, strategy: 
     }
 
 
-_PROMPT_OVERHEAD = 200
-"""Tokens of the answering prompt around the evidence (instructions, numbering, document names)."""
-
-
-def plan_collection(session: Session, collection: Collection, strategy: str, model: str) -> dict[str, Any]:
-    """What asking the collection would take, without reading anything: documents, tokens, indexes to
-    build, and the one answering call over the evidence budget."""
-    method = check_strategy(strategy)
+def plan_collection(
+    session: Session,
+    collection: Collection,
+    strategy: str,
+    model: str,
+    *,
+    question: str = "",
+    answer_with: str | None = None,
+    caps: Budget | None = None,
+) -> dict[str, Any]:
+    """What asking the collection would take, without reading anything (`agents.planner`): every
+    collection strategy's calls, tokens, cost and seconds, per-document figures summed (stored trees
+    and indexes already paid), which one `auto` would pick, and the named (or picked) one's figures."""
+    check_strategy(strategy)
     listed = members(session, collection.id)
     ids = [m.document_id for m in listed]
-    return {
+    base: dict[str, Any] = {
         "collection_id": collection.id,
-        "strategy": method,
         "model": model,
         "documents": len(ids),
         "document_tokens": sum(m.n_tokens for m in listed),
         "documents_to_index": len(unindexed(session, ids)),
-        "calls": 1 if ids else 0,
-        "prompt_tokens": get_settings().EVIDENCE_TOKENS + _PROMPT_OVERHEAD if ids else 0,
-        "needs_local_model": method == "shortlist" or model.startswith("local/"),
     }
+    if not ids:
+        return base | {"strategy": check_strategy(strategy), "calls": 0, "prompt_tokens": 0, "needs_local_model": False}
+    plan = plan_collection_question(
+        session, ids, question.strip() or "?", LLMClient(model), strategy=strategy, answer_with=answer_with, caps=caps
+    )
+    auto = plan.strategy if strategy == registry.AUTO else None
+    chosen = plan.option(plan.strategy)
+    assert chosen is not None
+    return base | {
+        "strategy": plan.strategy,
+        "reason": plan.reason,
+        "auto_choice": auto or _auto_choice(plan),
+        "question_kind": plan.kind,
+        "calls": chosen.calls,
+        "prompt_tokens": chosen.prompt_tokens,
+        "completion_tokens": chosen.completion_tokens,
+        "cost_usd": round(chosen.cost_usd, 6),
+        "seconds": round(chosen.seconds, 1),
+        "needs_local_model": registry.get(plan.strategy).needs_local_model
+        or (answer_with or model).startswith("local/"),
+        "priced": plan.priced,
+        "options": [o.as_dict() for o in plan.options],
+    }
+
+
+def _auto_choice(plan: Plan) -> str:
+    """The strategy `auto` would pick, which a plan for a named strategy keeps in its reason."""
+    marker = "auto would pick "
+    return plan.reason.split(marker, 1)[1].rstrip(")") if marker in plan.reason else plan.strategy
+
+
+def resolve_strategy(
+    session: Session, collection: Collection, question: str, strategy: str, model: str | None, answer_with: str | None
+) -> str:
+    """The reader a collection question runs with: the named one, or the planner's choice for `auto`."""
+    method = check_strategy(strategy)
+    if strategy != registry.AUTO:
+        return method
+    ids = member_ids(session, collection.id)
+    if not ids or not question.strip():
+        return method
+    return plan_collection_question(session, ids, question.strip(), LLMClient(model), answer_with=answer_with).strategy
 
 
 def collection_answer_payload(answer: CollectionAnswer, collection: Collection) -> dict[str, Any]:

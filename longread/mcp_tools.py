@@ -279,7 +279,7 @@ async def plan(
         client = LLMClient(model)
         if collection is not None:
             found = _collection(session, collection)
-            return collection_reading.plan_collection(session, found, "auto", client.model)
+            return collection_reading.plan_collection(session, found, "auto", client.model, question=question)
         doc = _document(session, str(document))
         if not question.strip():
             raise ValueError("the question is empty")

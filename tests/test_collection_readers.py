@@ -178,3 +178,112 @@ def test_the_cli_asks_a_folder_by_tree_and_by_chain_in_a_given_order(env, monkey
         app, ["ask", str(folder), question, "--strategy", "chain", "--order", "oak.txt", "--model", MODEL]
     )
     assert wrong.exit_code != 0 and "not in the collection: oak.txt" in wrong.output
+
+
+def test_the_plan_sums_per_document_figures_counts_stored_trees_as_paid_and_matches_the_readers(
+    session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from longread.collection_reading import plan_collection
+
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    documents, shelf = _shelf(session, monkeypatch)
+    ash, birch, cedar = documents
+    for document in (ash, cedar):
+        engine.build_tree(session, document, model=MODEL)
+    question = "What is the code of the violet harbor?"
+    plan = plan_collection(session, shelf, "tree", MODEL, question=question)
+    options = {o["strategy"]: o for o in plan["options"]}
+    assert set(options) == {"shortlist", "bm25", "dense", "tree", "chain"}
+    assert plan["strategy"] == "tree" and plan["auto_choice"] in options and "auto would pick" in plan["reason"]
+    tree = options["tree"]
+    assert "2 of 3 documents' trees stored" in tree["note"] and "birch.txt" in tree["note"]
+    built = sum(s["calls"] for s in tree["steps"] if s["what"].startswith("summarise"))
+    walk = tree["calls"] - built
+    assert plan["calls"] == tree["calls"] and plan["prompt_tokens"] == tree["prompt_tokens"] > 0
+    assert plan["seconds"] > 0 and plan["completion_tokens"] > 0
+
+    doubles.calls.clear()
+    answer = ask_collection(session, shelf, question, strategy="tree", model=MODEL)
+    assert _summary_calls() == built, "the plan builds exactly the tree that was missing"
+    assert answer.llm_calls - built >= walk  # one path down; backtracking adds calls
+
+    again = plan_collection(session, shelf, "tree", MODEL, question=question)
+    stored = {o["strategy"]: o for o in again["options"]}["tree"]
+    assert "3 of 3 documents' trees stored" in stored["note"] and stored["calls"] == walk
+
+    # The chain: every document's workers summed, one manager; the run makes exactly those calls.
+    chain = {o["strategy"]: o for o in again["options"]}["chain"]
+    ran = ask_collection(session, shelf, question, strategy="chain", model=MODEL)
+    assert ran.llm_calls == chain["calls"] and chain["calls"] >= 4
+    assert ran.prompt_tokens == pytest.approx(chain["prompt_tokens"], rel=0.35)
+
+
+def test_auto_over_a_collection_is_the_planners_choice(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from longread.collection_reading import plan_collection
+
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    documents, shelf = _shelf(session, monkeypatch, segment=150)
+    whole = "Compare the codes of every place across all the documents."
+    planned = plan_collection(session, shelf, "auto", MODEL, question=whole)
+    assert planned["question_kind"] == "whole-text" and planned["strategy"] == "chain" == planned["auto_choice"]
+    lookup = plan_collection(session, shelf, "auto", MODEL, question="What is the code of the violet harbor?")
+    assert lookup["question_kind"] == "look-up" and lookup["strategy"] in ("bm25", "shortlist")
+    import json
+
+    from typer.testing import CliRunner
+
+    from longread.cli import app
+
+    shown = CliRunner().invoke(app, ["plan", "--collection", "codes", whole, "--model", MODEL, "--json"])
+    assert shown.exit_code == 0, shown.output
+    printed = json.loads(shown.stdout)
+    assert printed["strategy"] == "chain" and printed["documents"] == 3
+    assert {o["strategy"] for o in printed["options"]} == {"shortlist", "bm25", "dense", "tree", "chain"}
+    table = CliRunner().invoke(app, ["plan", "--collection", "codes", whole, "--model", MODEL])
+    assert table.exit_code == 0 and "auto would read with chain" in table.output
+    doubles.calls.clear()
+    answer = ask_collection(session, shelf, whole, strategy="auto", model=MODEL)
+    assert answer.strategy == "chain" and any(p.startswith("You are worker") for p in doubles.calls)
+
+
+def test_the_api_dry_run_estimates_every_collection_strategy_and_refuses_a_stranger_in_the_order(
+    env, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from longread.api.main import create_app
+    from longread.api.security import create_key
+    from longread.storage.db import session_scope
+
+    monkeypatch.setenv("LONGREAD_REDIS_URL", "redis://127.0.0.1:9/0")  # no job may start
+    monkeypatch.setenv("LONGREAD_SEGMENT_TOKENS", "120")
+    get_settings.cache_clear()
+    with session_scope() as session:
+        key, row = create_key(session, "reader")
+        ids = [
+            engine.store_text(
+                session, filename=name, text=document_with_facts(24, {7: fact}, seed=n), tenant_id=row.tenant_id
+            )[0].id
+            for n, (name, fact) in enumerate(FACTS.items())
+        ]
+        engine.build_tree(session, session.get(Document, ids[0]), model=MODEL)  # type: ignore[arg-type]  # stored above
+        shelf = collections.create_collection(session, "codes", ids, tenant_id=row.tenant_id)
+        shelf_id = shelf.id
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {key}"}) as client:
+        url = f"/v1/collections/{shelf_id}/questions"
+        body = {"question": "What is the code of the violet harbor?", "strategy": "tree", "model": MODEL}
+        plan = client.post(url, json=body | {"dry_run": True})
+        assert plan.status_code == 200, plan.text
+        shown = plan.json()
+        options = {o["strategy"]: o for o in shown["options"]}
+        assert shown["strategy"] == "tree" and shown["auto_choice"] in options and shown["documents"] == 3
+        assert shown["calls"] == options["tree"]["calls"] > 0 and shown["seconds"] > 0
+        assert "1 of 3 documents' trees stored" in options["tree"]["note"]
+        assert options["chain"]["calls"] > 3 and options["chain"]["prompt_tokens"] > options["bm25"]["prompt_tokens"]
+        capped = client.post(url, json=body | {"dry_run": True, "strategy": "auto", "max_tokens": 10}).json()
+        assert all("tokens" in o["over"] for o in capped["options"] if o["excluded"] is None)
+        stranger = client.post(url, json=body | {"strategy": "chain", "order": ["oak.txt"]})
+        assert stranger.status_code == 422 and stranger.json()["error"]["code"] == "order_not_members"
+        assert "not in the collection" in stranger.json()["error"]["message"] and "Traceback" not in stranger.text

@@ -140,13 +140,13 @@ def test_the_shortlist_reranks_across_documents_and_reuses_each_documents_index(
     question = "Who painted the lighthouse on Corrow Point, and who thatched the mill at Harrow Ford?"
     with session_scope() as session:
         shelf = collections.create_collection(session, "parish", _store(session, library))
-        answer = ask_collection(session, shelf, question, model=MODEL, reranker=prefer_harrow)
+        answer = ask_collection(session, shelf, question, strategy="shortlist", model=MODEL, reranker=prefer_harrow)
         assert seen == [6], "one re-rank of the shortlist"
         listed = next(step for step in answer.trace if step["stage"] == "shortlist")["candidates"]
         assert listed[0]["filename"] == "harrow.txt" and listed[0]["attention"] == 1.0
         assert all(step["built"] for step in answer.trace if step["stage"] == "index")
         index_module.forget_indexes()
-        again = ask_collection(session, shelf, question, model=MODEL, reranker=prefer_harrow)
+        again = ask_collection(session, shelf, question, strategy="shortlist", model=MODEL, reranker=prefer_harrow)
         assert not any(step["built"] for step in again.trace if step["stage"] == "index")
         assert answer.citations and all("document_id" in c and "filename" in c for c in answer.citations)
 
@@ -201,7 +201,9 @@ def test_the_attention_rerank_over_a_collection_puts_the_holding_passage_in_the_
 
     with session_scope() as session:
         shelf = collections.create_collection(session, "parish", _store(session, library))
-        answer = ask_collection(session, shelf, "Who thatched the mill at Harrow Ford?", model=MODEL)
+        answer = ask_collection(
+            session, shelf, "Who thatched the mill at Harrow Ford?", strategy="shortlist", model=MODEL
+        )
         listed = next(step for step in answer.trace if step["stage"] == "shortlist")["candidates"]
         assert all(c["attention"] is not None for c in listed) and len(listed) == 6
         holder = [c for c in listed if c["filename"] == "harrow.txt" and c["evidence"]]

@@ -34,6 +34,7 @@ from longread.api.schemas import (
 )
 from longread.api.security import Principal
 from longread.api.service import index_joined, owned_collection, resolve_model, submit
+from longread.llm.usage import Budget
 from longread.storage import collections, jobs
 from longread.storage.db import session_scope
 from longread.storage.models import Collection, CollectionAnswer, Job, JobKind
@@ -163,7 +164,9 @@ def _submit(collection_id: str, body: CollectionQuestionIn, principal: Principal
             "collection_id": collection.id,
             "question": body.question.strip(),
             # auto resolves here, so the job goes to the queue of the reader that will run it
-            "strategy": collection_reading.check_strategy(body.strategy),
+            "strategy": collection_reading.resolve_strategy(
+                session, collection, body.question, body.strategy, resolve_model(body.model), None
+            ),
             "model": resolve_model(body.model),
         } | body.caps_params()
         if order is not None:
@@ -175,7 +178,11 @@ def _plan(collection_id: str, body: CollectionQuestionIn, principal: Principal) 
     with session_scope() as session:
         collection = owned_collection(session, principal, collection_id)
         model = resolve_model(body.model)
-        return CollectionPlanOut(**collection_reading.plan_collection(session, collection, body.strategy, model))
+        capped = Budget(max_cost_usd=body.max_cost_usd, max_seconds=body.max_seconds, max_tokens=body.max_tokens)
+        planned = collection_reading.plan_collection(
+            session, collection, body.strategy, model, question=body.question, caps=capped if capped.capped else None
+        )
+        return CollectionPlanOut(**planned)
 
 
 def _finished(job_id: str) -> CollectionJobOut | None:
