@@ -119,7 +119,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         import gguf as _gguf  # noqa: F401  (transformers' GGUF reader needs it)
     except ImportError as exc:
         raise LocalModelError(f"loading a GGUF file needs the 'gguf' package: {INSTALL_HINT}") from exc
-    log.info("dequantising %s (first load; cached in %s)", gguf, target)
+    # Names, not paths: log lines carry no server path.
+    log.info("dequantising %s (first load; cached as %s in the data folder)", gguf.name, target.name)
     tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The loaded weights are plain fp32 tensors; the GGUF marker would make the copy look quantised.
@@ -178,7 +179,7 @@ def _load(spec: str) -> LocalModel:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     elapsed = time.perf_counter() - started
-    log.info("local model %s loaded on %s in %.1f s", spec, device, elapsed)
+    log.info("local model %s loaded on %s in %.1f s", Path(spec).name if Path(spec).exists() else spec, device, elapsed)
     return LocalModel(spec, model, tokenizer, device, dtype, source, elapsed)
 
 
