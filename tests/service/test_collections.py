@@ -159,3 +159,30 @@ def test_each_joining_document_gets_its_index_built_and_a_leaving_one_loses_it(c
     # Leaving the only collection that holds it drops the document's index.
     assert client.delete(f"/v1/collections/{collection['id']}/documents/{third}").status_code == 200
     assert third not in indexes() and {first, second} <= set(indexes())
+
+
+@pytest.mark.parametrize("strategy", ["tree", "chain"])
+def test_the_tree_and_the_chain_over_a_collection_run_through_a_worker(client: httpx.Client, strategy: str) -> None:
+    code = random.randint(10_000, 99_999)
+    holder = _ingested(client, needle_document(code, paragraphs=10, seed=7), "vault.txt")
+    plain = _ingested(
+        client, needle_document(13, paragraphs=8, seed=8).replace("vault code", "gate number"), "gate.txt"
+    )
+    collection = client.post("/v1/collections", json={"name": f"{strategy}-{code}", "document_ids": [holder, plain]})
+    url = f"/v1/collections/{collection.json()['id']}/questions"
+    question = {"question": "What is the vault code?", "strategy": strategy, "order": ["gate.txt"]}
+    plan = client.post(url, json=question | {"dry_run": True}).json()
+    assert plan["strategy"] == strategy and plan["calls"] > 0 and plan["auto_choice"]
+    asked = client.post(url, params={"wait": 30}, json=question)
+    assert asked.status_code == 200, asked.text
+    body = asked.json()
+    assert body["status"] == "succeeded", body
+    answer = body["answer"]
+    assert answer["strategy"] == strategy and str(code) in answer["answer"]
+    citation = answer["citations"][0]
+    assert citation["document_id"] == holder and citation["filename"] == "vault.txt"
+    span = client.get(f"/v1/documents/{holder}/text", params={"start": citation["start"], "end": citation["end"]})
+    assert span.json()["text"] == citation["quote"] and str(code) in citation["quote"]
+    if strategy == "chain":  # read in the order asked: gate.txt first, then the other member
+        read = [step["filename"] for step in answer["trace"] if step.get("filename")]
+        assert read[0] == "gate.txt" and read[-1] == "vault.txt"
