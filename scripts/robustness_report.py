@@ -4,7 +4,9 @@
     .venv/bin/python scripts/robustness_report.py                      # rewrites the README section
 
 The fault tier appends one JSON line per measured outcome to data/fault-results.jsonl (the latest
-line per case wins); the bad-input corpus writes data/bad-input-results.json. Nothing here is typed by
+line per case wins); the bad-input corpus writes data/bad-input-results.json; the benchmark of repeated
+tree builds under provider faults (`python -m bench.provider_fault_builds`) writes
+bench/results/provider_fault_builds.json, shown as one more row of the fault matrix. Nothing here is typed by
 hand: the section between the markers is replaced with what those files say.
 """
 
@@ -50,11 +52,15 @@ def fault_matrix(rows: list[dict[str, Any]]) -> list[str]:
             checked = f"job failed with `{row.get('error_code')}`: “{row.get('error')}”"
             timing = f"{seconds} s to fail once it was back"
         elif row["kind"] == "worker":
-            checked = (
-                f"{row.get('nodes', '—')} tree nodes each stored once; {row.get('paid_twice', 0)} finished calls "
-                f"paid twice; claimed {row.get('attempts')} time(s)"
+            stored = (
+                f"{row['nodes']} tree nodes each stored once; "
                 if "nodes" in row
-                else f"{row.get('paid_twice', 0)} finished calls paid twice; claimed {row.get('attempts')} time(s)"
+                else f"{row['answers']} answer(s) stored for the question; "
+                if "answers" in row
+                else ""
+            )
+            checked = (
+                f"{stored}{row.get('paid_twice', 0)} finished calls paid twice; claimed {row.get('attempts')} time(s)"
             )
             timing = f"{seconds} s after a live worker was available"
         elif row["kind"] == "database":
@@ -75,6 +81,25 @@ def fault_matrix(rows: list[dict[str, Any]]) -> list[str]:
             timing = f"{seconds} s to fail"
         lines.append(f"| {row['case']} | {'yes' if row.get('handled') else '**no**'} | {timing} | {checked} |")
     return lines
+
+
+def provider_bench_row(path: Path) -> list[str]:
+    """The row of `bench/provider_fault_builds.py`'s last run (repeated long tree builds at a fault rate)."""
+    if not path.exists():
+        return []
+    run = json.loads(path.read_text())
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(run.get("faults_by_kind", {}).items()))
+    case = (
+        f"{run['builds']} tree builds of a {run['tokens'] // 1000}K-token document, {run['rate']:.0%} of calls fail "
+        "(`bench/provider_fault_builds.py`)"
+    )
+    timing = f"{run['wall_s_median']} s per build (median), {run['wall_s_max']} s at most"
+    checked = (
+        f"{run['completed']} of {run['builds']} builds completed; {run['faults']} of {run['requests']} requests "
+        f"failed ({kinds}); `llm_retries` {run['llm_retries']} in the job rows"
+    )
+    handled = run["completed"] == run["builds"]
+    return [f"| {case} | {'yes' if handled else '**no**'} | {timing} | {checked} |"]
 
 
 def bad_input_table(path: Path) -> list[str]:
@@ -112,7 +137,7 @@ def bad_input_table(path: Path) -> list[str]:
     return lines
 
 
-def render(fault_path: Path, bad_path: Path) -> str:
+def render(fault_path: Path, bad_path: Path, bench_path: Path | None = None) -> str:
     return "\n".join(
         [
             START,
@@ -120,12 +145,14 @@ def render(fault_path: Path, bad_path: Path) -> str:
             "recovery settings; provider faults from a loopback OpenAI-compatible server reached through litellm):",
             "",
             *fault_matrix(_faults(fault_path)),
+            *(provider_bench_row(bench_path) if bench_path is not None else []),
             "",
             "**Bad inputs** (`tests/fixtures/bad/`, run by `tests/test_bad_inputs.py`):",
             "",
             *bad_input_table(bad_path),
             "",
-            "Regenerate: `pytest tests/faults tests/test_bad_inputs.py && python scripts/robustness_report.py`.",
+            "Regenerate: `pytest tests/faults tests/test_bad_inputs.py && python scripts/robustness_report.py` "
+            "(the repeated-build row: `python -m bench.provider_fault_builds` first).",
             END,
         ]
     )
@@ -135,10 +162,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faults", type=Path, default=ROOT / "data" / "fault-results.jsonl")
     parser.add_argument("--bad-inputs", type=Path, default=ROOT / "data" / "bad-input-results.json")
+    parser.add_argument(
+        "--provider-bench", type=Path, default=ROOT / "bench" / "results" / "provider_fault_builds.json"
+    )
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--print", action="store_true", help="print the section instead of writing the README")
     args = parser.parse_args()
-    section = render(args.faults, args.bad_inputs)
+    section = render(args.faults, args.bad_inputs, args.provider_bench)
     if args.print:
         print(section)
         return
