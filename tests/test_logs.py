@@ -83,3 +83,32 @@ def test_a_printed_traceback_is_cut_to_one_line() -> None:
     assert "Couldn't apply scheduled task sweep: Error 111 connecting to the broker" in text
     for leak in ("Traceback", "/srv/", "site-packages", "line 357", "line 287"):
         assert leak not in text, (leak, text)
+
+
+def test_a_warning_is_logged_as_one_line_without_its_file() -> None:
+    import warnings
+
+    from longread.logs import warnings_as_log_lines
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("py.warnings")
+    logger.addHandler(handler)
+    saved = warnings.showwarning
+    try:
+        warnings_as_log_lines()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn(
+                "cache at /srv/longread/data/models is stale:\nsecond line\n\nUser information: uid=0",
+                UserWarning,
+                stacklevel=2,
+            )
+    finally:
+        warnings.showwarning = saved
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert text.count("\n") == 1, text
+    assert text.startswith("UserWarning: cache at") and "second line" in text, text
+    for leak in ("/srv/", "test_logs.py", "uid=0"):
+        assert leak not in text, (leak, text)
