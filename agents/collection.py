@@ -11,6 +11,12 @@ from the collection root into a document's tree and on to its leaves, backtracki
 document is cut into chunks as the single-document chain cuts it, and one communication unit is carried
 from the last chunk of a document into the first of the next. A manager answers from the last unit.
 
+**Map-reduce.** A question about the whole collection (`router.is_aggregation`) with no stated order is
+read per document instead: each document by its own chain (`chain.run_chain`, its steps stored and
+reused as for a single document), then one manager call over the per-document answers, each headed by its
+document. Nothing is carried between documents, so a long collection does not squeeze every document's
+evidence through one unit.
+
 **Labels.** A passage is shown to the model as `[S<n>]` with `n` numbered across the collection (each
 document's segments follow the previous document's), so a label names one passage of one document. The
 answer's labels are mapped back to (document, segment), checked against what was read document by
@@ -457,6 +463,72 @@ def chain_collection(
         answer=text,
         strategy="chain",
         strategy_reason=f"a chain of workers reading the documents in order ({order}), notes carried across them",
+        citations=citations,
+        dropped=dropped,
+        document_ids=[span.document_id for span in labels.spans],
+        trace=trace,
+    )
+
+
+def _global_labels(answer: str, span: Span) -> str:
+    """A document's own [S<n>] labels as the collection's numbers."""
+
+    def replace(match: re.Match[str]) -> str:
+        kept = [f"S{span.offset + int(label.group(1))}" for label in _LABEL.finditer(match.group(1))]
+        return "[" + ", ".join(kept) + "]"
+
+    return _BRACKET.sub(replace, answer)
+
+
+def map_reduce_collection(
+    session: Session,
+    document_ids: Sequence[str],
+    question: str,
+    client: LLMClient,
+    *,
+    progress: ProgressFn = no_progress,
+) -> CollectionDraft:
+    """Each document answered by its own chain, then one manager call over those answers (an aggregation
+    question over the whole collection); citations name their document."""
+    from longread.agents.chain import run_chain
+
+    question = question.strip()
+    if not question:
+        raise ValueError("the question is empty")
+    labels = Labels()
+    reads: dict[str, list[Evidence]] = {}
+    parts: list[str] = []
+    trace: list[dict[str, Any]] = []
+    for n, document_id in enumerate(document_ids):
+        progress("reading each document", n, len(document_ids) + 1)
+        document = session.get(Document, document_id)
+        if document is None:
+            continue
+        draft = run_chain(session, document, question, client)
+        segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
+        span = labels.add(document.id, document.filename, len(segments), draft.segment_tokens)
+        reads[document.id] = list(draft.read)
+        parts.append(f"(document {document.filename}) {_global_labels(draft.answer.strip(), span)}")
+        trace.append(
+            {
+                "stage": "map",
+                "document_id": document.id,
+                "filename": document.filename,
+                "workers": sum(1 for step in draft.trace if step.get("role") != "manager"),
+                "answer": draft.answer[:TRACE_NOTES_CHARS],
+            }
+        )
+        session.expunge(document)
+        del document
+    progress("combining the answers", len(document_ids), len(document_ids) + 1)
+    completion = client.complete("chain_manager", unit="\n\n".join(parts), question=question, conversation="")
+    trace.append({"stage": "reduce", "documents": len(parts)})
+    text, citations, dropped = cite(session, client, question, completion.text, labels, reads)
+    return CollectionDraft(
+        answer=text,
+        strategy="chain",
+        strategy_reason=f"map-reduce for a question about the whole collection: each of {len(parts)} documents "
+        "read by its own chain, then one answer over theirs",
         citations=citations,
         dropped=dropped,
         document_ids=[span.document_id for span in labels.spans],

@@ -451,6 +451,7 @@ def estimate_collection(
     calibration: Calibration,
     *,
     answer_with: str | None = None,
+    ordered: bool = False,
 ) -> tuple[dict[str, Estimate | str], int]:
     """Each collection strategy's estimate (or why it cannot run), and the collection's tokens.
 
@@ -459,6 +460,8 @@ def estimate_collection(
     collection root (and the collection nodes past the fanout) down one document's tree; the chain's
     workers read every document, their notes carried from one into the next, then one manager; the
     retrieval readers index what is not indexed, then make one answering call over the evidence budget.
+    A question about the whole collection with no stated order (`ordered`) is costed as the chain's
+    map-reduce: each document's own chain (its stored steps paid), then one combining call.
     """
     from longread.agents import estimates
     from longread.agents.chain import plan_chain
@@ -475,6 +478,7 @@ def estimate_collection(
     total = 0
     first: registry.ReadRequest | None = None
     unit = 0
+    map_reduce = is_aggregation(question) and not ordered
     for document_id in document_ids:
         document = session.get(Document, document_id)
         if document is None:
@@ -493,7 +497,12 @@ def estimate_collection(
         if any(step.parallel for step in built.steps):
             tree.notes.append(document.filename)
         walks.append((tokens, tuple(step for step in built.steps if not step.parallel)))
-        if "chain" not in errors:
+        if "chain" not in errors and map_reduce:
+            try:  # each document's own chain, its stored steps already paid
+                chain.steps.extend(estimates.estimate_chain(request, calibration).steps)
+            except ValueError as exc:
+                errors["chain"] = f"cannot run: {exc}"
+        elif "chain" not in errors:
             try:
                 plan = plan_chain(session, document, question, client)
             except ValueError as exc:
@@ -510,7 +519,12 @@ def estimate_collection(
     if first is None:
         return dict.fromkeys(COLLECTION_STRATEGIES, "the collection has no documents"), 0
     answer_out = estimates._answer(calibration, client)
-    if "chain" not in out:
+    if "chain" not in out and map_reduce:
+        overhead = estimates.prompt_tokens(client, "chain_manager", unit="", question=question)
+        answers = sum(step.completion_tokens for step in chain.steps if step.what == "manager")
+        chain.steps.append(Step("combine", 1, overhead + answers + 8 * len(walks), answer_out))
+        out["chain"] = chain.estimate(f"map-reduce: a chain per document ({len(walks)}), then one combining call")
+    elif "chain" not in out:
         overhead = estimates.prompt_tokens(client, "chain_manager", unit="", question=question)
         chain.steps.append(Step("manager", 1, overhead + unit, answer_out))
         workers = sum(step.calls for step in chain.steps) - 1

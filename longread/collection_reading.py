@@ -18,10 +18,11 @@ from longread import engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.citations import with_pages
-from longread.agents.collection import chain_collection, navigate_collection
+from longread.agents.collection import chain_collection, map_reduce_collection, navigate_collection
 from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
 from longread.agents.memwalker.tree import words_to_tokens
 from longread.agents.planner import Plan, plan_collection_question
+from longread.agents.router import is_aggregation
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, index_documents, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
 from longread.llm import LLMClient, Usage
@@ -99,6 +100,8 @@ def ask_collection(
     try:
         if method == "tree":
             draft = navigate_collection(session, document_ids, question, client, progress=progress or no_progress)
+        elif method == "chain" and not order and is_aggregation(question):
+            draft = map_reduce_collection(session, document_ids, question, client, progress=progress or no_progress)
         elif method == "chain":
             draft = chain_collection(session, document_ids, question, client, progress=progress or no_progress)
         else:

@@ -287,3 +287,32 @@ def test_the_api_dry_run_estimates_every_collection_strategy_and_refuses_a_stran
         stranger = client.post(url, json=body | {"strategy": "chain", "order": ["oak.txt"]})
         assert stranger.status_code == 422 and stranger.json()["error"]["code"] == "order_not_members"
         assert "not in the collection" in stranger.json()["error"]["message"] and "Traceback" not in stranger.text
+
+
+def test_an_aggregation_question_is_map_reduced_per_document(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from longread.collection_reading import plan_collection
+
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    documents, shelf = _shelf(session, monkeypatch, segment=150)
+    question = "List every code of the lighthouse, the harbor and the granary."
+    planned = plan_collection(session, shelf, "chain", MODEL, question=question)
+    chain = {o["strategy"]: o for o in planned["options"]}["chain"]
+    assert chain["note"].startswith("map-reduce") and chain["steps"][-1]["what"] == "combine"
+    doubles.calls.clear()
+    answer = ask_collection(session, shelf, question, strategy="chain", model=MODEL)
+    assert answer.strategy_reason.startswith("map-reduce")
+    assert [s["filename"] for s in answer.trace if s["stage"] == "map"] == list(FACTS)
+    combined = [p for p in doubles.calls if p.startswith("A long document was too long")][-1]
+    assert all(f"(document {name})" in combined for name in FACTS), "the combining call sees each document's answer"
+    for code in ("4721", "9364", "5810"):
+        assert code in answer.answer
+    by_file = {c["filename"]: c for c in answer.citations}
+    assert set(by_file) == set(FACTS)
+    for name, citation in by_file.items():
+        text = session.get(Document, citation["document_id"]).text  # type: ignore[union-attr]  # cited, so stored
+        assert text[citation["start"] : citation["end"]] == citation["quote"] == FACTS[name]
+    assert answer.llm_calls == chain["calls"]
+    # With a stated order the same question is read by one chain across the documents instead.
+    ordered = ask_collection(session, shelf, question, strategy="chain", model=MODEL, order=["cedar.txt"])
+    assert not ordered.strategy_reason.startswith("map-reduce") and "5810" in ordered.answer
