@@ -588,6 +588,7 @@ def plan_collection_question(
     answer_with: str | None = None,
     caps: Budget | None = None,
     stay_local: bool | None = None,
+    ordered: bool = False,
 ) -> Plan:
     """Estimate the collection strategies for a question (every one, so the plan also shows what `auto`
     would pick) and choose; the named strategy when not `auto`. No model call."""
@@ -598,7 +599,9 @@ def plan_collection_question(
     stay = get_settings().STAY_LOCAL if stay_local is None else stay_local
     models = [client.model] + ([answer_with] if answer_with else [])
     cal = calibration(session, models)
-    found, total = estimate_collection(session, document_ids, question, client, cal, answer_with=answer_with)
+    found, total = estimate_collection(
+        session, document_ids, question, client, cal, answer_with=answer_with, ordered=ordered
+    )
     kind = WHOLE_TEXT if is_aggregation(question) else LOOKUP
     window = client.context_window
     local_ok = local_model_available()

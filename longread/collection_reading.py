@@ -303,6 +303,7 @@ def plan_collection(
     question: str = "",
     answer_with: str | None = None,
     caps: Budget | None = None,
+    order: list[str] | None = None,
 ) -> dict[str, Any]:
     """What asking the collection would take, without reading anything (`agents.planner`): every
     collection strategy's calls, tokens, cost and seconds, per-document figures summed (stored trees
@@ -320,7 +321,14 @@ def plan_collection(
     if not ids:
         return base | {"strategy": check_strategy(strategy), "calls": 0, "prompt_tokens": 0, "needs_local_model": False}
     plan = plan_collection_question(
-        session, ids, question.strip() or "?", LLMClient(model), strategy=strategy, answer_with=answer_with, caps=caps
+        session,
+        reading_order(listed, order),
+        question.strip() or "?",
+        LLMClient(model),
+        strategy=strategy,
+        answer_with=answer_with,
+        caps=caps,
+        ordered=bool(order),
     )
     auto = plan.strategy if strategy == registry.AUTO else None
     chosen = plan.option(plan.strategy)

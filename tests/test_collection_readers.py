@@ -284,6 +284,13 @@ def test_the_api_dry_run_estimates_every_collection_strategy_and_refuses_a_stran
         assert options["chain"]["calls"] > 3 and options["chain"]["prompt_tokens"] > options["bm25"]["prompt_tokens"]
         capped = client.post(url, json=body | {"dry_run": True, "strategy": "auto", "max_tokens": 10}).json()
         assert all("tokens" in o["over"] for o in capped["options"] if o["excluded"] is None)
+        refused = client.post(url, json=body | {"strategy": "chain", "order": ["oak.txt"], "dry_run": True})
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "order_not_members"
+        whole = {"question": "List every code of the lighthouse and the harbor.", "strategy": "chain", "model": MODEL}
+        spread = {o["strategy"]: o for o in client.post(url, json=whole | {"dry_run": True}).json()["options"]}
+        in_order = client.post(url, json=whole | {"dry_run": True, "order": ["cedar.txt"]}).json()["options"]
+        assert spread["chain"]["note"].startswith("map-reduce")
+        assert not {o["strategy"]: o for o in in_order}["chain"]["note"].startswith("map-reduce")
         stranger = client.post(url, json=body | {"strategy": "chain", "order": ["oak.txt"]})
         assert stranger.status_code == 422 and stranger.json()["error"]["code"] == "order_not_members"
         assert "not in the collection" in stranger.json()["error"]["message"] and "Traceback" not in stranger.text

@@ -179,8 +179,21 @@ def _plan(collection_id: str, body: CollectionQuestionIn, principal: Principal) 
         collection = owned_collection(session, principal, collection_id)
         model = resolve_model(body.model)
         capped = Budget(max_cost_usd=body.max_cost_usd, max_seconds=body.max_seconds, max_tokens=body.max_tokens)
+        if body.order:
+            try:
+                collection_reading.reading_order(collections.members(session, collection.id), body.order)
+            except ValueError:
+                raise ApiError(
+                    422, "order_not_members", "the order names documents that are not in the collection"
+                ) from None
         planned = collection_reading.plan_collection(
-            session, collection, body.strategy, model, question=body.question, caps=capped if capped.capped else None
+            session,
+            collection,
+            body.strategy,
+            model,
+            question=body.question,
+            caps=capped if capped.capped else None,
+            order=body.order,
         )
         return CollectionPlanOut(**planned)
 
