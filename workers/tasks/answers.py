@@ -159,7 +159,7 @@ def answer_task(job_id: str, attempt: int) -> str:
 
 
 def collection_body(session: Session, job: Job) -> str | None:
-    """A question over a collection: every document's index, one ranking, one answer, in this task.
+    """A question over a collection, read by its strategy (the shortlist readers, the tree, the chain), in this task.
 
     A summary job: each document's summary, one after another, then the overall one, in this task."""
     collection = find_collection(session, str(job.params["collection_id"]), tenant_id=job.tenant_id)
