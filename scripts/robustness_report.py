@@ -98,6 +98,8 @@ def provider_bench_row(path: Path) -> list[str]:
         f"{run['completed']} of {run['builds']} builds completed; {run['faults']} of {run['requests']} requests "
         f"failed ({kinds}); `llm_retries` {run['llm_retries']} in the job rows"
     )
+    if run.get("planned", run["builds"]) > run["builds"]:
+        checked += f" (the run was stopped after {run['builds']} of {run['planned']} planned builds)"
     handled = run["completed"] == run["builds"]
     return [f"| {case} | {'yes' if handled else '**no**'} | {timing} | {checked} |"]
 
