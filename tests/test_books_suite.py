@@ -75,6 +75,24 @@ def test_answers_and_cited_quotes_are_scored_by_the_expected_phrase(tmp_path: Pa
     assert suite.score(item, Outcome("Nobody.", [elsewhere]), text, None) == {"accuracy": 0.0, "evidence_recall": 0.0}
 
 
+def test_a_phrase_broken_across_printed_lines_still_counts(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, QUESTIONS)
+    (folder / "texts" / "harbour.txt").write_text(
+        "The harbour master was named Ellis\nBrand, and he kept the lamp.\n", encoding="utf-8"
+    )
+    suite = BooksSuite(folder)
+    item = suite.items()[0]
+    _, text = suite.document(item)
+    assert "Ellis\nBrand" in text
+    quote = {"segment_start": 0, "segment_end": len(text), "start": 0, "end": text.index(",")}
+    assert suite.score(item, Outcome("Ellis\n Brand", [quote]), text, None) == {
+        "accuracy": 1.0,
+        "evidence_recall": 1.0,
+    }
+    cut = {**quote, "end": text.index("Brand")}
+    assert suite.score(item, Outcome("Ellis", [cut]), text, None) == {"accuracy": 0.0, "evidence_recall": 0.0}
+
+
 def test_the_development_set_is_found_by_default_or_by_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

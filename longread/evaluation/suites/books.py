@@ -7,7 +7,8 @@ answers) that occurs word for word in the book. The default folder is the projec
 `longread eval books --books DIR` points it at your own books.
 
 Accuracy: the answer contains `expect` (case-insensitive). Evidence recall: a cited quote, the exact
-span a citation quotes rather than its whole segment, contains it.
+span a citation quotes rather than its whole segment, contains it. Both ignore how whitespace runs: a
+phrase broken across the book's printed lines still counts.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def default_folder() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(__file__).resolve().parents[3].parent / "shared" / "bookqa"
+
+
+def _flat(text: str) -> str:
+    """Lower case with every run of whitespace one space."""
+    return " ".join(text.split()).lower()
 
 
 def _slug(text: str) -> str:
@@ -112,9 +118,11 @@ class BooksSuite(Suite):
         return self._documents[item.doc_key]
 
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:
-        present = strings_in(text, item.references)
-        quoted = cited_text(outcome.citations, text, whole_segments=False).lower()
+        # A book keeps its printed line breaks ("Box\nHill"): phrases are matched with whitespace collapsed.
+        flat = _flat(text)
+        present = [_flat(s) for s in strings_in(flat, [_flat(r) for r in item.references])]
+        quoted = _flat(cited_text(outcome.citations, text, whole_segments=False))
         return {
-            "accuracy": string_match_part(strip_citations(outcome.answer), item.references),
-            "evidence_recall": (1.0 if any(s.lower() in quoted for s in present) else 0.0) if present else None,
+            "accuracy": string_match_part(_flat(strip_citations(outcome.answer)), [_flat(r) for r in item.references]),
+            "evidence_recall": (1.0 if any(s in quoted for s in present) else 0.0) if present else None,
         }
