@@ -23,7 +23,7 @@ STRATEGIES=${STRATEGIES:-attention,shortlist,full,bm25,dense,chain,tree,auto}
 STRATEGIES_LONG=${STRATEGIES_LONG:-attention,shortlist,full,bm25,dense,chain,auto}
 # The whole-document attention scan takes minutes per question on a novel, a chain or a summary tree
 # hundreds of generations: on the CPU plan the books run the retrieval strategies.
-BOOKS_STRATEGIES=${BOOKS_STRATEGIES:-shortlist,bm25,dense}
+BOOKS_STRATEGIES=${BOOKS_STRATEGIES:-shortlist,auto,bm25,dense}
 RULER_SAMPLES=${RULER_SAMPLES:-1}
 RULER_TASKS_8K=${RULER_TASKS_8K:-niah_single_1,niah_multikey_1,vt,qa_1}
 RULER_TASKS_LONG=${RULER_TASKS_LONG:-niah_single_1,qa_1}
@@ -38,6 +38,11 @@ ruler() {  # lengths, tasks ("all" for every task), strategies, then extra optio
     --limit "$RULER_SAMPLES" --out reports/ruler-local "$@"
 }
 longread eval books --model "$MODEL" --strategies "$BOOKS_STRATEGIES" --out reports/books-local "${PUBLISH[@]}"
+# The shortlist reader on single needles from 4K to 128K tokens, and on planted needles at 8K (5 depths).
+longread eval ruler --model "$MODEL" --strategies shortlist --tasks niah_single_1 \
+  --lengths 4k,8k,16k,32k,64k,128k --limit "${SHORTLIST_SAMPLES:-2}" --out reports/ruler-shortlist "${PUBLISH[@]}"
+longread eval niah --model "$MODEL" --strategies shortlist --lengths 8k --limit "${SHORTLIST_SAMPLES:-2}" \
+  --out reports/niah-shortlist "${PUBLISH[@]}"
 ruler 4k all "$STRATEGIES"
 ruler 8k "$RULER_TASKS_8K" "$STRATEGIES"
 ruler 16k,32k "$RULER_TASKS_LONG" "$STRATEGIES_LONG" "${PUBLISH[@]}"
