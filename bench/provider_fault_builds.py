@@ -3,7 +3,7 @@
 A document of `--tokens` tokens (200K by default) is stored and segmented once; then `--builds` BUILD_TREE
 jobs (20 by default) run one after another on a Celery worker, each from scratch, with the model
 `openai/fake-model` reached through litellm's HTTP client at the loopback fault-injecting server of
-the fault tests (`tests/faults/provider.py`: 429 with Retry-After, 500, 503, replies past the 2 s
+the fault tests (`longread/testing/fault_provider.py`: 429 with Retry-After, 500, 503, replies past the 2 s
 timeout, malformed bodies, replies without a completion, drawn evenly). Recovery and retry settings are
 the defaults. Printed and written to `--out` (after every build, so a run stopped early keeps what it measured): builds completed, faults injected, retries counted on the
 job rows, wall time per build. `scripts/robustness_report.py` adds the result to the README's fault
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.service_common import process, scratch_environment, synthetic_text, worker_command
+from longread.testing.fault_provider import FAULT_KINDS, FaultyProvider
 from longread.testing.processes import wait_for
-from tests.faults.provider import FAULT_KINDS, FaultyProvider
 
 MODEL = "openai/fake-model"
 OUT = Path("bench/results/provider_fault_builds.json")

@@ -8,7 +8,7 @@ from longread.failures import describe_failure, sanitise
 from longread.llm import LLMClient
 from longread.llm.client import LLMError
 
-BROKEN = "scripted/tests.service.doubles.broken"
+BROKEN = "scripted/longread.testing.service_doubles.broken"
 
 
 def test_a_provider_failure_through_litellm_is_described_without_its_internals(

@@ -145,7 +145,7 @@ def test_the_job_row_and_api_show_the_retries_and_the_last_retried_failure(sessi
 def test_retries_over_real_http_name_the_failure_without_the_providers_text(env, monkeypatch) -> None:
     """litellm's OpenAI client against a loopback server that answers 500 to some requests."""
     from longread.config import get_settings
-    from tests.faults.provider import FaultyProvider
+    from longread.testing.fault_provider import FaultyProvider
 
     with FaultyProvider(rate=0.5, kinds=("server_error",), seed=11) as provider:
         monkeypatch.setenv("LONGREAD_LLM_API_BASE", provider.url)

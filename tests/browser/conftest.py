@@ -25,9 +25,9 @@ import pytest
 from tests.service.conftest import MODEL, REPO, SLOW_MODEL, Workers, _free_port, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
-BROKEN_MODEL = "scripted/tests.service.doubles.broken"
-CITE_ALL_MODEL = "scripted/tests.service.doubles.cite_all"
-STREAM_MODEL = "scripted/tests.service.doubles.slow_stream"
+BROKEN_MODEL = "scripted/longread.testing.service_doubles.broken"
+CITE_ALL_MODEL = "scripted/longread.testing.service_doubles.cite_all"
+STREAM_MODEL = "scripted/longread.testing.service_doubles.slow_stream"
 UPLOAD_LIMIT = 200_000
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from longread.testing.fault_provider import FaultyProvider
 from longread.testing.processes import free_port, wait_for
-from tests.faults.provider import FaultyProvider
 from tests.service.conftest import REDIS_URL, REPO, Workers, _client, _new_key
 
 MODEL = "scripted/tests.faults.doubles.logged_reply"
-HOSTED = "openai/fake-model"  # served by tests.faults.provider.FaultyProvider over loopback HTTP
+HOSTED = "openai/fake-model"  # served by longread.testing.fault_provider.FaultyProvider over loopback HTTP
 RESULTS = Path(os.environ.get("LONGREAD_FAULT_RESULTS", REPO / "data" / "fault-results.jsonl"))
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres]

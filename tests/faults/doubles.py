@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from tests.service.doubles import reply
+from longread.testing.service_doubles import reply
 
 CALL_SECONDS = 0.3
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from longread.testing.fault_provider import FAULT_KINDS, FaultyProvider
 from tests.faults.conftest import HOSTED
-from tests.faults.provider import FAULT_KINDS, FaultyProvider
 from tests.service.conftest import Workers, needle_document, upload, wait_job
 
 pytestmark = [pytest.mark.service, pytest.mark.postgres]

@@ -3,7 +3,7 @@
 Fixtures are package-scoped: the environment they export must not outlive this package's tests.
 
 The API and the workers run as subprocesses with the same environment, exactly as deployed; the
-LLM is a scripted double served through litellm (tests.service.doubles).
+LLM is a scripted double served through litellm (longread.testing.service_doubles).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from longread.testing.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
-MODEL = "scripted/tests.service.doubles.reply"
-SLOW_MODEL = "scripted/tests.service.doubles.slow_reply"
-STREAM_MODEL = "scripted/tests.service.doubles.slow_stream"
+MODEL = "scripted/longread.testing.service_doubles.reply"
+SLOW_MODEL = "scripted/longread.testing.service_doubles.slow_reply"
+STREAM_MODEL = "scripted/longread.testing.service_doubles.slow_stream"
 UPLOAD_LIMIT = 200_000
 HEARTBEAT_TIMEOUT_S = 4
 

@@ -55,6 +55,8 @@ def _first_lines(tmp_path: Path) -> list[str]:
             assert time.monotonic() < deadline, "the worker did not report ready in 60 s"
             time.sleep(0.2)
         time.sleep(1)  # beat's first lines
+        # What it printed up to here; stopping it below may cut short a task beat just sent, which is not startup.
+        printed = log_path.read_text(errors="replace")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -65,7 +67,7 @@ def _first_lines(tmp_path: Path) -> list[str]:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
-    return log_path.read_text(errors="replace").splitlines()
+    return printed.splitlines()
 
 
 def test_a_worker_prints_no_path_traceback_or_secret_from_its_first_line(tmp_path: Path) -> None:

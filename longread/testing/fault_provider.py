@@ -4,7 +4,7 @@ Longread reaches it as `openai/<model>` with LONGREAD_LLM_API_BASE, through lite
 exactly as it would reach a hosted provider. A seeded share of requests fails, each failure drawn from
 the kinds providers produce: 429 with Retry-After, 500, 503, a reply slower than the client's timeout,
 a body that is not JSON, and a JSON body with no choices. The rest are answered by the service test
-double (`tests.service.doubles.reply`), which reads the real prompts.
+double (`longread.testing.service_doubles.reply`), which reads the real prompts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from longread.testing.processes import free_port
-from tests.service.doubles import reply
+from longread.testing.service_doubles import reply
 
 FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "timeout", "malformed", "no_choices")
 
@@ -102,7 +102,7 @@ def _words(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
-if __name__ == "__main__":  # run one by hand: python -m tests.faults.provider
+if __name__ == "__main__":  # run one by hand: python -m longread.testing.fault_provider
     with FaultyProvider() as provider:
         print(provider.url)
         try:

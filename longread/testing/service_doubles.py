@@ -1,4 +1,4 @@
-"""Scripted models for the service tests: `scripted/tests.service.doubles.<function>`.
+"""Scripted models for the service tests: `scripted/longread.testing.service_doubles.<function>`.
 
 They answer the real prompts by reading them (no canned transcript): summaries keep the words of
 what they summarise, navigation opens the part whose summary mentions the needle, and answers cite
