@@ -75,21 +75,27 @@ def _encode_prompt(tokenizer: Any, prompt: str) -> Any:
     return tokenizer(prompt, return_tensors="pt", add_special_tokens=not has_bos)
 
 
-def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[str, ...]) -> tuple[str, int, int, str]:
-    """Greedy continuation of a prompt: (text, prompt_tokens, completion_tokens, finish_reason)."""
-    import torch
-
+def _prepared(model: str, prompt: str, max_tokens: int | None) -> tuple[Any, dict[str, Any], int, int]:
+    """The loaded model, the encoded prompt on its device, the prompt's length and the output budget;
+    refused when prompt and budget together pass the model's window."""
     local = load_local_model(model)
-    tokenizer = local.tokenizer
     budget = int(max_tokens or get_settings().LLM_MAX_OUTPUT_TOKENS)
-    enc = _encode_prompt(tokenizer, prompt)
+    enc = _encode_prompt(local.tokenizer, prompt)
     n_prompt = int(enc["input_ids"].shape[1])
     if n_prompt + budget > local.context_window:
         raise LocalModelError(
             f"prompt of {n_prompt} tokens + {budget} output tokens exceeds the local model's "
             f"window of {local.context_window} tokens"
         )
-    enc = {k: v.to(local.device) for k, v in enc.items()}
+    return local, {k: v.to(local.device) for k, v in enc.items()}, n_prompt, budget
+
+
+def _generate(model: str, prompt: str, *, max_tokens: int | None, stops: tuple[str, ...]) -> tuple[str, int, int, str]:
+    """Greedy continuation of a prompt: (text, prompt_tokens, completion_tokens, finish_reason)."""
+    import torch
+
+    local, enc, n_prompt, budget = _prepared(model, prompt, max_tokens)
+    tokenizer = local.tokenizer
     with local.lock, torch.inference_mode():
         output = local.model.generate(
             **enc,
@@ -122,17 +128,8 @@ def _generate_stream(
     import torch
     from transformers import TextIteratorStreamer
 
-    local = load_local_model(model)
+    local, enc, n_prompt, budget = _prepared(model, prompt, max_tokens)
     tokenizer = local.tokenizer
-    budget = int(max_tokens or get_settings().LLM_MAX_OUTPUT_TOKENS)
-    enc = _encode_prompt(tokenizer, prompt)
-    n_prompt = int(enc["input_ids"].shape[1])
-    if n_prompt + budget > local.context_window:
-        raise LocalModelError(
-            f"prompt of {n_prompt} tokens + {budget} output tokens exceeds the local model's "
-            f"window of {local.context_window} tokens"
-        )
-    enc = {k: v.to(local.device) for k, v in enc.items()}
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     outcome: dict[str, Any] = {}
 
