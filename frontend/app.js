@@ -410,7 +410,8 @@ function watchJob(jobId, view) {
         } catch {
           return;
         }
-        if (data.text && view.onAnswerText) view.onAnswerText(data.text, Boolean(data.restart));
+        // A restart replaces the text so far (a new attempt, or a reader that started its answer over).
+        if ((data.text || data.restart) && view.onAnswerText) view.onAnswerText(data.text || "", Boolean(data.restart));
       });
       source.onerror = () => {
         if (stopped) return;

@@ -22,6 +22,7 @@ from longread.agents.planner import plan_question
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError, Usage
+from longread.llm.answer_text import after_restart
 from longread.llm.usage import Budget
 from longread.storage import collections as stored_collections
 from longread.storage.db import session_scope
@@ -79,6 +80,8 @@ class AnswerStream:
 
     The first piece takes the progress bar away. The stored answer may differ from what was written (its
     unverifiable citations are removed), so `_print` shows the checked answer again only when it does.
+    A reader that starts its answer over (a second hop) has the new answer printed after a blank line;
+    `text` is then the new answer's.
     """
 
     def __init__(self) -> None:
@@ -86,6 +89,10 @@ class AnswerStream:
         self.before_first_piece: Callable[[], None] = lambda: None
 
     def __call__(self, piece: str) -> None:
+        piece, restart = after_restart(piece)
+        if restart and self.text.strip():  # the reader started its answer over: the new one follows
+            out.file.write("\n\n")
+            self.pieces.clear()
         if not piece:
             return
         if not self.pieces:

@@ -167,3 +167,157 @@ def test_a_base_model_s_stream_loses_repeated_lines_as_its_answer_does() -> None
         relay(piece)
     relay.finish()
     assert out[:3] == ["Ingrid", " Vass", " keeps"] and "".join(out) == "Ingrid Vass keeps\nthe code"
+
+
+def test_a_hidden_line_never_streams_and_the_rest_adds_up_whatever_the_pieces() -> None:
+    """`Next: <name>` lines are kept out of what streams, even when the cue arrives a letter at a time; the
+    rest streams as it comes and adds up to the answer with those lines cut out (its ends stripped)."""
+    import random
+
+    from longread.llm.answer_text import HiddenLines
+
+    next_line = re.compile(r"^\s*Next:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)  # what the reader cuts out
+    rng = random.Random(5)
+    lines = [
+        "Next: Ingrid Vass",
+        "  next: the keeper",
+        "Nextdoor lived Ann [2].",
+        "Ne",
+        "N",
+        "",
+        " ",
+        "The keeper [1].",
+    ]
+    for _ in range(3000):
+        text = "\n".join(rng.choice(lines) for _ in range(rng.randint(1, 6)))
+        out: list[str] = []
+        relay = HiddenLines(out.append, "next:")
+        at = 0
+        while at < len(text):
+            step = rng.randint(1, 6)
+            relay(text[at : at + step])
+            at += step
+        relay.finish()
+        streamed = "".join(out)
+        assert "next:" not in streamed.lower(), text
+        assert streamed.split() == next_line.sub("", text).split() and streamed == streamed.strip(), text
+    out = []
+    relay = HiddenLines(out.append, "next:")
+    for piece in ["The", " keeper", " is", " Ann", " [1].", "\nNe", "xt:", " Ingrid"]:
+        relay(piece)
+        if piece == " is":
+            assert out == ["The", " keeper", " is"]  # a line that cannot be hidden goes on as it comes
+    relay.finish()
+    assert "".join(out) == "The keeper is Ann [1]."
+
+
+def test_a_restart_starts_the_text_over_for_whoever_shows_it() -> None:
+    from longread.llm.answer_text import RESTART, after_restart, restarted
+
+    out: list[str] = []
+    relay = restarted(out.append)
+    relay("")
+    relay("The keeper")
+    relay(" is Ann.")
+    assert out == [RESTART + "The keeper", " is Ann."]
+    assert after_restart("First answer" + "".join(out)) == ("The keeper is Ann.", True)
+    assert after_restart("No restart") == ("No restart", False)
+    assert after_restart(f"a{RESTART}b{RESTART}") == ("", True)  # started over, nothing written yet
+
+
+# ------------------------------------------------------------------- the shortlist reader's hosted answer
+
+HOPS: list[str] = []
+FIRST_HOP = "The passages say who painted the lighthouse but not the colour [1].\nNext: Tobias Wren"
+
+
+def two_hops(messages: list[dict[str, str]]) -> str:
+    """A hosted answerer that asks for a second hop, then answers; streamed a word every 0.1 s."""
+    prompt = messages[-1]["content"]
+    if not prompt.startswith("The numbered passages below"):
+        return "A summary."
+    HOPS.append(prompt)
+    return FIRST_HOP if len(HOPS) == 1 else "Tobias Wren painted it vermilion in the spring [2]."
+
+
+two_hops.stream_delay_s = 0.1  # type: ignore[attr-defined]  # read by the scripted provider's streaming
+
+
+def second_hop_finds_nothing(messages: list[dict[str, str]]) -> str:
+    """Like `two_hops`, but the second hop finds nothing, so the first answer stands."""
+    prompt = messages[-1]["content"]
+    if not prompt.startswith("The numbered passages below"):
+        return "A summary."
+    HOPS.append(prompt)
+    return FIRST_HOP if len(HOPS) == 1 else "The document does not say."
+
+
+def _ask_shortlist(model: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[tuple[float, str]], float]:
+    """The shortlist reader through the engine with a hosted scripted answerer (a tiny random model
+    re-ranks): the stored answer, each streamed piece with when it came, and when the reading ended."""
+    from longread import engine, local_model
+    from longread.agents.shortlist import index as index_module
+    from longread.config import get_settings
+    from longread.storage.db import session_scope
+    from tests.test_attention_retriever import haystack, tiny_model, tiny_tokenizer
+    from tests.test_shortlist import QUESTION, book
+
+    torch = pytest.importorskip("torch")
+    tokenizer = tiny_tokenizer(haystack() + " " + book(60))
+    lm = local_model.LocalModel(
+        "tiny-test-model", tiny_model(len(tokenizer) + 4, seed=3), tokenizer, "cpu", torch.float32, "test", 0.0
+    )
+    monkeypatch.setenv("LONGREAD_LOCAL_MODEL", "tiny-test-model")
+    monkeypatch.setitem(local_model._models, "tiny-test-model", lm)
+    monkeypatch.setenv("LONGREAD_SHORTLIST_SIZE", "6")
+    monkeypatch.setenv("LONGREAD_EVIDENCE_TOKENS", "200")
+    monkeypatch.setenv("LONGREAD_LLM_CACHE", "false")
+    get_settings.cache_clear()
+    index_module.forget_indexes()
+    HOPS.clear()
+    pieces: list[tuple[float, str]] = []
+    try:
+        with session_scope() as session:
+            document, _ = engine.store_text(session, filename="corrow.txt", text=book(60))
+            answer = engine.ask(
+                session,
+                document,
+                QUESTION,
+                strategy="shortlist",
+                model=model,
+                on_answer_text=lambda piece: pieces.append((time.monotonic(), piece)),
+            )
+            ended = time.monotonic()
+            return answer.answer, pieces, ended
+    finally:
+        index_module.forget_indexes()
+
+
+def test_the_shortlist_s_hosted_answer_streams_without_its_next_line_and_ends_on_the_second_hop(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longread.llm.answer_text import RESTART, after_restart
+
+    stored, pieces, ended = _ask_shortlist("scripted/tests.test_answer_stream.two_hops", monkeypatch)
+    assert len(HOPS) == 2 and "vermilion" in stored and "Next" not in stored
+    streamed = "".join(piece for _, piece in pieces)
+    assert "next" not in streamed.lower()  # the second-hop request is never shown, not even in part
+    first, marker, second = streamed.partition(RESTART)
+    assert first == "The passages say who painted the lighthouse but not the colour [1]."  # the first hop, as written
+    assert marker and after_restart(streamed) == ("Tobias Wren painted it vermilion in the spring [2].", True)
+    # Word by word while the model writes (0.1 s a word), well before the reading ends.
+    restarted_at = next(at for at, piece in pieces if piece.startswith(RESTART))
+    assert sum(1 for at, _ in pieces if at >= restarted_at) > 5
+    assert pieces[0][0] < restarted_at - 0.5 and restarted_at < ended - 0.5
+
+
+def test_when_the_first_hop_s_answer_stands_the_stream_ends_on_it(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from longread.llm.answer_text import after_restart
+
+    stored, pieces, _ = _ask_shortlist("scripted/tests.test_answer_stream.second_hop_finds_nothing", monkeypatch)
+    assert len(HOPS) == 2
+    streamed = "".join(piece for _, piece in pieces)
+    assert "next" not in streamed.lower() and "does not say" in streamed  # the second hop was shown as written
+    shown, replaced = after_restart(streamed)
+    assert replaced and shown == "The passages say who painted the lighthouse but not the colour [1]."
+    assert stored.startswith("The passages say who painted the lighthouse but not the colour")

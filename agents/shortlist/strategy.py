@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from longread.agents.citations import answer_phrase
 from longread.agents.shortlist.fusion import reciprocal_rank_fusion
 from longread.agents.shortlist.index import PassageIndex, ensure_index
 from longread.config import get_settings
+from longread.llm.answer_text import RESTART, HiddenLines, restarted
 from longread.llm.prompts import render_prompt
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ _CHOICES_SHOWN = 5
 NOT_STATED = "not stated"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _NEXT = re.compile(r"^\s*Next:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_NEXT_CUE = "next:"
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*")
 _NOT_FOUND = ("not stated", "the document does not say", "does not say", "not given", "unknown")
 _FILLER = frozenset("a an the of at in on to by s his her their its".split())
@@ -191,16 +194,28 @@ def answer_locally(model: str, question: str, text: str, evidence: list[Candidat
 
 
 def answer_hosted(
-    client: LLMClient, question: str, text: str, evidence: list[Candidate], conversation: str = ""
+    client: LLMClient,
+    question: str,
+    text: str,
+    evidence: list[Candidate],
+    conversation: str = "",
+    stream_to: Callable[[str], None] | None = None,
 ) -> tuple[str, list[int]]:
     """A hosted model's answer over numbered passages (document order) and the numbers it cites.
 
     `conversation` (a follow-up's recent turns, longread.conversation) goes to the prompt, so the answer
-    can refer back to them; retrieval reads the rewritten question alone.
+    can refer back to them; retrieval reads the rewritten question alone. The answer streams to
+    `stream_to` (else `client.on_answer_text`) as it is written, without its `Next: <name>` line.
     """
     ordered = _in_document_order(evidence)
     passages = [{"number": n, "text": text[c.unit.start : c.unit.end].strip()} for n, c in enumerate(ordered, 1)]
-    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question, conversation=conversation)
+    sink = stream_to or client.on_answer_text
+    relay = HiddenLines(sink, _NEXT_CUE) if sink is not None else None
+    completion = client.complete(
+        _HOSTED_PROMPT, passages=passages, question=question, conversation=conversation, stream_to=relay
+    )
+    if relay is not None:
+        relay.finish()
     return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
 
 
@@ -303,6 +318,22 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
     if hosted and answerer is None:
         answerer = client.with_model(answer_model)  # the same cache, tenant scope and accounting
 
+    # The hosted answer streams as it is written. A second hop's answer starts the streamed text over;
+    # when the first answer stands after all, it is relayed again, so the stream ends on the answer kept.
+    sink = answerer.on_answer_text if hosted and answerer is not None else None
+    shown = [0]  # the hop whose answer the streamed text is
+
+    def stream_for(hop: int) -> Callable[[str], None] | None:
+        if sink is None or hop == 0:
+            return sink
+        relay = restarted(sink)
+
+        def relay_hop(piece: str) -> None:
+            shown[0] = hop
+            relay(piece)
+
+        return relay_hop
+
     def read_and_answer(query: str, hop: int) -> tuple[Reading, str, list[Candidate], int]:
         progress("shortlist", 0, 1)
         reading = read_round(text, index, question, query, k)
@@ -314,7 +345,9 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
         choices: list[tuple[str, float]] = []
         if hosted:
             assert answerer is not None
-            answer, numbers = answer_hosted(answerer, question, text, reading.evidence, request.conversation)
+            answer, numbers = answer_hosted(
+                answerer, question, text, reading.evidence, request.conversation, stream_to=stream_for(hop)
+            )
             ordered = _in_document_order(reading.evidence)
             valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(ordered)]
             unknown = sum(1 for n in numbers if not 1 <= n <= len(ordered))
@@ -345,12 +378,17 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
 
     reading, answer, cited, unknown = read_and_answer(question, 0)
     entity = next_entity(answer, question, text, reading, hosted)
+    kept = 0
     if entity:
         second = read_and_answer(f"{question} {entity}", 1)
         if not found_nothing(second[1], question) or found_nothing(answer, question):
             reading, answer, cited, unknown = second
+            kept = 1
     if hosted:
-        answer = _NEXT.sub("", answer).strip() or answer
+        shown_text = _NEXT.sub("", answer).strip()
+        answer = shown_text or answer
+        if sink is not None and kept != shown[0]:
+            sink(RESTART + shown_text)
     read = [Evidence(c.unit.segment_index, c.unit.start, c.unit.end) for c in _in_document_order(reading.evidence)]
     trace.append({"stage": "done", "hops": 2 if entity else 1, "seconds": round(time.perf_counter() - started, 3)})
     how = f"answered by {answer_model}" if hosted else "answered by the local model"

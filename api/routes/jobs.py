@@ -17,9 +17,10 @@ from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, rel
 from longread.api.schemas import JobOut, StreamTokenOut, json_response
 from longread.api.security import Principal
 from longread.api.service import owned_job
+from longread.llm.answer_text import after_restart
 from longread.storage import answer_stream, jobs
 from longread.storage.db import session_scope
-from longread.storage.models import Job
+from longread.storage.models import Job, JobKind
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -28,6 +29,8 @@ POLL_S = 0.25
 STALL_S = 10.0
 """A stream that heard nothing for this long (the subscriber's own refresh is every 3 s) reads the row itself."""
 PING_S = 15
+ANSWERING = frozenset({JobKind.ASK.value, JobKind.ASK_COLLECTION.value})
+"""Jobs whose answer streams as it is written (`answer` events)."""
 
 
 @router.get("", response_model=list[JobOut])
@@ -88,8 +91,9 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
     """One `progress` event per change of the job row, then one `end` event at a terminal state.
 
     While a question is answered, `answer` events carry the text the model has written since the last
-    one (`{"text": ..., "restart": bool}`; `restart`: the text so far of a new attempt, which replaces
-    what came before), a preview the stored answer replaces at `end`.
+    one (`{"text": ..., "restart": bool}`; `restart`: the text so far of a new attempt, or of a new answer
+    the reader started over with (a second hop), which replaces what came before; its text may be empty),
+    a preview the stored answer replaces at `end`. Questions about a document or a collection stream so.
 
     Changes are pushed (`api.events`): the stream sleeps until the process's subscriber hands it the
     row it read for a notice or for its periodic refresh, and reads the row itself only when that
@@ -105,13 +109,14 @@ async def job_events(request: Request, principal: Principal, job_id: str) -> Asy
         current = await run_in_threadpool(_snapshot, principal, job_id)
         while True:
             terminal = current["status"] in {s.value for s in jobs.TERMINAL}
-            if current["kind"] == "ask" and current["status"] == "running":
+            if current["kind"] in ANSWERING and current["status"] == "running":
                 if current["attempts"] != attempt:  # a resumed job writes its answer afresh
                     written, attempt, restart = 0, current["attempts"], True
                 text, written = await run_in_threadpool(answer_stream.read_from, job_id, current["attempts"], written)
-                if text:
+                text, replaced = after_restart(text)  # a reader that started its answer over
+                if text or replaced:
                     sequence += 1
-                    data = json.dumps({"text": text, "restart": restart})
+                    data = json.dumps({"text": text, "restart": restart or replaced})
                     yield {"event": "answer", "id": str(sequence), "data": data}
                     restart = False
             if _changed(previous, current) or terminal:
