@@ -136,6 +136,30 @@ def test_batched_scores_equal_per_chunk_eager_reference(lm: LocalModel) -> None:
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_layers_past_the_deepest_scoring_layer_are_not_run_and_the_scores_do_not_change(lm: LocalModel) -> None:
+    """Scoring with layer 1 runs layers 0-1 only, gives the eager reference's layer-1 attention, and
+    leaves the model whole afterwards."""
+    layout = build_layout(lm.tokenizer, "What is the secret code of the violet harbor?")
+    doc = tokenize_document(lm.tokenizer, haystack())
+    contexts = [doc.ids[:40], doc.ids[40:65]]
+    config = attention_config(lm.model.config, "cpu", chunk_tokens=64, layers="1", calibrate=False)
+    layers = lm.model.model.layers
+    ran: list[int] = []
+    hooks = [layer.register_forward_hook(lambda *_, i=i: ran.append(i)) for i, layer in enumerate(layers)]
+    try:
+        scored = raw_token_scores(lm, layout, contexts, config)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert set(ran) == {0, 1}
+    assert lm.model.model.layers is layers and len(layers) == 4
+    for ctx, got in zip(contexts, scored, strict=True):
+        ids = torch.tensor([layout.head + ctx + layout.query])
+        rows = eager_rows(lm.model, ids, len(layout.query))
+        head = len(layout.head)
+        torch.testing.assert_close(got, rows[1].sum(dim=1).mean(dim=1)[0, head : head + len(ctx)], atol=1e-5, rtol=1e-4)
+
+
 def test_calibration_subtracts_the_null_query(lm: LocalModel) -> None:
     layout = build_layout(lm.tokenizer, "What is the secret code of the violet harbor?")
     doc = tokenize_document(lm.tokenizer, haystack())

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,25 @@ def _decoder(model: Any) -> Any:
     return body if body is not None else model.get_decoder()
 
 
+@contextmanager
+def through_layer(body: Any, deepest: int) -> Iterator[None]:
+    """Run only the decoder layers up to `deepest` for the duration, then restore them all.
+
+    A layer's attention depends only on the layers before it, so the layers after the deepest scoring
+    layer cannot change what is read; computing them is waste (a third of Gemma 3 270M's forward when
+    the 'band' layer 11 of 18 scores). Callers hold the model's lock, as every use of the model does.
+    """
+    layers = getattr(body, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList) or deepest + 1 >= len(layers):
+        yield
+        return
+    body.layers = torch.nn.ModuleList(list(layers)[: deepest + 1])
+    try:
+        yield
+    finally:
+        body.layers = layers
+
+
 def _sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     """Element-wise sum of same-shaped tensors (the builtin `sum` would start from the int 0)."""
     total: torch.Tensor = functools.reduce(operator.add, tensors)
@@ -139,7 +159,7 @@ def raw_token_scores(
     lengths = mask.sum(dim=1)
     positions = (torch.cumsum(mask, dim=1) - 1).clamp(min=0)
     body = _decoder(model)
-    with lm.lock, torch.inference_mode(), slice_attention(model):
+    with lm.lock, torch.inference_mode(), slice_attention(model), through_layer(body, max(config.layers)):
         # A cache without the model config keeps every layer whole, so it can be cropped and reused.
         cache = DynamicCache()
         body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
