@@ -43,7 +43,13 @@ from longread.agents.chain import (
     render_worker,
 )
 from longread.agents.citations import check_citations, cited_labels
-from longread.agents.memwalker.navigate import Decision, WorkingMemory, copied_from, parse_decision
+from longread.agents.memwalker.navigate import (
+    Decision,
+    LeafAnswerStream,
+    WorkingMemory,
+    copied_from,
+    parse_decision,
+)
 from longread.agents.memwalker.tree import (
     NODE_SUMMARY_WORDS,
     build_tree,
@@ -306,9 +312,13 @@ def navigate_collection(
         if node is not None and span is not None and node.level == 0:
             label = span.offset + (node.segment_index or 0)
             text = document_slice(session, span.document_id, node.start, node.end)
+            # The leaf's answer streams as it is written, as in a document's walk (a base model's once accepted).
+            sink = client.on_answer_text
+            relay = LeafAnswerStream(sink) if sink is not None and not copied_prompts else None
             completion = client.complete(
                 "nav_leaf",
                 max_tokens=300,
+                stream_to=relay,
                 text=text,
                 question=question,
                 memory=memory.render(),
@@ -333,6 +343,10 @@ def navigate_collection(
                 answer = decision.answer
                 if f"S{label}" not in answer:
                     answer = f"{answer} [S{label}]"
+                if sink is not None:  # what was not relayed yet: the whole answer, or the label added to it
+                    rest = answer[len(decision.answer) :] if relay is not None and relay.sent else answer
+                    if rest:
+                        sink(rest)
                 break
             memory.add(f"[S{label}] of {span.filename} did not answer the question: {decision.reasoning[:300]}")
             revert(branch, decision.reasoning)
@@ -499,27 +513,32 @@ def map_reduce_collection(
     reads: dict[str, list[Evidence]] = {}
     parts: list[str] = []
     trace: list[dict[str, Any]] = []
-    for n, document_id in enumerate(document_ids):
-        progress("reading each document", n, len(document_ids) + 1)
-        document = session.get(Document, document_id)
-        if document is None:
-            continue
-        draft = run_chain(session, document, question, client)
-        segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
-        span = labels.add(document.id, document.filename, len(segments), draft.segment_tokens)
-        reads[document.id] = list(draft.read)
-        parts.append(f"(document {document.filename}) {_global_labels(draft.answer.strip(), span)}")
-        trace.append(
-            {
-                "stage": "map",
-                "document_id": document.id,
-                "filename": document.filename,
-                "workers": sum(1 for step in draft.trace if step.get("role") != "manager"),
-                "answer": draft.answer[:TRACE_NOTES_CHARS],
-            }
-        )
-        session.expunge(document)
-        del document
+    # Only the combining call's answer streams, not each document's own (the chain's manager answers them).
+    sink, client.on_answer_text = client.on_answer_text, None
+    try:
+        for n, document_id in enumerate(document_ids):
+            progress("reading each document", n, len(document_ids) + 1)
+            document = session.get(Document, document_id)
+            if document is None:
+                continue
+            draft = run_chain(session, document, question, client)
+            segments = ensure_segments(session, document, client.model, segment_tokens=draft.segment_tokens)
+            span = labels.add(document.id, document.filename, len(segments), draft.segment_tokens)
+            reads[document.id] = list(draft.read)
+            parts.append(f"(document {document.filename}) {_global_labels(draft.answer.strip(), span)}")
+            trace.append(
+                {
+                    "stage": "map",
+                    "document_id": document.id,
+                    "filename": document.filename,
+                    "workers": sum(1 for step in draft.trace if step.get("role") != "manager"),
+                    "answer": draft.answer[:TRACE_NOTES_CHARS],
+                }
+            )
+            session.expunge(document)
+            del document
+    finally:
+        client.on_answer_text = sink
     progress("combining the answers", len(document_ids), len(document_ids) + 1)
     completion = client.complete("chain_manager", unit="\n\n".join(parts), question=question, conversation="")
     trace.append({"stage": "reduce", "documents": len(parts)})

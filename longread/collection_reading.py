@@ -10,6 +10,7 @@ from those; documents are read one at a time, so only one document's text is in 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlmodel import Session, col, select
@@ -77,11 +78,12 @@ def ask_collection(
     caps: Budget | None = None,
     reranker: Reranker | None = None,
     order: list[str] | None = None,
+    on_answer_text: Callable[[str], None] | None = None,
 ) -> CollectionAnswer:
     """Answer a question over every document of a collection and store the answer.
 
     `order` (document ids or filenames) is the order the chain reads the documents in; the collection's
-    order otherwise."""
+    order otherwise. `on_answer_text` receives the final answering call's text as the model writes it."""
     method = check_strategy(strategy)
     question = question.strip()
     if not question:
@@ -92,6 +94,7 @@ def ask_collection(
     document_ids = reading_order(listed, order)
     started = time.monotonic()
     client = stored_client(model, usage, tenant_id=collection.tenant_id)
+    client.on_answer_text = on_answer_text
     if strategy == registry.AUTO:
         method = resolve_strategy(session, collection, question, strategy, client.model, answer_with)
     if caps is not None and caps.capped:

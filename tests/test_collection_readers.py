@@ -323,3 +323,41 @@ def test_an_aggregation_question_is_map_reduced_per_document(session, monkeypatc
     # With a stated order the same question is read by one chain across the documents instead.
     ordered = ask_collection(session, shelf, question, strategy="chain", model=MODEL, order=["cedar.txt"])
     assert not ordered.strategy_reason.startswith("map-reduce") and "5810" in ordered.answer
+
+
+# ------------------------------------------------------------------------------- streamed answers
+
+
+def test_a_collection_s_answer_streams_as_it_is_written_by_each_reader(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The tree walk's leaf answer, the shortlist's hosted answer and the map-reduce's combining call reach
+    `on_answer_text` piece by piece (the scripted model streams a word at a time through litellm); the
+    reasoning before a leaf's action and each document's own answer in a map-reduce do not."""
+    monkeypatch.setenv("LONGREAD_CHAIN_CHUNK_TOKENS", "1400")
+    monkeypatch.setenv("LONGREAD_CHAIN_UNIT_TOKENS", "200")
+    monkeypatch.setenv("LONGREAD_SHORTLIST_SIZE", "6")
+    monkeypatch.setenv("LONGREAD_EVIDENCE_TOKENS", "300")
+    documents, shelf = _shelf(session, monkeypatch, segment=150)
+    first_best = lambda question, passages: [-float(n) for n in range(len(passages))]  # noqa: E731  # the fused order
+
+    def streamed(question: str, strategy: str) -> tuple[list[str], str]:
+        pieces: list[str] = []
+        answer = ask_collection(
+            session, shelf, question, strategy=strategy, model=MODEL, reranker=first_best, on_answer_text=pieces.append
+        )
+        return pieces, answer.answer
+
+    pieces, stored = streamed("What is the code of the violet harbor?", "tree")
+    text = "".join(pieces)
+    assert len(pieces) > 3 and "9364" in text and "9364" in stored
+    assert "Action" not in text and "Reasoning" not in text and re.sub(r"\s*\[S\d+\]", "", text) in stored
+
+    pieces, stored = streamed("What is the code of the copper granary?", "shortlist")
+    text = "".join(pieces)
+    assert len(pieces) > 3 and "5810" in text and "5810" in stored
+    assert re.sub(r"\s*\[\d+\]", "", text).strip(" .") in stored
+
+    pieces, stored = streamed("List every code of the lighthouse, the harbor and the granary.", "chain")
+    text = "".join(pieces)
+    assert len(pieces) > 3
+    for code in ("4721", "9364", "5810"):
+        assert text.count(code) == 1 and code in stored  # the combined answer alone, not each document's first

@@ -193,7 +193,8 @@ def _answer_hosted(client: LLMClient, question: str, evidence: list[Hit]) -> tup
     passages = [
         {"number": n, "text": " ".join(h.text.split()), "filename": h.filename} for n, h in enumerate(evidence, 1)
     ]
-    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question)
+    # The answer streams to `on_answer_text` as it is written.
+    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question, stream_to=client.on_answer_text)
     return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
 
 
@@ -204,7 +205,10 @@ def _answer_locally(model: str, question: str, evidence: list[Hit], client: LLMC
     prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
     answer, n_prompt, n_out = generate_raw(model, prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"])
     client.usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
-    return answer.strip().strip('"').strip()
+    answer = answer.strip().strip('"').strip()
+    if client.on_answer_text is not None and answer:  # a phrase of a few tokens: relayed whole
+        client.on_answer_text(answer)
+    return answer
 
 
 def _check(

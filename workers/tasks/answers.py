@@ -191,6 +191,7 @@ def collection_body(session: Session, job: Job) -> str | None:
                 usage=usage,
                 caps=remaining_caps(job),
                 order=[str(d) for d in job.params.get("order") or []] or None,
+                on_answer_text=answer_stream.writer(job.id, job.attempts),
             )
     except BaseException:
         session.rollback()
