@@ -368,6 +368,34 @@ def test_the_answer_streams_into_the_page_before_the_job_ends(
     expect(page.locator("#thread .turn-stream")).to_have_count(0)  # the stored answer replaced the preview
 
 
+def test_the_tree_walk_s_answer_streams_into_the_page_before_the_job_ends(
+    page: Any, site: str, new_key: Callable[[str], str]
+) -> None:
+    """A MemWalker answer: the leaf's reply streams a word every 0.4 s; the page shows its answer, without
+    the leaf's reasoning or action, while the job runs, then the stored answer with its citation."""
+    expect = _expect()
+    key = new_key("walker")
+    code = random.randint(10_000, 99_999)
+    with api_client(site, key) as http:
+        doc_id = _document(http, needle_document(code, paragraphs=16), "walked.txt")
+        job = _ask(http, doc_id, "What is the vault code?", strategy="tree", model=STREAM_MODEL)
+    _sign_in(page, key)
+    _open(page, "walked.txt")
+    pending = page.locator(f'#thread .turn.pending[data-job-id="{job["id"]}"]')
+    preview = pending.locator(".turn-stream")
+    expect(preview).to_contain_text("The vault", timeout=JOB_TIMEOUT_MS)
+    assert pending.locator(".job").get_attribute("data-status") == "running"  # seen before the end
+    shown = preview.inner_text()
+    assert shown.startswith("The vault") and "Action" not in shown and "passage states" not in shown
+    answer = page.locator("#thread .turn .answer")
+    expect(answer.locator(".answer-text")).to_contain_text(f"The vault code is {code}", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#thread .turn-stream")).to_have_count(0)  # the stored answer replaced the preview
+    with api_client(site, key) as http:
+        finished = wait_job(http, job["id"])
+        stored = http.get(f"/v1/answers/{finished['result_id']}").json()
+    assert stored["strategy"] == "tree" and stored["citations"] and stored["answer"].startswith(shown.strip())
+
+
 def test_a_pdf_citation_shows_its_page(page: Any, site: str, new_key: Callable[[str], str]) -> None:
     expect = _expect()
     key = new_key("pages")
