@@ -186,3 +186,31 @@ def test_the_tree_and_the_chain_over_a_collection_run_through_a_worker(client: h
     if strategy == "chain":  # read in the order asked: gate.txt first, then the other member
         read = [step["filename"] for step in answer["trace"] if step.get("filename")]
         assert read[0] == "gate.txt" and read[-1] == "vault.txt"
+
+
+def test_a_collection_question_s_answer_streams_as_answer_events_before_the_job_ends(client: httpx.Client) -> None:
+    from tests.service.conftest import STREAM_MODEL
+    from tests.service.test_questions import _events
+
+    code = random.randint(10_000, 99_999)
+    holder = _ingested(client, needle_document(code, paragraphs=10, seed=5), "vault.txt")
+    plain = _ingested(
+        client, needle_document(17, paragraphs=8, seed=6).replace("vault code", "gate number"), "gate.txt"
+    )
+    collection = client.post("/v1/collections", json={"name": f"streamed-{code}", "document_ids": [holder, plain]})
+    question = {"question": "What is the vault code?", "strategy": "tree", "model": STREAM_MODEL}
+    asked = client.post(f"/v1/collections/{collection.json()['id']}/questions", json=question)
+    assert asked.status_code == 202, asked.text
+    events = _events(client, asked.json()["id"])
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[-1] == "end" and events[-1][2]["status"] == "succeeded", events[-1]
+    pieces = [data for kind, _, data in events if kind == "answer"]
+    # The leaf's answer is written a word every 0.4 s: several events while the job runs, without the
+    # leaf's reasoning or action.
+    assert len(pieces) >= 2 and pieces[0]["restart"] and kinds.index("answer") < kinds.index("end")
+    streamed = "".join(p["text"] for p in pieces)
+    assert streamed.startswith("The vault code is") and str(code) in streamed
+    assert "Action" not in streamed and "passage states" not in streamed
+    answers = client.get(f"/v1/collections/{collection.json()['id']}/answers").json()
+    stored = next(a for a in answers if a["id"] == events[-1][2]["result_id"])
+    assert str(code) in stored["answer"] and stored["citations"][0]["document_id"] == holder
