@@ -3,6 +3,7 @@ model, and the whole reader through the engine with a scripted hosted model answ
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,6 +286,29 @@ def test_candidate_phrases_are_names_codes_and_noun_phrases_but_not_the_question
     assert all(not p.startswith(("Mr", "Miss ", "an ")) for p in phrases)
     assert len(candidate_phrases(" ".join(f"Name{i} Place{i}." for i in range(200)), "Who?", limit=7)) == 7
     assert candidate_phrases("", "Who is it?") == []
+
+
+def test_a_printed_double_hyphen_dash_ends_a_name_but_a_hyphen_inside_a_word_does_not() -> None:
+    from longread.agents.shortlist.phrases import candidate_phrases
+
+    phrases = candidate_phrases("He married Miss Grey--it was known--at the Bond-street church.", "Whom did he marry?")
+    assert "Grey" in phrases and "Bond-street" in phrases
+    assert not any("--" in p for p in phrases)
+
+
+def test_the_evidence_prior_favours_a_phrase_the_passages_repeat_and_the_re_ranker_put_first() -> None:
+    from longread.agents.shortlist.phrases import PLACEMENT_WEIGHT, REDUNDANCY_WEIGHT, evidence_prior
+
+    best_first = [
+        "They drove to Hartfield. At Hartfield the fire was lit, and Hartfield was warm.",
+        "A letter came from Mr. Barnes about the chimney.",
+        "Nothing of note happened in the rain.",
+    ]
+    assert evidence_prior("Hartfield", best_first) == pytest.approx(REDUNDANCY_WEIGHT * math.log(3) + PLACEMENT_WEIGHT)
+    assert evidence_prior("Barnes", best_first) == pytest.approx(PLACEMENT_WEIGHT / 2)
+    assert evidence_prior("hartfield", best_first) == evidence_prior("Hartfield", best_first)
+    assert evidence_prior("Donwell", best_first) == 0.0
+    assert evidence_prior("Barnes", best_first[1:2]) == pytest.approx(PLACEMENT_WEIGHT)
 
 
 @pytest.mark.local_model

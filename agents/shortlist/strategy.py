@@ -147,7 +147,8 @@ def _in_document_order(evidence: list[Candidate]) -> list[Candidate]:
 
 @dataclass(frozen=True)
 class LocalAnswer:
-    """The local model's answer and the phrases it chose among, best first, with their log-probabilities."""
+    """The local model's answer and the phrases it chose among, best first, with their scores (log-probability
+    plus the evidence prior, in nats)."""
 
     answer: str
     choices: list[tuple[str, float]]
@@ -160,14 +161,17 @@ def answer_locally(model: str, question: str, text: str, evidence: list[Candidat
     (greedy, a few tokens); then every candidate phrase (`phrases.candidate_phrases`), its own answer
     when it copied it from the evidence, and "not stated" are scored as the continuation after
     "Answer:", each ended by the newline that closes an answer, so a cut-off name scores below the whole
-    one. The most likely phrase is the answer; "not stated" must beat the best phrase by
+    one. Each phrase's score is that log-probability plus what the evidence says for it
+    (`phrases.evidence_prior`: how often the passages mention it, how high the re-ranker put the best
+    passage holding it); the best score is the answer. "not stated" must beat the best phrase by
     `_NOT_STATED_MARGIN` nats (it also triggers the second hop). The evidence goes best last, nearest
     the question: a small model leans on what it read last.
     """
-    from longread.agents.shortlist.phrases import candidate_phrases, copied_phrase
+    from longread.agents.shortlist.phrases import candidate_phrases, copied_phrase, evidence_prior
     from longread.llm.local_provider import choose_continuation
 
-    joined = " ".join(" ".join(text[c.unit.start : c.unit.end].split()) for c in reversed(evidence))
+    passages = [" ".join(text[c.unit.start : c.unit.end].split()) for c in evidence]
+    joined = " ".join(reversed(passages))
     prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
     options = [*candidate_phrases(joined, question), NOT_STATED]
 
@@ -181,16 +185,19 @@ def answer_locally(model: str, question: str, text: str, evidence: list[Candidat
     choice = choose_continuation(
         model, prompt, [f" {option}\n" for option in options], free_tokens=_LOCAL_ANSWER_TOKENS, also=own_answer
     )
-    margin = {NOT_STATED: -_NOT_STATED_MARGIN}
-    ranked = sorted(zip(options, choice.scores, strict=True), key=lambda item: -(item[1][0] + margin.get(item[0], 0.0)))
-    read = sum(n for _, (_, n) in ranked)
+    bonus = {o: -_NOT_STATED_MARGIN if o == NOT_STATED else evidence_prior(o, passages) for o in options}
+    ranked = sorted(
+        ((option, logprob + bonus[option], n) for option, (logprob, n) in zip(options, choice.scores, strict=True)),
+        key=lambda item: -item[1],
+    )
+    read = sum(n for _, _, n in ranked)
     usage.record(
         prompt_tokens=choice.prompt_tokens + read,
         completion_tokens=len(choice.free.split()) + 1,
         cost_usd=0.0,
         cached=False,
     )
-    return LocalAnswer(ranked[0][0], [(phrase, round(logprob, 3)) for phrase, (logprob, _) in ranked[:_CHOICES_SHOWN]])
+    return LocalAnswer(ranked[0][0], [(phrase, round(score, 3)) for phrase, score, _ in ranked[:_CHOICES_SHOWN]])
 
 
 def answer_hosted(
@@ -371,7 +378,7 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
                     "answer": round(time.perf_counter() - answered, 3),
                 },
                 "answer": answer[:500],
-                **({"choices": [{"phrase": p, "logprob": lp} for p, lp in choices]} if choices else {}),
+                **({"choices": [{"phrase": p, "score": score} for p, score in choices]} if choices else {}),
             }
         )
         return reading, answer, cited, unknown
