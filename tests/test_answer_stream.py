@@ -252,15 +252,13 @@ def second_hop_finds_nothing(messages: list[dict[str, str]]) -> str:
     return FIRST_HOP if len(HOPS) == 1 else "The document does not say."
 
 
-def _ask_shortlist(model: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[tuple[float, str]], float]:
-    """The shortlist reader through the engine with a hosted scripted answerer (a tiny random model
-    re-ranks): the stored answer, each streamed piece with when it came, and when the reading ended."""
-    from longread import engine, local_model
+def _tiny_reranker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny random model as the local model that re-ranks the shortlist; small shortlists, no cache."""
+    from longread import local_model
     from longread.agents.shortlist import index as index_module
     from longread.config import get_settings
-    from longread.storage.db import session_scope
     from tests.test_attention_retriever import haystack, tiny_model, tiny_tokenizer
-    from tests.test_shortlist import QUESTION, book
+    from tests.test_shortlist import book
 
     torch = pytest.importorskip("torch")
     tokenizer = tiny_tokenizer(haystack() + " " + book(60))
@@ -275,6 +273,17 @@ def _ask_shortlist(model: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, li
     get_settings.cache_clear()
     index_module.forget_indexes()
     HOPS.clear()
+
+
+def _ask_shortlist(model: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[tuple[float, str]], float]:
+    """The shortlist reader through the engine with a hosted scripted answerer (a tiny random model
+    re-ranks): the stored answer, each streamed piece with when it came, and when the reading ended."""
+    from longread import engine
+    from longread.agents.shortlist import index as index_module
+    from longread.storage.db import session_scope
+    from tests.test_shortlist import QUESTION, book
+
+    _tiny_reranker(monkeypatch)
     pieces: list[tuple[float, str]] = []
     try:
         with session_scope() as session:
@@ -321,3 +330,26 @@ def test_when_the_first_hop_s_answer_stands_the_stream_ends_on_it(env: Path, mon
     shown, replaced = after_restart(streamed)
     assert replaced and shown == "The passages say who painted the lighthouse but not the colour [1]."
     assert stored.startswith("The passages say who painted the lighthouse but not the colour")
+
+
+def test_the_cli_prints_the_second_hop_s_answer_after_the_first_and_never_the_next_line(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from longread.agents.shortlist import index as index_module
+    from longread.cli import app
+    from tests.test_shortlist import QUESTION, book
+
+    _tiny_reranker(monkeypatch)
+    source = tmp_path / "corrow.txt"
+    source.write_text(book(60))
+    model = "scripted/tests.test_answer_stream.two_hops"
+    try:
+        result = CliRunner().invoke(app, ["ask", str(source), QUESTION, "--strategy", "shortlist", "--model", model])
+    finally:
+        index_module.forget_indexes()
+    assert result.exit_code == 0, result.output
+    assert len(HOPS) == 2 and "next" not in result.stdout.lower() and "\x1e" not in result.stdout
+    first = "The passages say who painted the lighthouse but not the colour [1]."
+    assert result.stdout.startswith(f"{first}\n\nTobias Wren painted it vermilion in the spring [2].\n")
