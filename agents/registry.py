@@ -135,7 +135,9 @@ def _read_chain(request: ReadRequest) -> AnswerDraft:
 def _read_attention(request: ReadRequest) -> AnswerDraft:
     # Imported here: it loads torch, which the API process and hosted-model workers never need.
     from longread.agents.attention.strategy import read_with_attention
+    from longread.storage.scans import ScanCheckpoints
 
+    document_id = request.document.id
     return read_with_attention(
         request.document.text,
         request.require_question(),
@@ -146,6 +148,7 @@ def _read_attention(request: ReadRequest) -> AnswerDraft:
         progress=request.progress,
         partial=request.note_partial,
         conversation=request.conversation,
+        checkpoints=lambda key: ScanCheckpoints(request.session, document_id, key),
     )
 
 

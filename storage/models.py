@@ -190,6 +190,27 @@ class ChainStep(SQLModel, table=True):
     unit: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class AttentionScan(SQLModel, table=True):
+    """An attention scan under way, saved after every chunk so a restarted job resumes where it stopped.
+
+    `run_key` names the reading (document, question, model, scan settings), `pass_key` one pass over the
+    document within it (a multi-hop reading makes several). `state` is the pass's carried units, the
+    best score of each unit read so far and the chunk trace, as `next_chunk` left them. Rows are removed
+    when the reading finishes: they are a resume point, not a result.
+    """
+
+    __table_args__ = (UniqueConstraint("run_key", "pass_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    run_key: str = Field(index=True)
+    pass_key: str
+    next_chunk: int
+    total: int
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts()
+
+
 class Answer(SQLModel, table=True):
     """A finished answer or summary, with the evidence it names and how it was reached."""
 

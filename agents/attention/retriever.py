@@ -11,15 +11,20 @@
    score standardised within their chunk, until `evidence_tokens`; returned in document order.
 5. Multi-hop (Attrieval-style query expansion): the question is extended with the evidence found so
    far and the document is re-read; stops when a round adds no new unit to the carry.
+6. Resuming: with a `ScanStore`, each pass saves its carry, the best score of every unit read and its
+   trace after every batch of chunks, and a pass that finds a saved state starts from the chunk after
+   it. The state holds exactly what the next chunk depends on, so a resumed pass ends as an unbroken one.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -28,6 +33,8 @@ from longread.agents.attention.scoring import PromptLayout, build_layout, token_
 from longread.agents.base import ProgressFn, no_progress
 from longread.agents.selection import within_budget
 from longread.ingest.segment import split_sentences
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,12 +140,80 @@ def _select(candidates: list[tuple[Unit, float]], budget: int, max_units: int) -
     return within_budget(ranked, budget, lambda c: c[0].n_tokens, first_always=True, max_items=max_units)
 
 
+class ScanStore(Protocol):
+    """Where a reading's passes keep their progress (`storage.scans.ScanCheckpoints` in the database)."""
+
+    def load(self, pass_key: str) -> tuple[int, dict[str, Any]] | None: ...
+
+    def save(self, pass_key: str, next_chunk: int, total: int, state: dict[str, Any]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+@dataclass
+class PassState:
+    """What the next chunk of a pass depends on: the carried units, each unit's best standardised score,
+    and what the pass has recorded so far."""
+
+    carry: list[tuple[Unit, float]] = field(default_factory=list)
+    best: dict[int, ScoredUnit] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    scored_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        # Scores as float.hex: exact, and -inf survives JSON (PostgreSQL's json has no Infinity).
+        return {
+            "carry": [[unit.index, score.hex()] for unit, score in self.carry],
+            "best": [[i, s.score.hex(), s.z.hex(), s.hop] for i, s in self.best.items()],
+            "trace": self.trace,
+            "scored_tokens": self.scored_tokens,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], units: list[Unit]) -> PassState:
+        return cls(
+            carry=[(units[i], float.fromhex(score)) for i, score in data["carry"]],
+            best={
+                int(i): ScoredUnit(units[i], float.fromhex(score), float.fromhex(z), int(hop))
+                for i, score, z, hop in data["best"]
+            },
+            trace=list(data["trace"]),
+            scored_tokens=int(data["scored_tokens"]),
+            seconds=float(data["seconds"]),
+        )
+
+
+def pass_key(stage: str, hop: int, question: str) -> str:
+    """Names one pass of a reading: its stage, hop and the (possibly expanded) query it reads with."""
+    return hashlib.sha256(f"{stage}|{hop}|{question}".encode()).hexdigest()[:32]
+
+
 class AttentionRetriever:
     """Reads a tokenized document chunk by chunk and keeps the sentences the question attends to."""
 
-    def __init__(self, lm: Any, config: AttentionConfig) -> None:
+    def __init__(self, lm: Any, config: AttentionConfig, store: ScanStore | None = None) -> None:
         self.lm = lm
         self.config = config
+        self.store = store
+
+    def _resume(self, key: str, doc: DocumentTokens, total: int, stage: str) -> tuple[int, PassState]:
+        """The chunk to start from and the state before it: a saved pass's, else the beginning."""
+        if self.store is None:
+            return 0, PassState()
+        saved = self.store.load(key)
+        if saved is None:
+            return 0, PassState()
+        next_chunk, data = saved
+        try:
+            state = PassState.from_json(data, doc.units)
+        except (KeyError, IndexError, TypeError, ValueError):
+            log.warning("the saved %s pass does not fit this document; reading it from the start", stage)
+            return 0, PassState()
+        start = min(max(next_chunk, 0), total)
+        log.info("%s pass resumes at chunk %d of %d", stage, start, total)
+        return start, state
 
     def _context(self, doc: DocumentTokens, units: list[Unit]) -> tuple[list[int], list[tuple[int, int]]]:
         ids: list[int] = []
@@ -162,13 +237,12 @@ class AttentionRetriever:
         cfg = self.config
         layout: PromptLayout = build_layout(self.lm.tokenizer, question, cfg.null_query)
         chunks = pack_chunks(doc.units, cfg.chunk_tokens)
-        carry: list[tuple[Unit, float]] = []
-        best: dict[int, ScoredUnit] = {}
-        trace: list[dict[str, Any]] = []
-        scored_tokens = 0
         total = len(chunks)
-        progress(stage, 0, total)
-        for first in range(0, total, cfg.batch_size):
+        key = pass_key(stage, hop, question)
+        begin, state = self._resume(key, doc, total, stage)
+        carry, best, trace = state.carry, state.best, state.trace
+        progress(stage, begin, total)
+        for first in range(begin, total, cfg.batch_size):
             batch = chunks[first : first + cfg.batch_size]
             carry_units = sorted((u for u, _ in carry), key=lambda u: u.index)
             members = [carry_units + chunk for chunk in batch]
@@ -176,7 +250,7 @@ class AttentionRetriever:
             scores = token_scores(self.lm, layout, [ids for ids, _ in built], cfg)
             candidates: dict[int, tuple[Unit, float]] = {}
             for offset, (chunk_units, (ids, spans), tok_scores) in enumerate(zip(members, built, scores, strict=True)):
-                scored_tokens += len(ids) + len(layout.head) + len(layout.query) + len(layout.null)
+                state.scored_tokens += len(ids) + len(layout.head) + len(layout.query) + len(layout.null)
                 unit_scores = [unit_score(tok_scores[a:b]) for a, b in spans]
                 self._remember(best, chunk_units[len(carry_units) :], unit_scores[len(carry_units) :], hop)
                 for unit, score in zip(chunk_units, unit_scores, strict=True):
@@ -193,16 +267,20 @@ class AttentionRetriever:
                         "top": [{"start": u.start, "end": u.end, "score": round(s, 5)} for u, s in ranked],
                     }
                 )
-            carry = _select(list(candidates.values()), cfg.carry_tokens, cfg.carry_units)
-            progress(stage, min(first + len(batch), total), total)
+            carry = state.carry = _select(list(candidates.values()), cfg.carry_tokens, cfg.carry_units)
+            done = min(first + len(batch), total)
+            if self.store is not None:  # a finished pass too: a multi-hop reading resumed later replays it
+                elapsed = state.seconds + time.perf_counter() - started
+                self.store.save(key, done, total, PassState(carry, best, trace, state.scored_tokens, elapsed).to_json())
+            progress(stage, done, total)
         evidence = self._final(carry, best, hop)
         return Retrieval(
             evidence=evidence,
             trace=trace,
             n_tokens=len(doc.ids),
             n_chunks=total,
-            scored_tokens=scored_tokens,
-            seconds=time.perf_counter() - started,
+            scored_tokens=state.scored_tokens,
+            seconds=state.seconds + time.perf_counter() - started,
             carried=[u.index for u, _ in carry],  # best first
         )
 
@@ -239,14 +317,18 @@ def retrieve(
     progress: ProgressFn = no_progress,
     multi_hop: bool = False,
     expand: Callable[[str, list[str]], str] | None = None,
+    store: ScanStore | None = None,
 ) -> Retrieval:
-    """Evidence for `question` from `text`; multi-hop re-reads with the query expanded by evidence."""
+    """Evidence for `question` from `text`; multi-hop re-reads with the query expanded by evidence.
+
+    With a `store`, every pass saves its progress there and resumes from what it finds saved.
+    """
     if not question.strip():
         raise ValueError("the question is empty")
     doc = tokenize_document(lm.tokenizer, text, config.unit_max_tokens)
     if not doc.units:
         return Retrieval(evidence=[], n_tokens=len(doc.ids))
-    retriever = AttentionRetriever(lm, config)
+    retriever = AttentionRetriever(lm, config, store)
     result = retriever.read(doc, question, progress=progress)
     if not multi_hop:
         return result

@@ -8,12 +8,13 @@ evidence and cites it.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from longread.agents.attention.config import attention_config
-from longread.agents.attention.retriever import Retrieval, ScoredUnit, retrieve
+from longread.agents.attention.config import AttentionConfig, attention_config
+from longread.agents.attention.retriever import Retrieval, ScanStore, ScoredUnit, retrieve
 from longread.agents.base import AnswerDraft, Evidence, ProgressFn, no_progress
 from longread.agents.partial import EVIDENCE_ONLY, PartialFn, no_partial
 from longread.llm.prompts import render_prompt
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
 STRATEGY = "attention"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _LOCAL_ANSWER_TOKENS = 48
+_SCAN_FORMAT = "scan-v1"
+
+
+def scan_key(text: str, question: str, lm: Any, config: AttentionConfig, multi_hop: bool) -> str:
+    """Names a reading by everything its passes depend on: the text, the question, the model as loaded
+    (its files, device and precision) and the scan settings."""
+    text_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    parts = [_SCAN_FORMAT, text_digest, question, str(lm.source), str(lm.device), str(lm.dtype), repr(config)]
+    parts.append(str(multi_hop))
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
 
 
 class SegmentLike(Protocol):
@@ -118,6 +129,7 @@ def read_with_attention(
     multi_hop: bool = False,
     partial: PartialFn = no_partial,
     conversation: str = "",
+    checkpoints: Callable[[str], ScanStore] | None = None,
     **overrides: Any,
 ) -> AnswerDraft:
     """Evidence chosen by the local model's attention, answered locally or by a hosted model.
@@ -126,13 +138,20 @@ def read_with_attention(
     few-shot prompt copies a phrase from the evidence and would be led astray by earlier answers: it
     reads the question the engine rewrote to stand on its own, as attention retrieval does.
 
+    `checkpoints` opens the store where the scan saves its progress after every chunk (by the reading's
+    key): a job killed mid-scan resumes from its last saved chunk on another worker, and one killed while
+    answering finds its scan done. The saved passes are cleared once the question is answered.
+
     `overrides` reach the retriever config (chunk_tokens, evidence_tokens, layers, …) for benchmarks.
     """
     if not question.strip():
         raise ValueError("the question is empty")
     lm = load_local_model(None)
     config = attention_config(lm.model.config, lm.device, **overrides)
-    result: Retrieval = retrieve(lm, text, question, config, progress=progress or no_progress, multi_hop=multi_hop)
+    store = checkpoints(scan_key(text, question, lm, config, multi_hop)) if checkpoints is not None else None
+    result: Retrieval = retrieve(
+        lm, text, question, config, progress=progress or no_progress, multi_hop=multi_hop, store=store
+    )
     evidence = result.evidence
     carried = set(result.carried)
     read = [_evidence(segments, s) for s in evidence]
@@ -183,6 +202,8 @@ def read_with_attention(
         unknown = sum(1 for n in numbers if not 1 <= n <= len(evidence))
         cited = [read[n - 1] for n in valid]
         reason = f"attention retrieval by the local model, answered by {answer_model}"
+    if store is not None:  # answered: the saved passes have served (a crash before this rescans nothing)
+        store.clear()
     return AnswerDraft(
         answer=answer,
         strategy=STRATEGY,
