@@ -353,3 +353,62 @@ def test_the_cli_prints_the_second_hop_s_answer_after_the_first_and_never_the_ne
     assert len(HOPS) == 2 and "next" not in result.stdout.lower() and "\x1e" not in result.stdout
     first = "The passages say who painted the lighthouse but not the colour [1]."
     assert result.stdout.startswith(f"{first}\n\nTobias Wren painted it vermilion in the spring [2].\n")
+
+
+def test_the_job_s_event_stream_sends_a_restart_with_the_text_that_replaces_the_answer_so_far(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a reader relays after `RESTART` reaches the page as an answer event with `restart`, even when
+    nothing of the new answer is written yet; what follows it goes on without."""
+    import asyncio
+    import json
+    import uuid
+
+    from longread.api.routes.jobs import job_events
+    from longread.api.security import Principal
+    from longread.config import get_settings
+    from longread.llm.answer_text import RESTART
+    from longread.storage import answer_stream
+    from longread.storage.db import init_db, session_scope
+    from longread.storage.models import Job, JobKind, JobStatus
+
+    monkeypatch.setenv("LONGREAD_REDIS_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("LONGREAD_REDIS_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
+    get_settings.cache_clear()
+    init_db()
+    with session_scope() as session:
+        job = Job(kind=JobKind.ASK_COLLECTION, status=JobStatus.RUNNING, attempts=1)
+        session.add(job)
+        session.commit()
+        job_id, principal = job.id, Principal(tenant_id=job.tenant_id, key_id="test")
+
+    class Request:  # what the stream reads of its request
+        headers: dict[str, str] = {}
+
+        async def is_disconnected(self) -> bool:
+            return False
+
+    write = answer_stream.writer(job_id, 1)
+
+    async def read() -> list[dict[str, object]]:
+        stream = job_events(Request(), principal, job_id)  # type: ignore[arg-type]  # the parts it reads
+
+        async def next_answer() -> dict[str, object]:
+            while True:
+                event = await asyncio.wait_for(stream.__anext__(), 30)
+                if event["event"] == "answer":
+                    return dict(json.loads(event["data"]))
+
+        seen = []
+        for piece in ["The first answer", RESTART + "The second", " answer", RESTART]:
+            write(piece)
+            seen.append(await next_answer())
+        await stream.aclose()
+        return seen
+
+    assert asyncio.run(read()) == [
+        {"text": "The first answer", "restart": True},
+        {"text": "The second", "restart": True},
+        {"text": " answer", "restart": False},
+        {"text": "", "restart": True},
+    ]
