@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         description="'bundled' (the packaged Gemma 3 270M GGUF), a HF model id, a folder or a .gguf file.",
     )
     LOCAL_DEVICE: str = Field(default="auto", description="auto, cpu or cuda")
+    LOCAL_MODEL_PRELOAD: bool = Field(
+        default=True,
+        description="A worker that serves the `local` queue loads the local model before it reports ready, "
+        "so its pool processes share one loaded copy and no job (a resumed one included) waits for a load.",
+    )
 
     SEGMENT_TOKENS: int = Field(default=1000, description="MemWalker leaf segment size in model tokens.")
     TREE_FANOUT: int = Field(default=8, description="Maximum children per summary-tree node.")

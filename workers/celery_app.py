@@ -10,22 +10,29 @@ Settings follow what keeps long LLM jobs from being lost or run twice:
   worker once that is `JOB_HEARTBEAT_TIMEOUT_S` old;
 - visibility timeout > hard time limit > soft time limit: Redis redelivers an unacknowledged message
   after the visibility timeout, so a task that may still be running must never reach it;
-- a result backend: chords (the per-level tree fan-out) count finished header tasks there.
+- a result backend: chords (the per-level tree fan-out) count finished header tasks there;
+- a worker that serves the `local` queue loads the local model before its pool starts (`LocalModelStep`):
+  it reports ready only once it can serve local work, and its pool processes inherit the loaded model;
+- a worker that has just started sweeps once at once, so a job a dead worker left behind is resumed
+  as soon as it is stale rather than at the next beat of the schedule.
 
 Task arguments are ids and small primitives only; job state lives in the database (`storage.jobs`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     celeryd_init,
     worker_init,
     worker_process_init,
+    worker_ready,
 )
 from kombu import Queue
 
@@ -34,6 +41,10 @@ from longread.llm.client import use_provider_slot
 from longread.workers import job_events
 from longread.workers.embedded import redis_url
 from longread.workers.limits import provider_slot
+
+log = logging.getLogger(__name__)
+
+SWEEP_TASK = "longread.workers.tasks.maintenance.sweep_stale_jobs"
 
 TASK_MODULES = [
     "longread.workers.tasks.ingest",
@@ -77,7 +88,7 @@ def celery_config() -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "sweep-stale-jobs": {
-                "task": "longread.workers.tasks.maintenance.sweep_stale_jobs",
+                "task": SWEEP_TASK,
                 "schedule": settings.SWEEP_INTERVAL_S,
             }
         },
@@ -118,6 +129,55 @@ def _preload(**_kwargs: Any) -> None:
     from longread.llm.scripted import register_scripted_provider
 
     register_scripted_provider()
+
+
+def serves_local_queue(worker: Any) -> bool:
+    """Whether the worker consumes the `local` queue (`-Q` names it, or no `-Q` was given)."""
+    queues = worker.app.amqp.queues
+    return "local" in (queues.consume_from or queues)
+
+
+class LocalModelStep(bootsteps.Step):
+    """Load the local model in the worker's main process, before the pool forks and the worker is ready.
+
+    Loading takes seconds (tens on a busy CPU); a job should not wait for it, least of all one resumed
+    after its worker died. The pool processes inherit the loaded weights (copy-on-write). The load runs
+    no forward pass in this process, so the pool processes start their own compute threads. A worker that
+    cannot load it (no torch, a bad LOCAL_MODEL) still starts: local jobs then fail with the reason.
+    """
+
+    name = "longread-local-model"
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        if not get_settings().LOCAL_MODEL_PRELOAD or not serves_local_queue(worker):
+            return
+        from longread.local_model import load_local_model
+
+        started = time.perf_counter()
+        try:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # a progress bar is no log line
+            load_local_model(None)
+        except Exception as exc:  # the message may name a server path: the log gets its kind only
+            log.warning(
+                "the local model could not be loaded at start (%s); local jobs will report why", type(exc).__name__
+            )
+            return
+        log.info("local model ready for the local queue after %.1f s", time.perf_counter() - started)
+
+
+app.steps["worker"].add(LocalModelStep)
+
+
+@worker_ready.connect
+def _sweep_on_start(sender: Any = None, **_kwargs: Any) -> None:
+    """Look for jobs a dead worker left behind as soon as this worker can take them."""
+    try:
+        app.send_task(SWEEP_TASK)
+    except Exception:  # the schedule sweeps again within SWEEP_INTERVAL_S
+        log.warning("could not send the start-up sweep")
 
 
 @after_setup_logger.connect

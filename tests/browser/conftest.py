@@ -97,6 +97,7 @@ def browser_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "LONGREAD_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
         "LONGREAD_RATE_LIMIT_PER_MINUTE": "100000",
         "LONGREAD_ANONYMOUS_LOCAL": "false",
+        "LONGREAD_LOCAL_MODEL_PRELOAD": "false",  # scripted models only: the worker need not load the local model
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",

@@ -68,6 +68,8 @@ def service_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "LONGREAD_SWEEP_INTERVAL_S": "1",
         "LONGREAD_QUEUED_RESEND_AFTER_S": "3",
         "LONGREAD_ANONYMOUS_LOCAL": "false",
+        # Scripted models only: a worker start need not load the local model (the fault tier keeps the default).
+        "LONGREAD_LOCAL_MODEL_PRELOAD": "false",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -98,6 +100,11 @@ def control_app() -> Any:
     return app
 
 
+WORKER_READY_S = 300
+"""A worker that serves the local queue loads the local model before it is ready: from a converted copy in
+seconds, but a first load in a fresh data folder dequantises the bundled GGUF (minutes on a busy CPU)."""
+
+
 class Workers:
     """Celery worker processes (each in its own process group, so a kill takes its pool too)."""
 
@@ -119,7 +126,7 @@ class Workers:
             cmd, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         control = control_app()
-        wait_for(lambda: control.control.ping(destination=[name], timeout=0.5), 60, f"worker {name}")
+        wait_for(lambda: control.control.ping(destination=[name], timeout=0.5), WORKER_READY_S, f"worker {name}")
         return name
 
     def kill(self, name: str) -> None:
