@@ -275,6 +275,7 @@ def navigate_collection(
     client: LLMClient,
     *,
     progress: ProgressFn = no_progress,
+    conversation: str = "",
 ) -> CollectionDraft:
     """Walk the collection's tree for a question: from the collection root into one document's tree and
     down to a leaf, backtracking across documents; citations name their document."""
@@ -323,7 +324,7 @@ def navigate_collection(
                 question=question,
                 memory=memory.render(),
                 segment_index=label,
-                conversation="",
+                conversation=conversation,
             )
             decision = parse_decision(completion.text)
             reads.setdefault(span.document_id, []).append(Evidence(node.segment_index or 0, node.start, node.end))
@@ -383,7 +384,7 @@ def navigate_collection(
             memory.add(f"Opened {chosen.summary[:400]}")
         path.append(chosen)
     if answer is None:
-        answer = client.complete("nav_final", question=question, memory=memory.render(), conversation="").text
+        answer = client.complete("nav_final", question=question, memory=memory.render(), conversation=conversation).text
         step({"action": "step_limit" if path else "exhausted", "reasoning": ""})
     text, citations, dropped = cite(session, client, question, answer, labels, reads)
     return CollectionDraft(
@@ -407,6 +408,7 @@ def chain_collection(
     client: LLMClient,
     *,
     progress: ProgressFn = no_progress,
+    conversation: str = "",
 ) -> CollectionDraft:
     """Read the documents in the given order through one chain of workers, the communication unit carried
     from each document into the next; a manager answers from the last unit; citations name their document.
@@ -469,7 +471,7 @@ def chain_collection(
         session.expunge(document)
         del document
     progress("writing the answer", total, total + 1)
-    completion = client.complete("chain_manager", unit=unit, question=question, conversation="")
+    completion = client.complete("chain_manager", unit=unit, question=question, conversation=conversation)
     trace.append({"stage": "chain", "step": done + 1, "role": "manager"})
     text, citations, dropped = cite(session, client, question, completion.text, labels, reads)
     order = ", ".join(span.filename for span in labels.spans)
@@ -501,6 +503,7 @@ def map_reduce_collection(
     client: LLMClient,
     *,
     progress: ProgressFn = no_progress,
+    conversation: str = "",
 ) -> CollectionDraft:
     """Each document answered by its own chain, then one manager call over those answers (an aggregation
     question over the whole collection); citations name their document."""
@@ -540,7 +543,7 @@ def map_reduce_collection(
     finally:
         client.on_answer_text = sink
     progress("combining the answers", len(document_ids), len(document_ids) + 1)
-    completion = client.complete("chain_manager", unit="\n\n".join(parts), question=question, conversation="")
+    completion = client.complete("chain_manager", unit="\n\n".join(parts), question=question, conversation=conversation)
     trace.append({"stage": "reduce", "documents": len(parts)})
     text, citations, dropped = cite(session, client, question, completion.text, labels, reads)
     return CollectionDraft(

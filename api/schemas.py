@@ -285,15 +285,14 @@ class StrategyOut(BaseModel):
 
 class ConversationOut(BaseModel):
     id: str
-    document_id: str
+    document_id: str | None = Field(description="the document the thread is about (null for a collection's)")
+    collection_id: str | None = Field(
+        default=None, description="the collection the thread is about (null for a document's)"
+    )
     title: str
     turns: int = Field(description="questions answered in this thread")
     created_at: datetime | None
     updated_at: datetime | None
-
-
-class ConversationDetail(ConversationOut):
-    items: list[AnswerOut] = Field(description="the thread's answers, oldest first")
 
 
 class StreamTokenOut(BaseModel):
@@ -366,6 +365,11 @@ CollectionStrategy = Literal["auto", "shortlist", "bm25", "dense", "tree", "chai
 
 class CollectionQuestionIn(CapsIn):
     question: str = Field(min_length=1, max_length=4000, json_schema_extra={"pattern": QUESTION_PATTERN})
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="continue this thread of the collection (follow-ups see its recent turns); a new one when unset",
+    )
     strategy: CollectionStrategy = Field(
         default="auto",
         description="shortlist (auto): BM25 + dense across every document, re-ranked by the local model's "
@@ -399,6 +403,7 @@ class CollectionAnswerOut(BaseModel):
     kind: str = Field(default="answer", description="answer (to a question) or summary")
     collection_id: str
     job_id: str | None
+    conversation_id: str | None = None
     document_ids: list[str] = Field(description="the documents read")
     question: str = Field(description="empty for a summary")
     answer: str
@@ -432,6 +437,7 @@ class CollectionAnswerOut(BaseModel):
             kind=answer.kind,
             collection_id=answer.collection_id,
             job_id=answer.job_id,
+            conversation_id=answer.conversation_id,
             document_ids=answer.document_ids,
             summaries=[{**part, "citations": with_pages(part.get("citations", []))} for part in answer.summaries],
             question=answer.question,
@@ -506,4 +512,10 @@ class CollectionPlanOut(BaseModel):
     options: list[dict[str, Any]] = Field(
         default_factory=list,
         description="every collection strategy: calls, tokens, cost, seconds, quality, fits, excluded, note, steps",
+    )
+
+
+class ConversationDetail(ConversationOut):
+    items: list[AnswerOut | CollectionAnswerOut] = Field(
+        description="the thread's answers, oldest first (collection answers for a collection's thread)"
     )

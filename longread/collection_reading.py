@@ -26,6 +26,7 @@ from longread.agents.planner import Plan, plan_collection_question
 from longread.agents.router import is_aggregation
 from longread.agents.shortlist.collection import METHODS, CollectionDraft, Reranker, index_documents, read_collection
 from longread.agents.shortlist.index import EMBED_MODEL
+from longread.conversation import conversation_context, recent_turns, standalone_question
 from longread.llm import LLMClient, Usage
 from longread.llm.usage import Budget, BudgetExceeded
 from longread.storage import speeds
@@ -79,11 +80,15 @@ def ask_collection(
     reranker: Reranker | None = None,
     order: list[str] | None = None,
     on_answer_text: Callable[[str], None] | None = None,
+    conversation_id: str | None = None,
 ) -> CollectionAnswer:
     """Answer a question over every document of a collection and store the answer.
 
     `order` (document ids or filenames) is the order the chain reads the documents in; the collection's
-    order otherwise. `on_answer_text` receives the final answering call's text as the model writes it."""
+    order otherwise. `on_answer_text` receives the final answering call's text as the model writes it.
+    A question in a conversation (`conversation_id`, a thread about this collection) is read as a
+    follow-up of its recent turns as for one document (longread.conversation): planning, retrieval and
+    navigation use it rewritten to stand alone, the answering prompts see the turns."""
     method = check_strategy(strategy)
     question = question.strip()
     if not question:
@@ -95,38 +100,46 @@ def ask_collection(
     started = time.monotonic()
     client = stored_client(model, usage, tenant_id=collection.tenant_id)
     client.on_answer_text = on_answer_text
+    turns = recent_turns(session, conversation_id) if conversation_id else []
+    reading = standalone_question(client, turns, question) if turns else question
+    context = conversation_context(turns)
     if strategy == registry.AUTO:
-        method = resolve_strategy(session, collection, question, strategy, client.model, answer_with)
+        method = resolve_strategy(session, collection, reading, strategy, client.model, answer_with)
     if caps is not None and caps.capped:
         client.usage.budget = caps
     stopped: str | None = None
     try:
+        report = progress or no_progress
         if method == "tree":
-            draft = navigate_collection(session, document_ids, question, client, progress=progress or no_progress)
-        elif method == "chain" and not order and is_aggregation(question):
-            draft = map_reduce_collection(session, document_ids, question, client, progress=progress or no_progress)
+            draft = navigate_collection(session, document_ids, reading, client, progress=report, conversation=context)
+        elif method == "chain" and not order and is_aggregation(reading):
+            draft = map_reduce_collection(session, document_ids, reading, client, progress=report, conversation=context)
         elif method == "chain":
-            draft = chain_collection(session, document_ids, question, client, progress=progress or no_progress)
+            draft = chain_collection(session, document_ids, reading, client, progress=report, conversation=context)
         else:
             draft = read_collection(
                 session,
                 document_ids,
-                question,
+                reading,
                 client,
                 method=method,
                 answer_with=answer_with,
-                progress=progress or no_progress,
+                progress=report,
                 reranker=reranker,
+                conversation=context,
             )
     except BudgetExceeded as exc:
         session.rollback()
         stopped = exc.reason
         draft = CollectionDraft(f"Reading stopped before any answer: {exc.reason}.", method, "stopped by a cap")
+    if turns:
+        draft.trace.insert(0, {"stage": "follow-up", "turns": len(turns), "question": reading})
     speeds.record_calls(session, client.usage.samples)
     answer = CollectionAnswer(
         tenant_id=collection.tenant_id,
         collection_id=collection.id,
         job_id=job.id if job else None,
+        conversation_id=conversation_id,
         question=question,
         strategy=draft.strategy,
         strategy_reason=draft.strategy_reason,
@@ -378,6 +391,7 @@ def collection_answer_payload(answer: CollectionAnswer, collection: Collection) 
         "answer_id": answer.id,
         "kind": answer.kind,
         "collection_id": collection.id,
+        "conversation_id": answer.conversation_id,
         "collection": collection.name,
         "document_ids": answer.document_ids,
         "question": answer.question,

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from longread.llm import LLMClient
 from longread.llm.prompts import render_prompt
-from longread.storage.models import Answer
+from longread.storage.models import Answer, CollectionAnswer
 
 RECENT_TURNS = 3
 ANSWER_CHARS = 600
 REWRITE_TOKENS = 96
-_LABELS = re.compile(r"\s*\[(?:\s*S\d+\s*[,;]?)+\]")
+_LABELS = re.compile(r"\s*\[(?:\s*S?\d+\s*[,;]?)+\]")
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,24 @@ class Turn:
 def recent_turns(session: Session, conversation_id: str, limit: int = RECENT_TURNS) -> list[Turn]:
     """The last `limit` answered questions of a thread, oldest first, answers without citation labels.
 
-    Labels are dropped: they name passages of the earlier reading, which the new prompt does not show.
+    A thread about a document holds `Answer` rows, one about a collection `CollectionAnswer` rows; both
+    are read, so one function serves either. Labels ([S3], or a collection answer's [2]) are dropped:
+    they name passages of the earlier reading, which the new prompt does not show.
     """
-    query = (
-        select(Answer.question, Answer.answer)
-        .where(Answer.conversation_id == conversation_id, col(Answer.question).is_not(None))
-        .order_by(col(Answer.created_at).desc())
-        .limit(limit)
-    )
-    rows = list(session.exec(query))
+    rows: list[tuple[datetime, str, str]] = []
+    for table in (Answer, CollectionAnswer):
+        query = (
+            select(table.created_at, table.question, table.answer)
+            .where(table.conversation_id == conversation_id, col(table.question).is_not(None), table.question != "")
+            .order_by(col(table.created_at).desc())
+            .limit(limit)
+        )
+        rows.extend((created, str(question), answer) for created, question, answer in session.exec(query))
+    rows.sort(key=lambda row: row[0])
     turns = []
-    for question, answer in reversed(rows):
+    for _, question, answer in rows[-limit:]:
         text = " ".join(_LABELS.sub("", answer).split())
-        turns.append(Turn(str(question), text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"))
+        turns.append(Turn(question, text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"))
     return turns
 
 

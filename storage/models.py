@@ -274,14 +274,16 @@ class ModelSpeed(SQLModel, table=True):
 
 
 class Conversation(SQLModel, table=True):
-    """A thread of questions about one document; its turns are the answers that name it.
+    """A thread of questions about one document or one collection (exactly one of the two is set); its
+    turns are the answers (`Answer` or `CollectionAnswer`) that name it.
 
     Follow-up questions are read with the recent turns, so a thread is what makes "and why?" answerable.
     """
 
     id: str = Field(default_factory=new_id, primary_key=True)
     tenant_id: str = Field(default=LOCAL_TENANT, index=True)
-    document_id: str = Field(foreign_key="document.id", index=True, ondelete="CASCADE")
+    document_id: str | None = Field(default=None, foreign_key="document.id", index=True, ondelete="CASCADE")
+    collection_id: str | None = Field(default=None, foreign_key="collection.id", index=True, ondelete="CASCADE")
     title: str = ""
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -347,6 +349,7 @@ class CollectionAnswer(SQLModel, table=True):
     tenant_id: str = Field(default=LOCAL_TENANT, index=True)
     collection_id: str = Field(foreign_key="collection.id", index=True, ondelete="CASCADE")
     job_id: str | None = Field(default=None, index=True)
+    conversation_id: str | None = Field(default=None, index=True, description="the thread a question belongs to")
     kind: str = Field(default="answer", sa_column_kwargs={"server_default": "answer"}, description="answer or summary")
     question: str = Field(sa_column=Column(Text, nullable=False))
     strategy: str

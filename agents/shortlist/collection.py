@@ -189,12 +189,20 @@ def rank_hits(hits: list[Hit], method: str, depth: int, size: int) -> list[Hit]:
     return ranked
 
 
-def _answer_hosted(client: LLMClient, question: str, evidence: list[Hit]) -> tuple[str, list[int]]:
+def _answer_hosted(
+    client: LLMClient, question: str, evidence: list[Hit], conversation: str = ""
+) -> tuple[str, list[int]]:
     passages = [
         {"number": n, "text": " ".join(h.text.split()), "filename": h.filename} for n, h in enumerate(evidence, 1)
     ]
     # The answer streams to `on_answer_text` as it is written.
-    completion = client.complete(_HOSTED_PROMPT, passages=passages, question=question, stream_to=client.on_answer_text)
+    completion = client.complete(
+        _HOSTED_PROMPT,
+        passages=passages,
+        question=question,
+        conversation=conversation,
+        stream_to=client.on_answer_text,
+    )
     return completion.text.strip(), [int(n) for n in _CITATION.findall(completion.text)]
 
 
@@ -257,8 +265,12 @@ def read_collection(
     answer_with: str | None = None,
     progress: ProgressFn = no_progress,
     reranker: Reranker | None = None,
+    conversation: str = "",
 ) -> CollectionDraft:
-    """Answer a question from the best passages of all the documents, citing them by document."""
+    """Answer a question from the best passages of all the documents, citing them by document.
+
+    `conversation` (a follow-up's recent turns, longread.conversation) goes to the hosted answering prompt;
+    `question` is what retrieval and re-ranking read (a follow-up's standalone rewrite)."""
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
@@ -302,7 +314,7 @@ def read_collection(
         matches = cited_by_phrase_hits(answer, question, evidence)
     else:
         answerer = client if answer_model == client.model else client.with_model(answer_model)
-        answer, numbers = _answer_hosted(answerer, question, evidence)
+        answer, numbers = _answer_hosted(answerer, question, evidence, conversation)
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(evidence)]
         unknown = sum(1 for n in numbers if not 1 <= n <= len(evidence))
         matches = [evidence[n - 1] for n in valid]

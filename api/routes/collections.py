@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from longread import collection_reading
 from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
 from longread.api.errors import ApiError
+from longread.api.routes.conversations import thread_for_question
 from longread.api.schemas import (
     CollectionAnswerOut,
     CollectionDetail,
@@ -171,6 +172,10 @@ def _submit(collection_id: str, body: CollectionQuestionIn, principal: Principal
         } | body.caps_params()
         if order is not None:
             params["order"] = order
+        # A question joins the named thread of this collection, or starts one: follow-ups read its turns.
+        params["conversation_id"] = thread_for_question(
+            session, principal, collection, body.conversation_id, params["question"]
+        ).id
         return JobOut.of(submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params))
 
 

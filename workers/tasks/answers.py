@@ -192,6 +192,7 @@ def collection_body(session: Session, job: Job) -> str | None:
                 caps=remaining_caps(job),
                 order=[str(d) for d in job.params.get("order") or []] or None,
                 on_answer_text=answer_stream.writer(job.id, job.attempts),
+                conversation_id=job.params.get("conversation_id"),
             )
     except BaseException:
         session.rollback()
