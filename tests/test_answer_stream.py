@@ -332,6 +332,28 @@ def test_when_the_first_hop_s_answer_stands_the_stream_ends_on_it(env: Path, mon
     assert stored.startswith("The passages say who painted the lighthouse but not the colour")
 
 
+@pytest.mark.parametrize("margin", [-1000.0, 1000.0], ids=["second-hop", "one-hop"])
+def test_the_shortlist_s_local_answer_is_relayed_whole_when_chosen_and_restarted_by_a_second_hop(
+    env: Path, monkeypatch: pytest.MonkeyPatch, margin: float
+) -> None:
+    """The local answer (a phrase the tiny random model chose by likelihood) reaches `on_answer_text` in
+    one piece as soon as it is chosen, before the reading ends. A "not stated" margin far below zero makes
+    "not stated" the first choice, so a second hop runs and its answer starts the text over; one far
+    above keeps a phrase, and one hop is read."""
+    from longread.agents.shortlist import strategy
+    from longread.llm.answer_text import RESTART, after_restart
+
+    monkeypatch.setattr(strategy, "_NOT_STATED_MARGIN", margin)
+    stored, pieces, ended = _ask_shortlist("local/default", monkeypatch)
+    streamed = [piece for _, piece in pieces]
+    assert stored and after_restart("".join(streamed)) == (stored, margin < 0)
+    assert pieces[0][0] < ended
+    if margin < 0:  # "not stated" first, then the second hop's choice, each whole
+        assert stored == strategy.NOT_STATED and streamed == [strategy.NOT_STATED, RESTART + strategy.NOT_STATED]
+    else:
+        assert stored != strategy.NOT_STATED and streamed == [stored]
+
+
 def test_the_cli_prints_the_second_hop_s_answer_after_the_first_and_never_the_next_line(
     env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -325,9 +325,10 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
     if hosted and answerer is None:
         answerer = client.with_model(answer_model)  # the same cache, tenant scope and accounting
 
-    # The hosted answer streams as it is written. A second hop's answer starts the streamed text over;
-    # when the first answer stands after all, it is relayed again, so the stream ends on the answer kept.
-    sink = answerer.on_answer_text if hosted and answerer is not None else None
+    # The hosted answer streams as it is written; the local answer, a phrase of a few words, is relayed
+    # whole once chosen. A second hop's answer starts the streamed text over; when the first answer
+    # stands after all, it is relayed again, so the stream ends on the answer kept.
+    sink = client.on_answer_text  # the answerer's too (`LLMClient.with_model` keeps it)
     shown = [0]  # the hop whose answer the streamed text is
 
     def stream_for(hop: int) -> Callable[[str], None] | None:
@@ -363,6 +364,9 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
             local = answer_locally(answer_model, question, text, reading.evidence, client.usage)
             answer, choices = local.answer, local.choices
             cited = cited_by_phrase(text, answer, question, reading.evidence)
+            stream = stream_for(hop)
+            if stream is not None and answer:
+                stream(answer)
         progress("answer", 1, 1)
         trace.append(
             {
@@ -391,11 +395,12 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
         if not found_nothing(second[1], question) or found_nothing(answer, question):
             reading, answer, cited, unknown = second
             kept = 1
+    shown_text = answer
     if hosted:
         shown_text = _NEXT.sub("", answer).strip()
         answer = shown_text or answer
-        if sink is not None and kept != shown[0]:
-            sink(RESTART + shown_text)
+    if sink is not None and kept != shown[0]:
+        sink(RESTART + shown_text)
     read = [Evidence(c.unit.segment_index, c.unit.start, c.unit.end) for c in _in_document_order(reading.evidence)]
     trace.append({"stage": "done", "hops": 2 if entity else 1, "seconds": round(time.perf_counter() - started, 3)})
     how = f"answered by {answer_model}" if hosted else "answered by the local model"
