@@ -57,6 +57,8 @@ def scratch_environment(extra: dict[str, str]) -> Iterator[dict[str, str]]:
         "LONGREAD_DATA_DIR": str(data),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "HF_HUB_OFFLINE": "1",
+        # The service benchmarks read with scripted or HTTP models: a worker need not load the local one.
+        "LONGREAD_LOCAL_MODEL_PRELOAD": "false",
         "PYTHONPATH": str(REPO),
         **extra,
     }
