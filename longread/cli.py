@@ -570,6 +570,8 @@ def ask_collection_command(
     if not question.strip():
         fail("the question is empty")
 
+    stream = None if as_json else AnswerStream()
+
     def action(session: Any, progress: ProgressFn) -> dict[str, Any]:
         if folder is not None:
             ids = [d.id for d in _ingest_all(session, [folder])]
@@ -590,10 +592,11 @@ def ask_collection_command(
             progress=progress,
             caps=caps,
             order=order,
+            on_answer_text=stream,
         )
         return collection_reading.collection_answer_payload(answer, found)
 
-    _run(action, as_json, quiet)
+    _run(action, as_json, quiet, stream)
 
 
 def main() -> None:

@@ -75,3 +75,28 @@ def test_bad_file_exits_with_a_one_line_reason(env, tmp_path) -> None:
 def test_unknown_strategy_is_rejected(env, tmp_path) -> None:
     result = runner.invoke(app, ["ask", str(_book(tmp_path)), "Q?", "--strategy", "magic", "--model", MODEL])
     assert result.exit_code == 2 and "unknown strategy 'magic'" in result.stderr
+
+
+def cites_a_passage_never_shown(messages: list[dict[str, str]]) -> str:
+    """A collection answer citing passage 99 of a few: the stored answer loses that citation."""
+    return "The code of the violet harbor is 4721 [99]."
+
+
+def test_ask_over_a_collection_prints_the_answer_as_it_streams_then_the_checked_answer(env, tmp_path) -> None:
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    (folder / "harbor.txt").write_text(document_with_facts(12, {7: "The code of the violet harbor is 4721."}))
+    (folder / "granary.txt").write_text(document_with_facts(12, {3: "The code of the copper granary is 5810."}, 1))
+    assert runner.invoke(app, ["collection", "create", "shelf", str(folder), "--json"]).exit_code == 0
+    question = "What is the code of the violet harbor?"
+    model = "scripted/tests.test_cli.cites_a_passage_never_shown"
+    args = ["ask", "--collection", "shelf", question, "--strategy", "bm25", "--model", model]
+    result = runner.invoke(app, [*args, "-q"])
+    assert result.exit_code == 0, result.output
+    # What the model wrote is on stdout as it streamed; the stored answer, checked, follows it.
+    streamed, _, rest = result.stdout.partition("\n")
+    assert streamed == "The code of the violet harbor is 4721 [99]."
+    assert rest.startswith("checked answer (unverifiable citations removed):\n")
+    stored = json.loads(runner.invoke(app, [*args, "--json"]).stdout)  # --json: the payload alone, nothing streamed
+    assert "[99]" not in stored["answer"] and "4721" in stored["answer"]
+    assert rest.split("\n")[1] == stored["answer"]
