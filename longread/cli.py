@@ -19,6 +19,7 @@ from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.agents.citations import with_pages
 from longread.agents.planner import plan_question
+from longread.conversation import new_thread
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError, Usage
@@ -26,7 +27,7 @@ from longread.llm.answer_text import after_restart
 from longread.llm.usage import Budget
 from longread.storage import collections as stored_collections
 from longread.storage.db import session_scope
-from longread.storage.models import Answer, Document
+from longread.storage.models import Answer, Conversation, Document
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Read documents longer than any context window.")
 out = Console()
@@ -264,6 +265,14 @@ def ask(
             "(the rest follow in the collection's order).",
         ),
     ] = None,
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            "--conversation",
+            help="With --collection: continue this thread of the collection (its id; follow-ups are read with "
+            "its recent turns), or `new` to start one. The answer shows the thread's id.",
+        ),
+    ] = None,
     max_cost: MaxCost = None,
     max_seconds: MaxSeconds = None,
     max_tokens: MaxTokens = None,
@@ -292,8 +301,11 @@ def ask(
             as_json=as_json,
             quiet=quiet,
             order=[name.strip() for name in order.split(",") if name.strip()] if order else None,
+            conversation=conversation,
         )
         return
+    if conversation is not None:
+        fail("--conversation continues a collection's thread: use it with --collection")
     if question is None:
         fail("give a question after the document")
     _check_strategy(registry.check_question_strategy, strategy)
@@ -561,8 +573,11 @@ def ask_collection_command(
     as_json: bool,
     quiet: bool,
     order: list[str] | None = None,
+    conversation: str | None = None,
 ) -> None:
-    """`ask` over a collection: a named one, or a folder's files gathered into one named after the folder."""
+    """`ask` over a collection: a named one, or a folder's files gathered into one named after the folder.
+
+    `conversation`: a thread of the collection to continue (its id), or `new` to start one."""
     try:
         collection_reading.check_strategy(strategy)
     except ValueError as exc:
@@ -582,6 +597,16 @@ def ask_collection_command(
             if named is None:
                 fail(f"{collection}: no such collection")
             found = named
+        thread: str | None = None
+        if conversation == "new":
+            thread = new_thread(session, question, tenant_id=found.tenant_id, collection_id=found.id).id
+        elif conversation is not None:
+            named_thread = session.get(Conversation, conversation)
+            if named_thread is None or named_thread.tenant_id != found.tenant_id:
+                fail(f"{conversation}: no such conversation")
+            if named_thread.collection_id != found.id:
+                fail(f"conversation {conversation} is about another document or collection")
+            thread = named_thread.id
         answer = collection_reading.ask_collection(
             session,
             found,
@@ -591,6 +616,7 @@ def ask_collection_command(
             answer_with=answer_with,
             progress=progress,
             caps=caps,
+            conversation_id=thread,
             order=order,
             on_answer_text=stream,
         )

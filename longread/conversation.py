@@ -17,12 +17,33 @@ from sqlmodel import Session, col, select
 
 from longread.llm import LLMClient
 from longread.llm.prompts import render_prompt
-from longread.storage.models import Answer, CollectionAnswer
+from longread.storage.models import LOCAL_TENANT, Answer, CollectionAnswer, Conversation
 
 RECENT_TURNS = 3
+TITLE_CHARS = 120
 ANSWER_CHARS = 600
 REWRITE_TOKENS = 96
 _LABELS = re.compile(r"\s*\[(?:\s*S?\d+\s*[,;]?)+\]")
+
+
+def new_thread(
+    session: Session,
+    question: str,
+    *,
+    tenant_id: str = LOCAL_TENANT,
+    document_id: str | None = None,
+    collection_id: str | None = None,
+) -> Conversation:
+    """A new thread about one document or one collection, titled by its first question, stored."""
+    if (document_id is None) == (collection_id is None):
+        raise ValueError("a thread is about one document or one collection")
+    title = " ".join(question.split())
+    title = title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
+    thread = Conversation(tenant_id=tenant_id, document_id=document_id, collection_id=collection_id, title=title)
+    session.add(thread)
+    session.commit()
+    session.refresh(thread)
+    return thread
 
 
 @dataclass(frozen=True)

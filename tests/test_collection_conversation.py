@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_collections import FACTS, MODEL, book
+from tests.test_collections import FACTS, MODEL, book, library  # noqa: F401  (a fixture)
 
 FIRST = "What was painted vermilion by Tobias Wren?"
 FOLLOW_UP = "Where is it?"  # alone it shares no word with any passage
@@ -172,3 +172,32 @@ def test_threads_do_not_cross_subjects_or_tenants(api: dict[str, Any]) -> None:
     )
     assert elsewhere.status_code == 422 and "another collection" in elsewhere.json()["error"]["message"]
     assert len(api["ran"]) == jobs_run
+
+
+def test_the_cli_continues_a_collections_thread(library: Path) -> None:  # noqa: F811  (the imported fixture)
+    import json
+
+    from typer.testing import CliRunner
+
+    from longread.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["collection", "create", "parish", str(library)]).exit_code == 0
+    ask = ["ask", "--collection", "parish", "--strategy", "bm25", "--model", MODEL, "--json"]
+    first = runner.invoke(app, [*ask, FIRST, "--conversation", "new"])
+    assert first.exit_code == 0, first.output
+    thread = json.loads(first.stdout)["conversation_id"]
+    assert thread
+
+    follow = runner.invoke(app, [*ask, FOLLOW_UP, "--conversation", thread])
+    assert follow.exit_code == 0, follow.output
+    payload = json.loads(follow.stdout)
+    assert payload["conversation_id"] == thread and payload["trace"][0]["stage"] == "follow-up"
+    assert "Tobias Wren" in payload["trace"][0]["question"] and "Corrow Point" in payload["answer"]
+    alone = json.loads(runner.invoke(app, [*ask, FOLLOW_UP]).stdout)
+    assert alone["conversation_id"] is None and alone["trace"][0]["stage"] != "follow-up"
+
+    missing = runner.invoke(app, [*ask, FOLLOW_UP, "--conversation", "nope"])
+    assert missing.exit_code == 2 and "no such conversation" in missing.output
+    on_document = runner.invoke(app, ["ask", str(library / "corrow.txt"), FOLLOW_UP, "--conversation", thread])
+    assert on_document.exit_code == 2 and "with --collection" in on_document.output

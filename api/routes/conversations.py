@@ -20,12 +20,12 @@ from longread.api.errors import ApiError, not_found
 from longread.api.schemas import AnswerOut, CollectionAnswerOut, ConversationDetail, ConversationOut, JobOut
 from longread.api.security import Principal
 from longread.api.service import owned_collection, owned_document
+from longread.conversation import new_thread
 from longread.storage.models import Answer, Collection, CollectionAnswer, Conversation, Document, Job, JobStatus, utcnow
 
 router = APIRouter(tags=["conversations"])
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.INTERRUPTED)
-TITLE_CHARS = 120
 _BRACKET = re.compile(r"\[((?:\s*S\d+\s*[,;]?)+)\]")
 _NUMBERED = re.compile(r"\[((?:\s*\d+\s*[,;]?)+)\]")
 
@@ -54,18 +54,17 @@ def thread_for_question(
             kind = "collection" if is_collection else "document"
             raise ApiError(422, "conversation_mismatch", f"conversation '{conversation_id}' is about another {kind}")
         conversation.updated_at = utcnow()
-    else:
-        title = " ".join(question.split())
-        title = title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
-        conversation = Conversation(tenant_id=principal.tenant_id, title=title)
-        if is_collection:
-            conversation.collection_id = subject.id
-        else:
-            conversation.document_id = subject.id
-    session.add(conversation)
-    session.commit()
-    session.refresh(conversation)
-    return conversation
+        session.add(conversation)
+        session.commit()
+        session.refresh(conversation)
+        return conversation
+    return new_thread(
+        session,
+        question,
+        tenant_id=principal.tenant_id,
+        document_id=None if is_collection else subject.id,
+        collection_id=subject.id if is_collection else None,
+    )
 
 
 def _statuses(status: str) -> list[JobStatus]:
