@@ -263,6 +263,33 @@ def _over(option: Option, caps: Budget | None) -> list[str]:
     return over
 
 
+def _new_option(name: str, expected_quality: float, local_ok: bool) -> Option:
+    """A strategy's option in a plan, excluded from the start when it needs the local model and there is none."""
+    option = Option(name, quality=expected_quality)
+    if registry.get(name).needs_local_model and not local_ok:
+        option.excluded = "needs the local model (torch and transformers are not installed)"
+    return option
+
+
+def _fill(
+    option: Option,
+    estimate: Estimate,
+    session: Session,
+    model: str,
+    speed_cache: dict[str, Speed],
+    caps: Budget | None,
+) -> None:
+    """`option` with `estimate`'s calls, tokens, note and steps, priced on this deployment, and the caps it
+    would exceed."""
+    option.calls = estimate.calls
+    option.prompt_tokens = estimate.prompt_tokens
+    option.completion_tokens = estimate.completion_tokens
+    option.cost_usd, option.seconds = price(session, estimate, model, speed_cache)
+    option.note = estimate.note
+    option.steps = [step.as_dict() for step in estimate.steps]
+    option.over = _over(option, caps)
+
+
 def price(
     session: Session, estimate: Estimate, model: str, speed_cache: dict[str, Speed] | None = None
 ) -> tuple[float, float]:
@@ -317,12 +344,10 @@ def plan_question(
     local_answer = (answer_with or client.model).startswith("local/")
     for name in names:
         declared = registry.get(name)
-        option = Option(
-            name, quality=quality(name, kind, document_tokens, window, full_budget, local_answer=local_answer)
+        option = _new_option(
+            name, quality(name, kind, document_tokens, window, full_budget, local_answer=local_answer), local_ok
         )
         options.append(option)
-        if declared.needs_local_model and not local_ok:
-            option.excluded = "needs the local model (torch and transformers are not installed)"
         if declared.estimate is None:
             option.excluded = option.excluded or "declares no estimate"
             continue
@@ -331,13 +356,7 @@ def plan_question(
         except (ValueError, LookupError) as exc:  # a window too small for the chain, and the like
             option.excluded = f"cannot run: {exc}"
             continue
-        option.calls = estimate.calls
-        option.prompt_tokens = estimate.prompt_tokens
-        option.completion_tokens = estimate.completion_tokens
-        option.cost_usd, option.seconds = price(session, estimate, client.model, speed_cache)
-        option.note = estimate.note
-        option.steps = [step.as_dict() for step in estimate.steps]
-        option.over = _over(option, caps)
+        _fill(option, estimate, session, client.model, speed_cache, caps)
     all_priced = all(priced(m) for m in models)
     if strategy != registry.AUTO:
         return Plan(
@@ -609,21 +628,13 @@ def plan_collection_question(
     speed_cache: dict[str, Speed] = {}
     options: list[Option] = []
     for name in COLLECTION_STRATEGIES:
-        option = Option(name, quality=quality(name, kind, total, window, 0, local_answer=local_answer))
+        option = _new_option(name, quality(name, kind, total, window, 0, local_answer=local_answer), local_ok)
         options.append(option)
-        if registry.get(name).needs_local_model and not local_ok:
-            option.excluded = "needs the local model (torch and transformers are not installed)"
         estimate = found.get(name)
         if not isinstance(estimate, Estimate):
             option.excluded = option.excluded or str(estimate)
             continue
-        option.calls = estimate.calls
-        option.prompt_tokens = estimate.prompt_tokens
-        option.completion_tokens = estimate.completion_tokens
-        option.cost_usd, option.seconds = price(session, estimate, client.model, speed_cache)
-        option.note = estimate.note
-        option.steps = [step.as_dict() for step in estimate.steps]
-        option.over = _over(option, caps)
+        _fill(option, estimate, session, client.model, speed_cache, caps)
     chosen, note = choose(options, kind=kind, hosted_model=not runs_in_process(client.model), stay_local=stay)
     if strategy == registry.AUTO:
         reason = _explain(chosen, note, kind, total, window).replace("the document", "the collection", 1)
