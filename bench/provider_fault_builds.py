@@ -21,9 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.service_common import process, scratch_environment, synthetic_text, worker_command
+from bench.service_common import build_tree, drop_tree, running_worker, scratch_environment, store_synthetic_document
 from longread.testing.fault_provider import FAULT_KINDS, FaultyProvider
-from longread.testing.processes import wait_for
 
 MODEL = "openai/fake-model"
 OUT = Path("bench/results/provider_fault_builds.json")
@@ -31,36 +30,10 @@ OUT = Path("bench/results/provider_fault_builds.json")
 
 def build_once(document_id: str) -> dict[str, Any]:
     """One tree build from scratch; the tree is deleted afterwards so the next build starts over."""
-    from sqlalchemy import delete
+    from longread.storage.models import JobStatus
 
-    from longread.storage import jobs
-    from longread.storage.db import session_scope
-    from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode
-    from longread.workers.dispatch import enqueue
-
-    with session_scope() as session:
-        document = session.get(Document, document_id)
-        assert document is not None
-        job = jobs.create_job(
-            session, tenant_id=document.tenant_id, kind=JobKind.BUILD_TREE, document_id=document_id,
-            params={"model": MODEL},
-        )  # fmt: skip
-        started = time.monotonic()
-        enqueue(session, job)
-        job_id = job.id
-
-    def finished() -> Job | None:
-        with session_scope() as session:
-            row = session.get(Job, job_id)
-            return row if row is not None and row.status in jobs.TERMINAL else None
-
-    done = wait_for(finished, 3600, "the tree job", interval=0.2)
-    wall = time.monotonic() - started
-    with session_scope() as session:
-        if done.result_id:
-            session.execute(delete(TreeNode).where(TreeNode.tree_id == done.result_id))
-            session.execute(delete(Tree).where(Tree.id == done.result_id))
-            session.commit()
+    done, wall = build_tree(document_id, MODEL, interval=0.2)
+    drop_tree(done.result_id)
     return {
         "succeeded": done.status is JobStatus.SUCCEEDED,
         "error_code": done.error_code,
@@ -113,24 +86,11 @@ def main() -> None:
             "TRANSFORMERS_OFFLINE": "1",
         }
         with scratch_environment(extra) as env:
-            from longread import engine
-            from longread.agents.segments import ensure_segments
-            from longread.storage.db import session_scope
-
-            with session_scope() as session:
-                document, _ = engine.store_text(session, filename="bench.txt", text=synthetic_text(args.tokens))
-                segments = ensure_segments(session, document, MODEL)
-                document_id, n_tokens = document.id, document.n_tokens
-            print(
-                f"document: {n_tokens} tokens, {len(segments)} segments; {args.builds} builds at {args.rate:.0%} faults"
-            )
-            from longread.workers.celery_app import app
-
+            document_id, n_tokens, n_segments = store_synthetic_document(args.tokens, MODEL)
+            print(f"document: {n_tokens} tokens, {n_segments} segments; {args.builds} builds at {args.rate:.0%} faults")
             name = f"bench-faults-{uuid.uuid4().hex[:6]}@localhost"
-            logs = Path(env["LONGREAD_DATA_DIR"])
             rows = []
-            with process(worker_command(args.concurrency, name), env, logs / "worker.log"):
-                wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 90, "worker")
+            with running_worker(args.concurrency, name, env, Path(env["LONGREAD_DATA_DIR"]) / "worker.log"):
                 provider.rate = args.rate
                 for index in range(args.builds):
                     before = Counter(provider.counts)
@@ -142,11 +102,11 @@ def main() -> None:
                     rows.append(row)
                     print(f"build {index + 1}: {json.dumps(row)}", flush=True)
                     # Written after every build: a run stopped early still leaves what it measured.
-                    summary = summarise(rows, n_tokens, len(segments), args.rate, args.builds)
+                    summary = summarise(rows, n_tokens, n_segments, args.rate, args.builds)
                     args.out.parent.mkdir(parents=True, exist_ok=True)
                     args.out.write_text(json.dumps(summary, indent=2) + "\n")
                 provider.rate = 0.0
-    summary = summarise(rows, n_tokens, len(segments), args.rate, args.builds)
+    summary = summarise(rows, n_tokens, n_segments, args.rate, args.builds)
     print(
         f"\n{summary['completed']} of {summary['builds']} builds of {n_tokens} tokens completed; "
         f"{summary['faults']} of {summary['requests']} requests failed ({summary['faults_by_kind']}); "

@@ -15,6 +15,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from longread.storage.models import Job
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -102,6 +106,76 @@ def worker_command(concurrency: int, name: str) -> list[str]:
         sys.executable, "-m", "celery", "-A", "longread.workers.celery_app", "worker", "-Q", "default,local",
         "-c", str(concurrency), "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
+
+
+@contextmanager
+def running_worker(concurrency: int, name: str, env: dict[str, str], log: Path) -> Iterator[None]:
+    """A Celery worker process named `name` with a pool of `concurrency`, once it answers a ping."""
+    from longread.testing.processes import wait_for
+    from longread.workers.celery_app import app
+
+    with process(worker_command(concurrency, name), env, log):
+        wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 90, "worker")
+        yield
+
+
+def store_synthetic_document(n_tokens: int, model: str) -> tuple[str, int, int]:
+    """A synthetic document of about `n_tokens` tokens stored in the scratch database and segmented for
+    `model`: its id, its tokens and its number of segments."""
+    from longread import engine
+    from longread.agents.segments import ensure_segments
+    from longread.storage.db import session_scope
+
+    with session_scope() as session:
+        document, _ = engine.store_text(session, filename="bench.txt", text=synthetic_text(n_tokens))
+        segments = ensure_segments(session, document, model)
+        return document.id, document.n_tokens, len(segments)
+
+
+def build_tree(document_id: str, model: str, interval: float) -> tuple[Job, float]:
+    """A BUILD_TREE job for the document with `model`, run by the workers to its end (polled every
+    `interval` seconds): the finished job row and the wall seconds from its enqueue."""
+    import time
+
+    from longread.storage import jobs
+    from longread.storage.db import session_scope
+    from longread.storage.models import Document, Job, JobKind
+    from longread.testing.processes import wait_for
+    from longread.workers.dispatch import enqueue
+
+    with session_scope() as session:
+        document = session.get(Document, document_id)
+        assert document is not None
+        job = jobs.create_job(
+            session, tenant_id=document.tenant_id, kind=JobKind.BUILD_TREE, document_id=document_id,
+            params={"model": model},
+        )  # fmt: skip
+        started = time.monotonic()
+        enqueue(session, job)
+        job_id = job.id
+
+    def finished() -> Job | None:
+        with session_scope() as session:
+            row = session.get(Job, job_id)
+            return row if row is not None and row.status in jobs.TERMINAL else None
+
+    done = wait_for(finished, 3600, "the tree job", interval=interval)
+    return done, time.monotonic() - started
+
+
+def drop_tree(tree_id: str | None) -> None:
+    """Delete a built tree and its nodes, so the next build of the document starts from scratch."""
+    from sqlalchemy import delete
+
+    from longread.storage.db import session_scope
+    from longread.storage.models import Tree, TreeNode
+
+    if not tree_id:
+        return
+    with session_scope() as session:
+        session.execute(delete(TreeNode).where(TreeNode.tree_id == tree_id))
+        session.execute(delete(Tree).where(Tree.id == tree_id))
+        session.commit()
 
 
 def percentile(values: list[float], q: float) -> float:

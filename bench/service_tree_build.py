@@ -15,8 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.service_common import process, scratch_environment, synthetic_text, worker_command
-from longread.testing.processes import wait_for
+from bench.service_common import build_tree, drop_tree, running_worker, scratch_environment, store_synthetic_document
 
 LATENCY_S = 0.2
 MODEL = "scripted/bench.service_tree_build.fixed_latency_reply"
@@ -31,40 +30,15 @@ def fixed_latency_reply(messages: list[dict[str, str]]) -> str:
 
 
 def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) -> dict[str, float | int]:
-    from sqlalchemy import delete
     from sqlmodel import select
 
     from longread.agents.memwalker.tree import level_sizes
-    from longread.storage import jobs
     from longread.storage.db import session_scope
-    from longread.storage.models import Document, Job, JobKind, JobStatus, Segment, Tree, TreeNode
-    from longread.workers.celery_app import app
-    from longread.workers.dispatch import enqueue
+    from longread.storage.models import JobStatus, Segment, Tree
 
     name = f"bench-{n_workers}-{uuid.uuid4().hex[:6]}@localhost"
-    with process(worker_command(n_workers, name), env, logs / f"worker-{n_workers}.log"):
-        wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 90, "worker")
-        with session_scope() as session:
-            document = session.get(Document, document_id)
-            assert document is not None
-            job = jobs.create_job(
-                session,
-                tenant_id=document.tenant_id,
-                kind=JobKind.BUILD_TREE,
-                document_id=document_id,
-                params={"model": MODEL},
-            )
-            started = time.monotonic()
-            enqueue(session, job)
-            job_id = job.id
-
-        def finished() -> Job | None:
-            with session_scope() as session:
-                row = session.get(Job, job_id)
-                return row if row is not None and row.status in jobs.TERMINAL else None
-
-        done = wait_for(finished, 3600, "the tree job", interval=0.1)
-        wall = time.monotonic() - started
+    with running_worker(n_workers, name, env, logs / f"worker-{n_workers}.log"):
+        done, wall = build_tree(document_id, MODEL, interval=0.1)
         assert done.status is JobStatus.SUCCEEDED, done.error
         with session_scope() as session:
             n_leaves = len(
@@ -75,10 +49,7 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
                 )
             )
             fanout = session.exec(select(Tree.fanout).where(Tree.id == done.result_id)).one()
-            # The next run builds the same tree from scratch.
-            session.execute(delete(TreeNode).where(TreeNode.tree_id == done.result_id))
-            session.execute(delete(Tree).where(Tree.id == done.result_id))
-            session.commit()
+        drop_tree(done.result_id)  # the next run builds the same tree from scratch
     sizes = level_sizes(n_leaves, fanout)
     bound = sum(math.ceil(size / n_workers) for size in sizes) * LATENCY_S
     return {
@@ -108,16 +79,9 @@ def main() -> None:
         "LONGREAD_JOB_HEARTBEAT_TIMEOUT_S": "600",
     }
     with scratch_environment(extra) as env:
-        from longread import engine
-        from longread.agents.segments import ensure_segments
-        from longread.storage.db import session_scope
-
         t0 = time.monotonic()
-        with session_scope() as session:
-            document, _ = engine.store_text(session, filename="bench.txt", text=synthetic_text(args.tokens))
-            segments = ensure_segments(session, document, MODEL)
-            document_id, n_tokens = document.id, document.n_tokens
-        print(f"document: {n_tokens} tokens, {len(segments)} segments (stored in {time.monotonic() - t0:.1f}s)")
+        document_id, n_tokens, n_segments = store_synthetic_document(args.tokens, MODEL)
+        print(f"document: {n_tokens} tokens, {n_segments} segments (stored in {time.monotonic() - t0:.1f}s)")
         logs = Path(env["LONGREAD_DATA_DIR"])
         rows = []
         for n in args.workers:
