@@ -17,7 +17,8 @@ from typing import Any
 from longread.agents.base import AnswerDraft, Evidence
 from longread.ingest.loaders import page_of
 from longread.ingest.segment import split_sentences
-from longread.storage.models import Segment
+from longread.llm.usage import Usage
+from longread.storage.models import Answer, CollectionAnswer, Segment
 
 _BRACKET = re.compile(r"\[((?:\s*(?:and\s+|&\s*)?[Ss]\s?\d+\s*[,;]?)+)\]")
 _LABEL = re.compile(r"[Ss]\s?(\d+)")
@@ -123,6 +124,25 @@ def with_pages(citations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Citations as every output shows them: each has `page`, None where none was recorded (a format
     without pages, or an answer stored before pages were)."""
     return [{"page": None, **citation} for citation in citations]
+
+
+def answer_fields(stored: Answer | CollectionAnswer) -> dict[str, Any]:
+    """What every output shows of a stored answer (a document's or a collection's): the question, the
+    answer, how it was read, its citations with their pages, its usage counters, its time and why it
+    stopped early if it did."""
+    return {
+        "question": stored.question,
+        "answer": stored.answer,
+        "strategy": stored.strategy,
+        "strategy_reason": stored.strategy_reason,
+        "model": stored.model,
+        "citations": with_pages(stored.citations),
+        "dropped_citations": stored.dropped_citations,
+        "trace": stored.trace,
+        **Usage.of(stored).as_dict(),
+        "latency_s": stored.latency_s,
+        "stopped_reason": stored.stopped_reason,
+    }
 
 
 def check_citations(

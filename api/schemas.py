@@ -9,7 +9,7 @@ from fastapi import Response
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from longread.agents.citations import with_pages
+from longread.agents.citations import answer_fields, with_pages
 from longread.agents.registry import QuestionStrategy, SummaryStrategy
 from longread.api.validation import CONTROL_CHARS, QUESTION_PATTERN, TEXT_PATTERN, model_name, question_text
 from longread.failures import sanitise
@@ -174,6 +174,18 @@ class SummaryIn(CapsIn):
         return model_name(value)
 
 
+def _stored_fields(answer: Answer | CollectionAnswer) -> dict[str, Any]:
+    """The fields a document's answer and a collection's answer show alike."""
+    return {
+        "id": answer.id,
+        "kind": answer.kind,
+        "job_id": answer.job_id,
+        "conversation_id": answer.conversation_id,
+        **answer_fields(answer),
+        "created_at": as_utc(answer.created_at),
+    }
+
+
 class AnswerOut(BaseModel):
     id: str
     kind: str
@@ -205,30 +217,7 @@ class AnswerOut(BaseModel):
 
     @classmethod
     def of(cls, answer: Answer) -> AnswerOut:
-        return cls(
-            id=answer.id,
-            kind=answer.kind,
-            document_id=answer.document_id,
-            job_id=answer.job_id,
-            conversation_id=answer.conversation_id,
-            question=answer.question,
-            answer=answer.answer,
-            strategy=answer.strategy,
-            strategy_reason=answer.strategy_reason,
-            model=answer.model,
-            citations=with_pages(answer.citations),
-            dropped_citations=answer.dropped_citations,
-            trace=answer.trace,
-            llm_calls=answer.llm_calls,
-            cached_calls=answer.cached_calls,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            cost_usd=round(answer.cost_usd, 6),
-            latency_s=answer.latency_s,
-            stopped_reason=answer.stopped_reason,
-            plan=answer.plan,
-            created_at=as_utc(answer.created_at),
-        )
+        return cls(**_stored_fields(answer), document_id=answer.document_id, plan=answer.plan)
 
 
 class PlanOptionOut(BaseModel):
@@ -433,29 +422,10 @@ class CollectionAnswerOut(BaseModel):
     @classmethod
     def of(cls, answer: CollectionAnswer) -> CollectionAnswerOut:
         return cls(
-            id=answer.id,
-            kind=answer.kind,
+            **_stored_fields(answer),
             collection_id=answer.collection_id,
-            job_id=answer.job_id,
-            conversation_id=answer.conversation_id,
             document_ids=answer.document_ids,
             summaries=[{**part, "citations": with_pages(part.get("citations", []))} for part in answer.summaries],
-            question=answer.question,
-            answer=answer.answer,
-            strategy=answer.strategy,
-            strategy_reason=answer.strategy_reason,
-            model=answer.model,
-            citations=with_pages(answer.citations),
-            dropped_citations=answer.dropped_citations,
-            trace=answer.trace,
-            llm_calls=answer.llm_calls,
-            cached_calls=answer.cached_calls,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            cost_usd=round(answer.cost_usd, 6),
-            latency_s=answer.latency_s,
-            stopped_reason=answer.stopped_reason,
-            created_at=as_utc(answer.created_at),
         )
 
 

@@ -17,12 +17,12 @@ from rich.table import Table
 from longread import collection_reading, engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn
-from longread.agents.citations import with_pages
+from longread.agents.citations import answer_fields
 from longread.agents.planner import plan_question
 from longread.conversation import new_thread
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
-from longread.llm import LLMClient, LLMError, Usage
+from longread.llm import LLMClient, LLMError
 from longread.llm.answer_text import after_restart
 from longread.llm.usage import Budget
 from longread.storage import collections as stored_collections
@@ -122,17 +122,7 @@ def answer_payload(answer: Answer, document: Document) -> dict[str, Any]:
     return {
         "document_id": document.id,
         "filename": document.filename,
-        "question": answer.question,
-        "answer": answer.answer,
-        "strategy": answer.strategy,
-        "strategy_reason": answer.strategy_reason,
-        "model": answer.model,
-        "citations": with_pages(answer.citations),
-        "dropped_citations": answer.dropped_citations,
-        "trace": answer.trace,
-        **Usage.of(answer).as_dict(),
-        "latency_s": answer.latency_s,
-        "stopped_reason": answer.stopped_reason,
+        **answer_fields(answer),
         "plan": answer.plan,
     }
 

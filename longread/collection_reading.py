@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from longread import engine
 from longread.agents import registry
 from longread.agents.base import ProgressFn, no_progress
-from longread.agents.citations import with_pages
+from longread.agents.citations import answer_fields, with_pages
 from longread.agents.collection import chain_collection, map_reduce_collection, navigate_collection
 from longread.agents.memwalker.summary import ROOT_SUMMARY_WORDS
 from longread.agents.memwalker.tree import words_to_tokens
@@ -394,16 +394,6 @@ def collection_answer_payload(answer: CollectionAnswer, collection: Collection) 
         "conversation_id": answer.conversation_id,
         "collection": collection.name,
         "document_ids": answer.document_ids,
-        "question": answer.question,
-        "answer": answer.answer,
-        "strategy": answer.strategy,
-        "strategy_reason": answer.strategy_reason,
-        "model": answer.model,
-        "citations": with_pages(answer.citations),
+        **answer_fields(answer),
         "summaries": [{**part, "citations": with_pages(part.get("citations", []))} for part in answer.summaries],
-        "dropped_citations": answer.dropped_citations,
-        "trace": answer.trace,
-        **Usage.of(answer).as_dict(),
-        "latency_s": answer.latency_s,
-        "stopped_reason": answer.stopped_reason,
     }
