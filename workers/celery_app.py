@@ -13,8 +13,8 @@ Settings follow what keeps long LLM jobs from being lost or run twice:
 - a result backend: chords (the per-level tree fan-out) count finished header tasks there;
 - a worker that serves the `local` queue loads the local model before its pool starts (`LocalModelStep`):
   it reports ready only once it can serve local work, and its pool processes inherit the loaded model;
-- a worker that has just started sweeps once at once, so a job a dead worker left behind is resumed
-  as soon as it is stale rather than at the next beat of the schedule.
+- a worker that has just become ready sweeps once at once (`tasks.maintenance`), so a job a dead
+  worker left behind is resumed as soon as it is stale rather than when a sweep message gets its turn.
 
 Task arguments are ids and small primitives only; job state lives in the database (`storage.jobs`).
 """
@@ -32,7 +32,6 @@ from celery.signals import (
     celeryd_init,
     worker_init,
     worker_process_init,
-    worker_ready,
 )
 from kombu import Queue
 
@@ -169,15 +168,6 @@ class LocalModelStep(bootsteps.Step):
 
 
 app.steps["worker"].add(LocalModelStep)
-
-
-@worker_ready.connect
-def _sweep_on_start(sender: Any = None, **_kwargs: Any) -> None:
-    """Look for jobs a dead worker left behind as soon as this worker can take them."""
-    try:
-        app.send_task(SWEEP_TASK)
-    except Exception:  # the schedule sweeps again within SWEEP_INTERVAL_S
-        log.warning("could not send the start-up sweep")
 
 
 @after_setup_logger.connect

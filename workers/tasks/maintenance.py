@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Any
 
+from celery.signals import worker_ready
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
@@ -34,6 +37,9 @@ def sweep() -> list[str]:
                 continue
             if jobs.interrupt(session, job.id):
                 log.warning("job %s stopped beating; resuming it", job.id)
+                # Expired leases are parts lost with the same dead worker: this resume covers them, and
+                # left behind they would interrupt the resumed attempt once more.
+                leases.take_expired(job.id)
                 enqueue(session, job)
                 resumed.append(job.id)
         resumed.extend(_resume_lost_parts(session))
@@ -74,3 +80,23 @@ def _resume_lost_parts(session: Session) -> list[str]:
 @app.task(name="longread.workers.tasks.maintenance.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> list[str]:
     return sweep()
+
+
+@worker_ready.connect
+def _sweep_on_start(**_kwargs: Any) -> None:
+    """A worker that has just become ready looks at once for jobs a dead worker left behind.
+
+    It sweeps in its own main process: a sweep message would wait behind the work already queued (a tree
+    level's node tasks), while a job whose worker died during the restart is already stale.
+    """
+    threading.Thread(target=_sweep_quietly, name="start-up-sweep", daemon=True).start()
+
+
+def _sweep_quietly() -> None:
+    try:
+        resumed = sweep()
+    except Exception:  # the schedule sweeps again within SWEEP_INTERVAL_S
+        log.warning("the start-up sweep failed")
+        return
+    if resumed:
+        log.info("start-up sweep resumed %d job(s)", len(resumed))
