@@ -23,7 +23,7 @@ import pytest
 
 from longread.testing.fault_provider import FaultyProvider
 from longread.testing.processes import free_port, wait_for
-from tests.service.conftest import REDIS_URL, REPO, Workers, _client, _new_key
+from tests.service.conftest import REDIS_URL, REPO, Workers, _client, _new_key, reuse_converted_model
 
 MODEL = "scripted/tests.faults.doubles.logged_reply"
 HOSTED = "openai/fake-model"  # served by longread.testing.fault_provider.FaultyProvider over loopback HTTP
@@ -39,19 +39,6 @@ def provider() -> Iterator[FaultyProvider]:
         yield server
 
 
-def _reuse_converted_model(data_dir: Path) -> None:
-    """Link the checkout's dequantised copies of the bundled model (`data/models/`), when there are any,
-    into the tier's data folder. Workers serve the local queue and load the local model before they are
-    ready (the default): with a copy that takes seconds, without one the first worker dequantises it."""
-    cached, models = REPO / "data" / "models", data_dir / "models"
-    if not cached.is_dir():
-        return
-    models.mkdir(parents=True, exist_ok=True)
-    for folder in cached.iterdir():
-        if folder.is_dir() and ".tmp" not in folder.name and not (models / folder.name).exists():
-            (models / folder.name).symlink_to(folder, target_is_directory=True)
-
-
 @pytest.fixture(scope="package")
 def fault_env(
     pg_url: str, tmp_path_factory: pytest.TempPathFactory, provider: FaultyProvider
@@ -63,7 +50,7 @@ def fault_env(
 
     prefix = f"fault-{uuid.uuid4().hex[:8]}:"
     data = tmp_path_factory.mktemp("fault-data")
-    _reuse_converted_model(data)
+    reuse_converted_model(data)  # workers load the local model before they are ready (the default)
     values = {
         "LONGREAD_DATA_DIR": str(data),
         "LONGREAD_DATABASE_URL": pg_url,

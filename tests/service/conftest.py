@@ -100,6 +100,19 @@ def control_app() -> Any:
     return app
 
 
+def reuse_converted_model(data_dir: Path) -> None:
+    """Link the checkout's dequantised copies of the bundled model (`data/models/`), when there are any,
+    into a data folder. A worker that serves the local queue loads the local model before it is ready (the
+    default): with a copy that takes seconds, without one the first worker dequantises it."""
+    cached, models = REPO / "data" / "models", data_dir / "models"
+    if not cached.is_dir():
+        return
+    models.mkdir(parents=True, exist_ok=True)
+    for folder in cached.iterdir():
+        if folder.is_dir() and ".tmp" not in folder.name and not (models / folder.name).exists():
+            (models / folder.name).symlink_to(folder, target_is_directory=True)
+
+
 WORKER_READY_S = 300
 """A worker that serves the local queue loads the local model before it is ready: from a converted copy in
 seconds, but a first load in a fresh data folder dequantises the bundled GGUF (minutes on a busy CPU)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.service.conftest import REDIS_URL, REPO
+from tests.service.conftest import REDIS_URL, REPO, WORKER_READY_S, reuse_converted_model
 
 pytestmark = [pytest.mark.service]
 
@@ -40,6 +40,8 @@ def _first_lines(tmp_path: Path) -> list[str]:
         "PYTHONPATH": str(REPO),
     }
     env.pop("LONGREAD_DATABASE_URL", None)
+    env.pop("LONGREAD_LOCAL_MODEL_PRELOAD", None)  # the default: what it prints while loading the model counts
+    reuse_converted_model(tmp_path / "data")
     log_path = tmp_path / "worker.log"
     cmd = [
         sys.executable, "-m", "celery", "-A", "longread.workers.celery_app", "worker", "-B",
@@ -49,10 +51,10 @@ def _first_lines(tmp_path: Path) -> list[str]:
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WORKER_READY_S
         while " ready." not in log_path.read_text(errors="replace"):
             assert proc.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the worker did not report ready in 60 s"
+            assert time.monotonic() < deadline, f"the worker did not report ready in {WORKER_READY_S} s"
             time.sleep(0.2)
         time.sleep(1)  # beat's first lines
         # What it printed up to here; stopping it below may cut short a task beat just sent, which is not startup.
