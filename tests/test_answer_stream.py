@@ -417,7 +417,7 @@ def test_the_job_s_event_stream_sends_a_restart_with_the_text_that_replaces_the_
 
         async def next_answer() -> dict[str, object]:
             while True:
-                event = await asyncio.wait_for(stream.__anext__(), 30)
+                event = await asyncio.wait_for(stream.__anext__(), 120)
                 if event["event"] == "answer":
                     return dict(json.loads(event["data"]))
 

@@ -24,6 +24,8 @@ def test_embedded_launcher_serves_questions_without_redis_or_keys(tmp_path: Path
         LONGREAD_DATA_DIR=str(tmp_path / "data"),
         LONGREAD_LLM=MODEL,
         LONGREAD_SEGMENT_TOKENS="60",
+        # Scripted model only: the worker need not load (and in a fresh folder dequantise) the local one.
+        LONGREAD_LOCAL_MODEL_PRELOAD="false",
         HF_HUB_OFFLINE="1",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         PYTHONPATH=str(REPO),
