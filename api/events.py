@@ -123,13 +123,15 @@ class Hub:
             time.sleep(RECONNECT_S)
 
     def _listen(self, url: str, channel: str) -> None:
+        configured = _configured_channel()
         client = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
             self.connected.set()
+            self._catch_up()
             refresh_at = time.monotonic() + REFRESH_S
-            while True:
+            while _configured_channel() == configured:  # reconfigured: subscribe where notices now go
                 message = pubsub.get_message(timeout=max(0.0, min(1.0, refresh_at - time.monotonic())))
                 if message is not None and message.get("type") == "message":
                     self._dispatch(message["data"])
@@ -142,6 +144,15 @@ class Hub:
         finally:
             pubsub.close()
             client.close()
+
+    def _catch_up(self) -> None:
+        """Just subscribed: notices sent while this subscriber was away are lost, so every open stream
+        rereads its answer text now and gets its job's row at the next refresh even if unchanged."""
+        with self._lock:
+            self._last.clear()
+            targets = [target for group in self._watches.values() for target in group]
+        for target in targets:
+            target.deliver(None, True)
 
     def _dispatch(self, raw: bytes | str, *, refresh: bool = False) -> None:
         """Hand a notice to the job's streams; a periodic refresh that finds the row as it was wakes none."""
@@ -171,6 +182,12 @@ class Hub:
                     self._last[job_id] = row
         for target in targets:
             target.deliver(row, kind == events.ANSWER)
+
+
+def _configured_channel() -> tuple[str | None, str]:
+    """The Redis URL and key prefix the settings name now; the subscriber follows them when they change."""
+    settings = get_settings()
+    return settings.REDIS_URL, settings.REDIS_KEY_PREFIX
 
 
 _hub: Hub | None = None
