@@ -201,3 +201,32 @@ def test_the_cli_continues_a_collections_thread(library: Path) -> None:  # noqa:
     assert missing.exit_code == 2 and "no such conversation" in missing.output
     on_document = runner.invoke(app, ["ask", str(library / "corrow.txt"), FOLLOW_UP, "--conversation", thread])
     assert on_document.exit_code == 2 and "with --collection" in on_document.output
+
+
+def test_auto_plans_a_collection_follow_up_from_its_standalone_rewrite(api: dict[str, Any]) -> None:
+    """A follow-up like "And what of it?" alone looks like a look-up; rewritten against the thread it asks for a summary, a
+    whole-text question. The job keeps `auto` (queued by the raw question's plan) and the worker plans
+    with the rewrite."""
+    from longread import collection_reading
+    from longread.agents.router import is_aggregation
+    from longread.storage.db import session_scope
+    from longread.storage.models import Collection
+
+    client, shelf = api["client"], api["shelf"]
+    first_question = "Summarise the parish records"
+    thread = _ask(client, shelf, first_question)["params"]["conversation_id"]
+    follow_up = "And what of it?"
+    job = _ask(client, shelf, follow_up, conversation_id=thread, strategy="auto")
+    answer = job["answer"]
+    rewritten = answer["trace"][0]["question"]
+    assert answer["trace"][0]["stage"] == "follow-up" and is_aggregation(rewritten) and not is_aggregation(follow_up)
+    with session_scope() as session:
+        collection = session.get(Collection, shelf)
+        assert collection is not None
+        raw_plan, rewrite_plan = (
+            collection_reading.resolve_strategy(session, collection, q, "auto", MODEL, None)
+            for q in (follow_up, rewritten)
+        )
+    assert raw_plan != rewrite_plan  # otherwise this test shows nothing
+    assert job["params"]["strategy"] == "auto" and job["params"]["queue_strategy"] == raw_plan
+    assert answer["strategy"] == rewrite_plan, (raw_plan, rewrite_plan)

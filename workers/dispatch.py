@@ -40,7 +40,8 @@ def job_model(job: Job) -> str:
 
 
 def job_queue(job: Job) -> str:
-    return queue_for(job_model(job), job.params.get("strategy"))
+    """The queue of the strategy the job was planned with (`queue_strategy`: an `auto` follow-up's guess)."""
+    return queue_for(job_model(job), job.params.get("queue_strategy") or job.params.get("strategy"))
 
 
 def enqueue(session: Session, job: Job) -> str:

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 
 from longread import collection_reading
+from longread.agents import registry
 from longread.api.deps import CurrentPrincipal, SessionDep, releases_session
 from longread.api.errors import ApiError
 from longread.api.routes.conversations import thread_for_question
@@ -35,6 +36,7 @@ from longread.api.schemas import (
 )
 from longread.api.security import Principal
 from longread.api.service import index_joined, owned_collection, resolve_model, submit
+from longread.conversation import recent_turns
 from longread.llm.usage import Budget
 from longread.storage import collections, jobs
 from longread.storage.db import session_scope
@@ -161,21 +163,25 @@ def _submit(collection_id: str, body: CollectionQuestionIn, principal: Principal
             raise ApiError(
                 422, "order_not_members", "the order names documents that are not in the collection"
             ) from None
+        question = body.question.strip()
+        # A question joins the named thread of this collection, or starts one: follow-ups read its turns.
+        thread = thread_for_question(session, principal, collection, body.conversation_id, question)
+        model = resolve_model(body.model)
+        # auto resolves here, so the job goes to the queue of the reader that will run it
+        planned = collection_reading.resolve_strategy(session, collection, question, body.strategy, model, None)
+        # ...except for a follow-up ("and his sister?"): the worker plans again with it rewritten to stand
+        # alone; the queue is the best guess from the words it has.
+        follow_up = body.strategy == registry.AUTO and bool(recent_turns(session, thread.id, limit=1))
         params: dict[str, Any] = {
             "collection_id": collection.id,
-            "question": body.question.strip(),
-            # auto resolves here, so the job goes to the queue of the reader that will run it
-            "strategy": collection_reading.resolve_strategy(
-                session, collection, body.question, body.strategy, resolve_model(body.model), None
-            ),
-            "model": resolve_model(body.model),
+            "question": question,
+            "strategy": registry.AUTO if follow_up else planned,
+            "queue_strategy": planned,
+            "model": model,
+            "conversation_id": thread.id,
         } | body.caps_params()
         if order is not None:
             params["order"] = order
-        # A question joins the named thread of this collection, or starts one: follow-ups read its turns.
-        params["conversation_id"] = thread_for_question(
-            session, principal, collection, body.conversation_id, params["question"]
-        ).id
         return JobOut.of(submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params))
 
 
