@@ -11,6 +11,7 @@ otherwise. Normal forwards use SDPA attention.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -203,3 +204,16 @@ def clear_loaded_models() -> None:
     """Forget loaded models (tests that change LOCAL_MODEL or DATA_DIR)."""
     with _models_lock:
         _models.clear()
+
+
+@functools.cache
+def _cache_parameter(forward_owner: type) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(forward_owner.forward).parameters else "past_key_values"
+
+
+def with_cache(module: Any, cache: Any) -> dict[str, Any]:
+    """The keyword that hands `module.forward` a KV cache: `cache` in recent transformers (which warn on
+    `past_key_values`), `past_key_values` in releases before it. Read from the forward's signature, per class."""
+    return {_cache_parameter(type(module)): cache}

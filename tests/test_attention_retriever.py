@@ -17,7 +17,7 @@ from longread.agents.attention.config import attention_config, global_layers, re
 from longread.agents.attention.retriever import pack_chunks, retrieve, tokenize_document  # noqa: E402
 from longread.agents.attention.scoring import build_layout, raw_token_scores, smooth, token_scores  # noqa: E402
 from longread.agents.attention.slice import SliceCapture, capturing, slice_attention  # noqa: E402
-from longread.local_model import LocalModel  # noqa: E402
+from longread.local_model import LocalModel, with_cache  # noqa: E402
 
 FILLER = [
     "The farmer walked to the bridge in the morning.",
@@ -104,9 +104,9 @@ def test_slice_equals_rows_of_full_eager_attention(lm: LocalModel) -> None:
     capture = SliceCapture(layers={0, 1, 2, 3}, keep_rows=True)
     with torch.inference_mode(), slice_attention(model):
         cache = DynamicCache()
-        model.model(ids[:, :-n_rows], past_key_values=cache, use_cache=True)
+        model.model(ids[:, :-n_rows], use_cache=True, **with_cache(model.model, cache))
         with capturing(capture):
-            model.model(ids[:, -n_rows:], past_key_values=cache, use_cache=True)
+            model.model(ids[:, -n_rows:], use_cache=True, **with_cache(model.model, cache))
     assert model.config._attn_implementation == "sdpa"  # restored after scoring
     for layer in range(4):  # sliding (window 16 < 48 keys) and global layers alike
         assert capture.rows[layer].shape == reference[layer].shape
@@ -115,9 +115,9 @@ def test_slice_equals_rows_of_full_eager_attention(lm: LocalModel) -> None:
     subset = SliceCapture(layers={3}, heads={3: [1, 2]}, keep_rows=True)
     with torch.inference_mode(), slice_attention(model):
         cache = DynamicCache()
-        model.model(ids[:, :-n_rows], past_key_values=cache, use_cache=True)
+        model.model(ids[:, :-n_rows], use_cache=True, **with_cache(model.model, cache))
         with capturing(subset):
-            model.model(ids[:, -n_rows:], past_key_values=cache, use_cache=True)
+            model.model(ids[:, -n_rows:], use_cache=True, **with_cache(model.model, cache))
     torch.testing.assert_close(subset.rows[3], reference[3][:, [1, 2]], atol=1e-5, rtol=1e-4)
 
 

@@ -25,6 +25,21 @@ def test_model_spec_maps_default_to_the_configured_model(env: Any, monkeypatch: 
     assert model_spec("local/org/name") == "org/name"
 
 
+def test_a_kv_cache_is_handed_over_by_the_keyword_the_model_s_forward_takes() -> None:
+    """Recent transformers take `cache` and warn on `past_key_values`; older releases take only the latter
+    (a `cache` keyword there would vanish into `**kwargs` and the cache would silently go unused)."""
+
+    class Recent:
+        def forward(self, input_ids: Any = None, cache: Any = None, **kwargs: Any) -> None: ...
+
+    class Older:
+        def forward(self, input_ids: Any = None, past_key_values: Any = None, **kwargs: Any) -> None: ...
+
+    kv = object()
+    assert local_model.with_cache(Recent(), kv) == {"cache": kv}
+    assert local_model.with_cache(Older(), kv) == {"past_key_values": kv}
+
+
 def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 

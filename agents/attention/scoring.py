@@ -23,6 +23,7 @@ import torch
 from longread.agents.attention.config import AttentionConfig
 from longread.agents.attention.slice import SliceCapture, capturing, slice_attention
 from longread.llm.prompts import render_prompt
+from longread.local_model import with_cache
 
 _MARK = "\u2063LONGREAD_CONTEXT\u2063"
 
@@ -121,7 +122,7 @@ def _query_pass(
     full_mask = torch.cat([mask, torch.ones(batch, len(ids), dtype=mask.dtype, device=device)], dim=1)
     capture = SliceCapture(layers=set(config.layers), heads=config.heads)
     with capturing(capture):
-        body(input_ids=q, attention_mask=full_mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        body(input_ids=q, attention_mask=full_mask, position_ids=positions, use_cache=True, **with_cache(body, cache))
     return capture.reduced
 
 
@@ -162,7 +163,7 @@ def raw_token_scores(
     with lm.lock, torch.inference_mode(), slice_attention(model), through_layer(body, max(config.layers)):
         # A cache without the model config keeps every layer whole, so it can be cropped and reused.
         cache = DynamicCache()
-        body(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **with_cache(body, cache))
         scores = _query_pass(body, cache, query, lengths, mask, config, device)
         total = _sum(s[:, :width] for s in scores.values())
         if calibrate:

@@ -21,7 +21,7 @@ from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from longread.config import get_settings
 from longread.llm.prompts import render_prompt
-from longread.local_model import LocalModelError, load_local_model, local_tokenizer
+from longread.local_model import LocalModelError, load_local_model, local_tokenizer, with_cache
 from longread.tokens import register_local_tokenizer_factory
 
 PROVIDER = "local"
@@ -236,8 +236,8 @@ def _score_batch(local: Any, cache: Any, n_prompt: int, first: Any, batch: list[
         input_ids=ids.to(local.device),
         attention_mask=mask.to(local.device),
         position_ids=positions.to(local.device),
-        past_key_values=expanded,
         use_cache=True,
+        **with_cache(local.model, expanded),
     )
     logp = out.logits.float().log_softmax(-1)
     for i, cont in enumerate(batch):
@@ -284,7 +284,7 @@ def choose_continuation(
     with local.lock, torch.inference_mode():
         # A cache built without the model config keeps every layer whole, so it can be cropped and reused.
         cache = DynamicCache()
-        out = local.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = local.model(input_ids=ids, use_cache=True, logits_to_keep=1, **with_cache(local.model, cache))
         first = out.logits[0, -1].float().log_softmax(-1)
         logp = first
         for _ in range(free_tokens):
@@ -294,7 +294,7 @@ def choose_continuation(
             if stop in tokenizer.decode(free_ids, skip_special_tokens=True) or token == tokenizer.eos_token_id:
                 break
             step = local.model(
-                input_ids=torch.tensor([[token]], device=local.device), past_key_values=cache, use_cache=True
+                input_ids=torch.tensor([[token]], device=local.device), use_cache=True, **with_cache(local.model, cache)
             )
             logp = step.logits[0, -1].float().log_softmax(-1)
         if cache.get_seq_length() > n_prompt:
