@@ -11,7 +11,6 @@ otherwise. Normal forwards use SDPA attention.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -206,11 +205,18 @@ def clear_loaded_models() -> None:
         _models.clear()
 
 
-@functools.cache
+_cache_parameters: dict[type, str] = {}
+
+
 def _cache_parameter(forward_owner: type) -> str:
     import inspect
 
-    return "cache" if "cache" in inspect.signature(forward_owner.forward).parameters else "past_key_values"
+    name = _cache_parameters.get(forward_owner)
+    if name is None:
+        forward = getattr(forward_owner, "forward")  # noqa: B009  (a torch module class; mypy sees a bare type)
+        name = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+        _cache_parameters[forward_owner] = name
+    return name
 
 
 def with_cache(module: Any, cache: Any) -> dict[str, Any]:
