@@ -112,22 +112,23 @@ class Hub:
 
     def _run(self) -> None:
         while True:
+            configured = _configured_channel()
             url = redis_url(start=False)
             try:
                 if url is None:
                     raise ConnectionError("no Redis configured")
-                self._listen(url, events.channel(get_settings().REDIS_KEY_PREFIX))
+                self._listen(url, configured)
             except Exception as exc:  # Redis down or restarting: streams poll meanwhile
                 log.debug("job events subscriber disconnected: %s", type(exc).__name__)
             self.connected.clear()
             time.sleep(RECONNECT_S)
 
-    def _listen(self, url: str, channel: str) -> None:
-        configured = _configured_channel()
+    def _listen(self, url: str, configured: tuple[str | None, str]) -> None:
+        """Subscribe to the channel of the `configured` (Redis URL, key prefix) until the settings name others."""
         client = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(channel)
+            pubsub.subscribe(events.channel(configured[1]))
             self.connected.set()
             self._catch_up()
             refresh_at = time.monotonic() + REFRESH_S
