@@ -878,6 +878,8 @@ function attachQuestion(doc, job) {
       if (state.doc !== doc) return;
       const turn = answerTurn(answer, final);
       turn.dataset.time = answer.created_at || item.dataset.time;
+      // How the page followed the job (events or polling) stays on the answered turn, for diagnosis.
+      if (view.root.dataset.transport) turn.dataset.transport = view.root.dataset.transport;
       item.replaceWith(turn);
       countTurns();
       turn.scrollIntoView({ block: "nearest" });
