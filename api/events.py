@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from longread.api.job_cache import rows as job_rows
 from longread.config import get_settings
 from longread.storage import events
 from longread.workers.dispatch import redis_url
@@ -87,6 +88,7 @@ class Hub:
         self.connected = threading.Event()
         self.rows_read = 0
         self._last: dict[str, dict[str, Any] | None] = {}  # the row last handed out, per watched job
+        self._channel: tuple[str | None, str] | None = None  # the (Redis URL, prefix) subscribed to
 
     def watch(self, job_id: str) -> Watch:
         self._ensure_running()
@@ -103,6 +105,11 @@ class Hub:
                 if not group:
                     del self._watches[entry.job_id]
                     self._last.pop(entry.job_id, None)
+
+    def hears_every_notice(self) -> bool:
+        """Whether the subscriber is connected to the channel configured now (started here if it was not)."""
+        self._ensure_running()
+        return self.connected.is_set() and self._channel == _configured_channel()
 
     def _ensure_running(self) -> None:
         with self._lock:
@@ -121,6 +128,7 @@ class Hub:
             except Exception as exc:  # Redis down or restarting: streams poll meanwhile
                 log.debug("job events subscriber disconnected: %s", type(exc).__name__)
             self.connected.clear()
+            job_rows.clear()  # notices from now on are missed: no cached row may outlive that
             time.sleep(RECONNECT_S)
 
     def _listen(self, url: str, configured: tuple[str | None, str]) -> None:
@@ -129,6 +137,7 @@ class Hub:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(events.channel(configured[1]))
+            self._channel = configured
             self.connected.set()
             self._catch_up()
             refresh_at = time.monotonic() + REFRESH_S
@@ -143,12 +152,14 @@ class Hub:
                         self._dispatch(events.message(events.JOB, job_id), refresh=True)
                     refresh_at = time.monotonic() + REFRESH_S
         finally:
+            self._channel = None
             pubsub.close()
             client.close()
 
     def _catch_up(self) -> None:
         """Just subscribed: notices sent while this subscriber was away are lost, so every open stream
         rereads its answer text now and gets its job's row at the next refresh even if unchanged."""
+        job_rows.clear()
         with self._lock:
             self._last.clear()
             targets = [target for group in self._watches.values() for target in group]
@@ -161,6 +172,8 @@ class Hub:
         if parsed is None:
             return
         kind, job_id = parsed
+        if kind == events.JOB and not refresh:
+            job_rows.drop(job_id)  # every job's notice, watched or not: `GET /v1/jobs/{id}` reuses rows
         with self._lock:
             targets = list(self._watches.get(job_id, ()))
         if not targets:
@@ -196,9 +209,15 @@ _hub_lock = threading.Lock()
 
 
 def hub(snapshot: Snapshot) -> Hub:
-    """The process's hub, started by the first stream that asks for it."""
+    """The process's hub, started by the first stream or job read that asks for it."""
     global _hub
     with _hub_lock:
         if _hub is None:
             _hub = Hub(snapshot)
+            events.add_listener(_drop_own_change)
         return _hub
+
+
+def _drop_own_change(kind: str, job_id: str) -> None:
+    if kind == events.JOB:
+        job_rows.drop(job_id)

@@ -26,6 +26,7 @@ Publisher = Callable[[str, str], None]
 """Sends one notice: (kind, job id)."""
 
 _publisher: Publisher | None = None
+_listeners: list[Publisher] = []
 
 
 class SupportsPublish(Protocol):
@@ -53,6 +54,13 @@ def use_publisher(publisher: Publisher | None) -> None:
     _publisher = publisher
 
 
+def add_listener(listener: Publisher) -> None:
+    """Also tell `listener` of this process's own notices, synchronously and before they are published
+    (the API's job-row cache drops a row its own write changed before any reader can ask again)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 def redis_publisher(client: SupportsPublish, prefix: str) -> Publisher:
     """A publisher on a Redis client the caller owns (storage imports no Redis code)."""
     name = channel(prefix)
@@ -64,6 +72,11 @@ def redis_publisher(client: SupportsPublish, prefix: str) -> Publisher:
 
 
 def _send(kind: str, job_id: str) -> None:
+    for listener in _listeners:
+        try:
+            listener(kind, job_id)
+        except Exception as exc:  # a listener's failure must not fail the write that was committed
+            log.debug("a listener of %s notices failed: %s", kind, type(exc).__name__)
     publisher = _publisher
     if publisher is None:
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,9 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import col, select
 from sse_starlette.sse import EventSourceResponse
 
-from longread.api import events, stream_tokens
+from longread.api import events, job_cache, stream_tokens
 from longread.api.deps import CurrentPrincipal, SessionDep, StreamPrincipal, releases_session
-from longread.api.schemas import JobOut, StreamTokenOut, json_response
+from longread.api.errors import not_found
+from longread.api.schemas import JobOut, StreamTokenOut
 from longread.api.security import Principal
 from longread.api.service import owned_job
 from longread.llm.answer_text import after_restart
@@ -49,10 +52,61 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-@releases_session
-def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def get_job(job_id: str, principal: CurrentPrincipal) -> Response:
     """Status, stage, progress, ETA, LLM calls, tokens and cost of a job."""
-    return json_response(JobOut.of(owned_job(session, principal, job_id)))
+    hears_changes = events.hub(job_row).hears_every_notice()
+    if hears_changes:
+        cached = job_cache.rows.get(job_id)
+        if cached is not None:
+            if cached.tenant_id != principal.tenant_id:
+                raise not_found("job", job_id)
+            return Response(cached.body, media_type="application/json")
+        tenant_id, body = await _shared_read(job_id)  # many clients asking at once: one read
+    else:
+        tenant_id, body = await run_in_threadpool(_job_body, job_id)
+    if tenant_id != principal.tenant_id:
+        raise not_found("job", job_id)
+    return Response(body, media_type="application/json")
+
+
+_reads: dict[tuple[asyncio.AbstractEventLoop, str], tuple[float, asyncio.Task[tuple[str, bytes]]]] = {}
+
+
+async def _shared_read(job_id: str) -> tuple[str, bytes]:
+    """Read a job's row into the cache, joining a read of it on this loop that began after its last change."""
+    slot = (asyncio.get_running_loop(), job_id)
+    under_way = _reads.get(slot)
+    if under_way is not None and not job_cache.rows.changed_since(job_id, under_way[0]):
+        task = under_way[1]
+    else:
+        read_at = time.monotonic()
+        task = asyncio.ensure_future(_read_into_cache(job_id, read_at))
+        _reads[slot] = (read_at, task)
+        task.add_done_callback(lambda done: _forget_read(slot, done))
+    return await asyncio.shield(task)  # one caller's disconnect must not cancel the others' read
+
+
+def _forget_read(slot: tuple[asyncio.AbstractEventLoop, str], done: asyncio.Task[tuple[str, bytes]]) -> None:
+    if not done.cancelled():
+        done.exception()  # its callers saw it (a 404); retrieved here so no caller left means no warning
+    under_way = _reads.get(slot)
+    if under_way is not None and under_way[1] is done:
+        del _reads[slot]
+
+
+async def _read_into_cache(job_id: str, read_at: float) -> tuple[str, bytes]:
+    tenant_id, body = await run_in_threadpool(_job_body, job_id)
+    job_cache.rows.put(job_id, tenant_id, body, read_at)
+    return tenant_id, body
+
+
+def _job_body(job_id: str) -> tuple[str, bytes]:
+    """The job's tenant and its body as `GET /v1/jobs/{id}` returns it (not found: ApiError 404)."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise not_found("job", job_id)
+        return job.tenant_id, JobOut.of(job).model_dump_json().encode()
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
