@@ -3,8 +3,10 @@
 Runs uvicorn (one process) against PostgreSQL and Redis, opens `--streams` event streams of one running
 job from this process, measures the API process's CPU time over `--idle-s` seconds of no change, then
 writes `--changes` progress updates through `storage.jobs` (which publishes them as a worker does) and
-records when each reaches each stream.
-Usage: python -m bench.service_event_streams [--streams 100] [--idle-s 10] [--changes 10]
+records when each reaches each stream. `--client raw` (the default) reads the streams over plain asyncio
+sockets on uvloop and takes only the `done` count from each event, so the measuring process spends
+little of the two cores it shares with the API; `--client httpx` parses every event with httpx and json.
+Usage: python -m bench.service_event_streams [--streams 100] [--idle-s 10] [--changes 10] [--client raw|httpx]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +48,31 @@ async def _stream(http: httpx.AsyncClient, path: str, arrivals: dict[int, float]
                     return
 
 
+DONE = re.compile(rb'"done": ?(\d+)')
+
+
+async def _raw_stream(
+    host: str, port: int, path: str, key: str, arrivals: dict[int, float], opened: asyncio.Event
+) -> None:
+    """One event stream over a plain socket: only each event's name and its `done` count are read."""
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+    writer.write(request.encode())
+    name = b""
+    try:
+        while line := await reader.readline():
+            if line.startswith(b"event:"):
+                name = line[6:].strip()
+            elif line.startswith(b"data:"):
+                opened.set()
+                if name == b"progress" and (found := DONE.search(line)):
+                    arrivals.setdefault(int(found.group(1)), time.monotonic())
+                elif name == b"end":
+                    return
+    finally:
+        writer.close()
+
+
 async def _measure(url: str, key: str, job_id: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     from longread.storage import jobs
     from longread.storage.db import session_scope
@@ -65,7 +93,15 @@ async def _measure(url: str, key: str, job_id: str, pid: int, args: argparse.Nam
         opened = [asyncio.Event() for _ in range(args.streams)]
         path = f"/v1/jobs/{job_id}/events"
         started = time.perf_counter()
-        tasks = [asyncio.create_task(_stream(http, path, arrivals[i], opened[i])) for i in range(args.streams)]
+        if args.client == "raw":
+            parsed = httpx.URL(url)
+            assert parsed.host and parsed.port
+            tasks = [
+                asyncio.create_task(_raw_stream(parsed.host, parsed.port, path, key, arrivals[i], opened[i]))
+                for i in range(args.streams)
+            ]
+        else:
+            tasks = [asyncio.create_task(_stream(http, path, arrivals[i], opened[i])) for i in range(args.streams)]
         await asyncio.wait_for(asyncio.gather(*(event.wait() for event in opened)), 600)
         open_s = time.perf_counter() - started
         await asyncio.sleep(2)  # settle: every stream is waiting
@@ -84,6 +120,7 @@ async def _measure(url: str, key: str, job_id: str, pid: int, args: argparse.Nam
     expected = args.streams * args.changes
     return {
         "streams": args.streams,
+        "client": args.client,
         "open_s": round(open_s, 1),
         "idle_cpu_pct_of_one_core": round(idle_cpu * 100, 2),
         "changes_seen": f"{len(delays)}/{expected}",
@@ -99,6 +136,7 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=10.0)
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--gap-s", type=float, default=0.5, help="seconds between changes")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="how this process reads the streams")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with scratch_environment({"LONGREAD_RATE_LIMIT_PER_MINUTE": "100000000"}) as env:
@@ -119,7 +157,12 @@ def main() -> None:
         cmd += ["--log-level", "warning"]
         with process(cmd, env, Path(env["LONGREAD_DATA_DIR"]) / "api.log") as api:
             wait_for(lambda: _ok(f"{url}/healthz"), 60, "the API")
-            result = asyncio.run(_measure(url, key, job.id, api.pid, args))
+            if args.client == "raw":
+                import uvloop
+
+                result = uvloop.run(_measure(url, key, job.id, api.pid, args))
+            else:
+                result = asyncio.run(_measure(url, key, job.id, api.pid, args))
     print(json.dumps(result))
     out = args.out or Path(f"bench/results/service_event_streams_{args.streams}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
