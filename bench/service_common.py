@@ -109,14 +109,37 @@ def worker_command(concurrency: int, name: str) -> list[str]:
 
 
 @contextmanager
-def running_worker(concurrency: int, name: str, env: dict[str, str], log: Path) -> Iterator[None]:
+def running_worker(concurrency: int, name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A Celery worker process named `name` with a pool of `concurrency`, once it answers a ping."""
     from longread.testing.processes import wait_for
     from longread.workers.celery_app import app
 
-    with process(worker_command(concurrency, name), env, log):
+    with process(worker_command(concurrency, name), env, log) as worker:
         wait_for(lambda: app.control.ping(destination=[name], timeout=0.5), 90, "worker")
-        yield
+        yield worker
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and every live descendant (a prefork pool's children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # it exited meanwhile
+            continue
+    return total
+
+
+def machine_busy_cpu_s() -> float:
+    """CPU seconds the whole machine spent busy (every process: workers, PostgreSQL, Redis, this one)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def store_synthetic_document(n_tokens: int, model: str) -> tuple[str, int, int]:

@@ -15,7 +15,15 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.service_common import build_tree, drop_tree, running_worker, scratch_environment, store_synthetic_document
+from bench.service_common import (
+    build_tree,
+    drop_tree,
+    machine_busy_cpu_s,
+    process_tree_cpu_s,
+    running_worker,
+    scratch_environment,
+    store_synthetic_document,
+)
 
 LATENCY_S = 0.2
 MODEL = "scripted/bench.service_tree_build.fixed_latency_reply"
@@ -37,8 +45,11 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
     from longread.storage.models import JobStatus, Segment, Tree
 
     name = f"bench-{n_workers}-{uuid.uuid4().hex[:6]}@localhost"
-    with running_worker(n_workers, name, env, logs / f"worker-{n_workers}.log"):
+    with running_worker(n_workers, name, env, logs / f"worker-{n_workers}.log") as worker:
+        workers_cpu, machine_cpu = process_tree_cpu_s(worker.pid), machine_busy_cpu_s()
         done, wall = build_tree(document_id, MODEL, interval=0.1)
+        workers_cpu = process_tree_cpu_s(worker.pid) - workers_cpu
+        machine_cpu = machine_busy_cpu_s() - machine_cpu
         assert done.status is JobStatus.SUCCEEDED, done.error
         with session_scope() as session:
             n_leaves = len(
@@ -62,6 +73,8 @@ def run_once(env: dict[str, str], document_id: str, n_workers: int, logs: Path) 
         "wall_s": round(wall, 2),
         "bound_s": round(bound, 2),
         "wall_over_bound": round(wall / bound, 3),
+        "worker_cpu_ms_per_node": round(workers_cpu * 1000 / sum(sizes), 1),
+        "machine_cpu_ms_per_node": round(machine_cpu * 1000 / sum(sizes), 1),
     }
 
 
@@ -89,13 +102,15 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = rows[0]["wall_s"] * rows[0]["workers"] if rows else 0
-    print("\n| workers | levels | nodes (min calls) | calls | wall s | bound s | wall/bound | speedup |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| workers | levels | nodes (min calls) | calls | wall s | bound s | wall/bound | speedup | worker CPU ms/node |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         speedup = base / row["wall_s"] if row["workers"] and rows[0]["workers"] == 1 else float("nan")
         print(
             f"| {row['workers']} | {row['levels']} | {row['nodes']} | {row['calls']} | {row['wall_s']} | "
-            f"{row['bound_s']} | {row['wall_over_bound']} | {speedup:.2f} |"
+            f"{row['bound_s']} | {row['wall_over_bound']} | {speedup:.2f} | {row['worker_cpu_ms_per_node']} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"tokens": n_tokens, "latency_s": LATENCY_S, "runs": rows}, indent=2))

@@ -47,18 +47,27 @@ def _sums(samples: Iterable[CallSample]) -> dict[str, float]:
     return out
 
 
-def add_sums(session: Session, model: str, kind: str, sums: dict[str, float]) -> None:
-    """Add to the row of (model, kind), creating it on first use (a concurrent creator is retried once)."""
+def add_sums(session: Session, model: str, kind: str, sums: dict[str, float], *, commit: bool = True) -> None:
+    """Add to the row of (model, kind), creating it on first use (a concurrent creator is retried once).
+
+    With `commit=False` an existing row's increment is left for the caller's next commit; creating
+    the row still commits (a concurrent creator's conflict must roll back only that insert).
+    """
     if not sums.get("n"):
         return
     increments = {name: getattr(ModelSpeed, name) + sums[name] for name in _SUMS}
     increments["n"] = ModelSpeed.n + int(sums["n"])
     where = (col(ModelSpeed.model) == model, col(ModelSpeed.kind) == kind)
     for _ in range(2):
-        result = session.execute(update(ModelSpeed).where(*where).values(**increments, updated_at=utcnow()))
+        result = session.execute(
+            update(ModelSpeed).where(*where).values(**increments, updated_at=utcnow()),
+            execution_options={"synchronize_session": False},  # no speed row is loaded where sums are added
+        )
         if rows_changed(result):
-            session.commit()
+            if commit:
+                session.commit()
             return
+        session.commit()  # what is pending so far stays, whatever the insert below meets
         row = ModelSpeed(model=model, kind=kind, n=int(sums["n"]))
         for name in _SUMS[1:]:
             setattr(row, name, sums[name])
@@ -70,21 +79,25 @@ def add_sums(session: Session, model: str, kind: str, sums: dict[str, float]) ->
             session.rollback()
 
 
-def record_calls(session: Session, samples: Iterable[CallSample]) -> None:
-    """Add a job's call timings, per model. Never fails the job: a speed is a hint, not a result."""
+def record_calls(session: Session, samples: Iterable[CallSample], *, commit: bool = True) -> None:
+    """Add a job's call timings, per model. Never fails the job: a speed is a hint, not a result.
+
+    `commit=False` leaves the increments to the caller's next commit (a tree node's usage update), so
+    a node's bookkeeping is one transaction instead of three.
+    """
     by_model: dict[str, list[CallSample]] = defaultdict(list)
     for sample in samples:
         if sample.model:
             by_model[sample.model].append(sample)
     try:
         for model, rows in by_model.items():
-            add_sums(session, model, CALL, _sums(rows))
+            add_sums(session, model, CALL, _sums(rows), commit=commit)
             by_cap: dict[int, list[CallSample]] = defaultdict(list)
             for row in rows:
                 if row.max_tokens:
                     by_cap[row.max_tokens].append(row)
             for cap, capped in by_cap.items():
-                add_sums(session, model, f"{FILL}{cap}", _sums(capped))
+                add_sums(session, model, f"{FILL}{cap}", _sums(capped), commit=commit)
     except SQLAlchemyError:
         session.rollback()
         log.warning("could not record model speeds", exc_info=True)

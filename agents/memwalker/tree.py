@@ -166,11 +166,21 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         )
     else:
         start, end = child_range(sizes[level - 1], sizes[level], position)
-        children = [get_node(session, tree.id, level - 1, p) for p in range(start, end)]
-        missing = [start + i for i, child in enumerate(children) if child is None]
+        by_position = {
+            child.position: child
+            for child in session.exec(  # one read for the run of children, not one per child
+                select(TreeNode).where(
+                    TreeNode.tree_id == tree.id,
+                    TreeNode.level == level - 1,
+                    col(TreeNode.position) >= start,
+                    col(TreeNode.position) < end,
+                )
+            )
+        }
+        missing = [p for p in range(start, end) if p not in by_position]
         if missing:
             raise RuntimeError(f"node ({level}, {position}) needs children {missing} of level {level - 1} first")
-        present = [child for child in children if child is not None]
+        present = [by_position[p] for p in range(start, end)]
         summaries = [child.summary for child in present]
         completion = client.complete(
             "tree_node_summary",

@@ -122,9 +122,10 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             return JobStatus.FAILED.value
         # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes
         # (a recount, not an increment, so duplicate deliveries cannot inflate it).
+        # Hosted tree builds teach the planner their latency; the sums ride on the usage update's commit.
+        speeds.record_calls(session, usage.samples, commit=False)
         done = select(func.count()).select_from(TreeNode).where(TreeNode.tree_id == tree_id).scalar_subquery()
         jobs.add_usage(session, job_id, usage, done=done)
-        speeds.record_calls(session, usage.samples)  # hosted tree builds teach the planner their latency
         return f"{level}:{position}"
 
 
