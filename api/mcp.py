@@ -41,6 +41,8 @@ from longread.agents.planner import plan_question
 from longread.api.deps import get_principal
 from longread.api.errors import ApiError, error_body
 from longread.api.events import hub
+from longread.api.routes.collections import collection_question_job
+from longread.api.routes.documents import question_job
 from longread.api.routes.jobs import POLL_S, STALL_S, job_row
 from longread.api.schemas import CollectionQuestionIn, CollectionSummaryIn, QuestionIn, SummaryIn
 from longread.api.security import Principal
@@ -270,33 +272,24 @@ async def ask(
     collection: str | None = None,
     strategy: str = "auto",
     model: str | None = None,
+    conversation: str | None = None,
 ) -> dict[str, Any]:
     """Answer a question about one document (id or id prefix) or across a collection (name or id).
 
     The answer comes with citations: document id, filename, segment, character offsets and the quoted
-    passage. Progress is reported as the reading goes; cancelling the call cancels the job."""
+    passage, and its `conversation_id`: pass that as `conversation` to ask a follow-up that reads the
+    earlier turns ("and his sister?"); without it a question starts a new conversation. Progress is
+    reported as the reading goes; cancelling the call cancels the job."""
     principal = _principal(ctx)
     _one_scope(document, collection)
+    asked = {"question": question, "strategy": strategy, "model": model, "conversation_id": conversation}
 
     def start(session: Session) -> Job:
         if collection is not None:
             found = _collection(session, principal, collection)
-            body = CollectionQuestionIn.model_validate({"question": question, "strategy": strategy, "model": model})
-            if not collections.member_ids(session, found.id):
-                raise ValueError("the collection has no documents; add some first")
-            params = {
-                "collection_id": found.id,
-                "question": body.question.strip(),
-                "strategy": collection_reading.resolve_strategy(
-                    session, found, body.question, body.strategy, resolve_model(body.model), None
-                ),
-                "model": resolve_model(body.model),
-            }
-            return submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params)
+            return collection_question_job(session, principal, found, CollectionQuestionIn.model_validate(asked))
         doc = _document(session, principal, str(document))
-        asked = QuestionIn.model_validate({"question": question, "strategy": strategy, "model": model})
-        params = {"question": asked.question.strip(), "strategy": asked.strategy.value, "model": resolve_model(model)}
-        return submit(session, principal, kind=JobKind.ASK, document_id=doc.id, params=params)
+        return question_job(session, principal, doc, QuestionIn.model_validate(asked))
 
     return await _run_job(ctx, principal, start)
 

@@ -19,7 +19,7 @@ from longread.agents import registry
 from longread.agents.base import ProgressFn
 from longread.agents.citations import answer_fields
 from longread.agents.planner import plan_question
-from longread.conversation import new_thread
+from longread.conversation import NoSuchThread, OtherSubject, join_thread
 from longread.evaluation.cli import eval_command
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError
@@ -27,7 +27,7 @@ from longread.llm.answer_text import after_restart
 from longread.llm.usage import Budget
 from longread.storage import collections as stored_collections
 from longread.storage.db import session_scope
-from longread.storage.models import Answer, Conversation, Document
+from longread.storage.models import Answer, Document
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Read documents longer than any context window.")
 out = Console()
@@ -588,15 +588,12 @@ def ask_collection_command(
                 fail(f"{collection}: no such collection")
             found = named
         thread: str | None = None
-        if conversation == "new":
-            thread = new_thread(session, question, tenant_id=found.tenant_id, collection_id=found.id).id
-        elif conversation is not None:
-            named_thread = session.get(Conversation, conversation)
-            if named_thread is None or named_thread.tenant_id != found.tenant_id:
-                fail(f"{conversation}: no such conversation")
-            if named_thread.collection_id != found.id:
-                fail(f"conversation {conversation} is about another document or collection")
-            thread = named_thread.id
+        if conversation is not None:
+            try:
+                continued = None if conversation == "new" else conversation
+                thread = join_thread(session, continued, question, tenant_id=found.tenant_id, collection_id=found.id).id
+            except (NoSuchThread, OtherSubject) as exc:
+                fail(str(exc))
         answer = collection_reading.ask_collection(
             session,
             found,

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from longread.llm import LLMClient
 from longread.llm.prompts import render_prompt
-from longread.storage.models import LOCAL_TENANT, Answer, CollectionAnswer, Conversation
+from longread.storage.models import LOCAL_TENANT, Answer, CollectionAnswer, Conversation, utcnow
 
 RECENT_TURNS = 3
 TITLE_CHARS = 120
@@ -40,6 +40,43 @@ def new_thread(
     title = " ".join(question.split())
     title = title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
     thread = Conversation(tenant_id=tenant_id, document_id=document_id, collection_id=collection_id, title=title)
+    session.add(thread)
+    session.commit()
+    session.refresh(thread)
+    return thread
+
+
+class NoSuchThread(ValueError):
+    """The named conversation does not exist for this tenant."""
+
+
+class OtherSubject(ValueError):
+    """The named conversation is about another document or collection."""
+
+
+def join_thread(
+    session: Session,
+    conversation_id: str | None,
+    question: str,
+    *,
+    tenant_id: str = LOCAL_TENANT,
+    document_id: str | None = None,
+    collection_id: str | None = None,
+) -> Conversation:
+    """The thread a question joins: the named one (of this same document or collection), or a new one.
+
+    Raises NoSuchThread for an id this tenant has no conversation under, OtherSubject for one about
+    something else; the caller turns them into its own kind of refusal (HTTP 404/422, a CLI exit).
+    """
+    if conversation_id is None:
+        return new_thread(session, question, tenant_id=tenant_id, document_id=document_id, collection_id=collection_id)
+    thread = session.get(Conversation, conversation_id)
+    if thread is None or thread.tenant_id != tenant_id:
+        raise NoSuchThread(f"{conversation_id}: no such conversation")
+    if (thread.document_id, thread.collection_id) != (document_id, collection_id):
+        kind = "collection" if collection_id is not None else "document"
+        raise OtherSubject(f"conversation '{conversation_id}' is about another {kind}")
+    thread.updated_at = utcnow()
     session.add(thread)
     session.commit()
     session.refresh(thread)

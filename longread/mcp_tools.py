@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from longread import collection_reading, engine
 from longread.agents.citations import with_pages
 from longread.agents.planner import plan_question
+from longread.conversation import join_thread
 from longread.ingest import IngestError
 from longread.llm import LLMClient, LLMError
 from longread.progress import JobCanceled, ProgressFn
@@ -64,6 +65,7 @@ def answer_payload(stored: Answer, doc: Document) -> dict[str, Any]:
         "document_id": doc.id,
         "filename": doc.filename,
         "question": stored.question,
+        "conversation_id": stored.conversation_id,
         "answer": stored.answer,
         "strategy": stored.strategy,
         "strategy_reason": stored.strategy_reason,
@@ -219,22 +221,29 @@ async def ask(
     collection: str | None = None,
     strategy: str = "auto",
     model: str | None = None,
+    conversation: str | None = None,
 ) -> dict[str, Any]:
     """Answer a question about one document (id or id prefix) or across a collection (name or id).
 
     The answer comes with citations: document id, filename, segment, character offsets and the quoted
-    passage. Progress is reported as the reading goes (indexing, shortlisting, answering)."""
+    passage, and its `conversation_id`: pass that as `conversation` to ask a follow-up that reads the
+    earlier turns ("and his sister?"); without it a question starts a new conversation. Progress is
+    reported as the reading goes (indexing, shortlisting, answering)."""
     _one_scope(document, collection)
 
     def work(session: Session, progress: ProgressFn) -> dict[str, Any]:
         if collection is not None:
             found = _collection(session, collection)
+            thread = join_thread(session, conversation, question, tenant_id=found.tenant_id, collection_id=found.id)
             answer = collection_reading.ask_collection(
-                session, found, question, strategy=strategy, model=model, progress=progress
+                session, found, question, strategy=strategy, model=model, progress=progress, conversation_id=thread.id
             )
             return collection_reading.collection_answer_payload(answer, found)
         doc = _document(session, str(document))
-        stored = engine.ask(session, doc, question, strategy=strategy, model=model, progress=progress)
+        thread = join_thread(session, conversation, question, tenant_id=doc.tenant_id, document_id=doc.id)
+        stored = engine.ask(
+            session, doc, question, strategy=strategy, model=model, progress=progress, conversation_id=thread.id
+        )
         return answer_payload(stored, doc)
 
     return await _Reading(ctx).run(work)

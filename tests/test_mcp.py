@@ -110,10 +110,36 @@ def test_a_collection_is_built_and_asked_through_the_tools(env: Path) -> None:
         answer = asked.structured_content
         assert "Agnes Marlowe" in answer["answer"] and answer["collection"] == "shelf"
         assert answer["citations"][0]["filename"] == "doc0.txt"
+        # A follow-up names the conversation the first answer started, and joins it.
+        thread = answer["conversation_id"]
+        followed = await session.call_tool(
+            "ask", {"question": "And who rang it?", "collection": "shelf", "strategy": "bm25", "conversation": thread}
+        )
+        assert not followed.is_error, followed.content
+        assert followed.structured_content["conversation_id"] == thread
+        fresh = await session.call_tool("ask", {"question": "Who cast it?", "collection": "shelf", "strategy": "bm25"})
+        assert fresh.structured_content["conversation_id"] not in (None, thread)  # no conversation: a new one
+        unknown = await session.call_tool(
+            "ask", {"question": "Who?", "collection": "shelf", "conversation": "no-such-thread"}
+        )
+        assert unknown.is_error and "no such conversation" in unknown.content[0].text
+        document_id = answer["citations"][0]["document_id"]
+        mismatch = await session.call_tool("ask", {"question": "Who?", "document": document_id, "conversation": thread})
+        assert mismatch.is_error and "about another document" in mismatch.content[0].text
+        turns.extend([thread])
         missing = await session.call_tool("ask", {"question": "Who?", "collection": "nowhere"})
         assert missing.is_error and "no collection" in missing.content[0].text
 
+    turns: list[str] = []
     anyio.run(_session_run, dict(os.environ), steps)
+    from sqlmodel import select
+
+    from longread.storage.db import session_scope
+    from longread.storage.models import CollectionAnswer
+
+    with session_scope() as stored:
+        questions = stored.exec(select(CollectionAnswer.question).where(CollectionAnswer.conversation_id == turns[0]))
+        assert sorted(questions) == ["And who rang it?", "Who cast the bell of Fenwick chapel?"]
 
 
 def slow_reader(messages: list[dict[str, str]]) -> str:

@@ -154,35 +154,40 @@ def list_answers(
 def _submit(collection_id: str, body: CollectionQuestionIn, principal: Principal) -> JobOut:
     with session_scope() as session:
         collection = owned_collection(session, principal, collection_id)
-        listed = collections.members(session, collection.id)
-        if not listed:
-            raise ApiError(422, "empty_collection", "the collection has no documents; add some first")
-        try:
-            order = collection_reading.reading_order(listed, body.order) if body.order else None
-        except ValueError:
-            raise ApiError(
-                422, "order_not_members", "the order names documents that are not in the collection"
-            ) from None
-        question = body.question.strip()
-        # A question joins the named thread of this collection, or starts one: follow-ups read its turns.
-        thread = thread_for_question(session, principal, collection, body.conversation_id, question)
-        model = resolve_model(body.model)
-        # auto resolves here, so the job goes to the queue of the reader that will run it
-        planned = collection_reading.resolve_strategy(session, collection, question, body.strategy, model, None)
-        # ...except for a follow-up ("and his sister?"): the worker plans again with it rewritten to stand
-        # alone; the queue is the best guess from the words it has.
-        follow_up = body.strategy == registry.AUTO and bool(recent_turns(session, thread.id, limit=1))
-        params: dict[str, Any] = {
-            "collection_id": collection.id,
-            "question": question,
-            "strategy": registry.AUTO if follow_up else planned,
-            "queue_strategy": planned,
-            "model": model,
-            "conversation_id": thread.id,
-        } | body.caps_params()
-        if order is not None:
-            params["order"] = order
-        return JobOut.of(submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params))
+        return JobOut.of(collection_question_job(session, principal, collection, body))
+
+
+def collection_question_job(
+    session: Session, principal: Principal, collection: Collection, body: CollectionQuestionIn
+) -> Job:
+    """Queue a question across a collection in its thread (the named one, or a new one); REST and MCP share it."""
+    listed = collections.members(session, collection.id)
+    if not listed:
+        raise ApiError(422, "empty_collection", "the collection has no documents; add some first")
+    try:
+        order = collection_reading.reading_order(listed, body.order) if body.order else None
+    except ValueError:
+        raise ApiError(422, "order_not_members", "the order names documents that are not in the collection") from None
+    question = body.question.strip()
+    # A question joins the named thread of this collection, or starts one: follow-ups read its turns.
+    thread = thread_for_question(session, principal, collection, body.conversation_id, question)
+    model = resolve_model(body.model)
+    # auto resolves here, so the job goes to the queue of the reader that will run it
+    planned = collection_reading.resolve_strategy(session, collection, question, body.strategy, model, None)
+    # ...except for a follow-up ("and his sister?"): the worker plans again with it rewritten to stand
+    # alone; the queue is the best guess from the words it has.
+    follow_up = body.strategy == registry.AUTO and bool(recent_turns(session, thread.id, limit=1))
+    params: dict[str, Any] = {
+        "collection_id": collection.id,
+        "question": question,
+        "strategy": registry.AUTO if follow_up else planned,
+        "queue_strategy": planned,
+        "model": model,
+        "conversation_id": thread.id,
+    } | body.caps_params()
+    if order is not None:
+        params["order"] = order
+    return submit(session, principal, kind=JobKind.ASK_COLLECTION, document_id=None, params=params)
 
 
 def _plan(collection_id: str, body: CollectionQuestionIn, principal: Principal) -> CollectionPlanOut:

@@ -20,8 +20,8 @@ from longread.api.errors import ApiError, not_found
 from longread.api.schemas import AnswerOut, CollectionAnswerOut, ConversationDetail, ConversationOut, JobOut
 from longread.api.security import Principal
 from longread.api.service import owned_collection, owned_document
-from longread.conversation import new_thread
-from longread.storage.models import Answer, Collection, CollectionAnswer, Conversation, Document, Job, JobStatus, utcnow
+from longread.conversation import NoSuchThread, OtherSubject, join_thread
+from longread.storage.models import Answer, Collection, CollectionAnswer, Conversation, Document, Job, JobStatus
 
 router = APIRouter(tags=["conversations"])
 
@@ -47,24 +47,19 @@ def thread_for_question(
     """The thread a new question joins: the named one (of this document or collection), or a new one
     titled by the question."""
     is_collection = isinstance(subject, Collection)
-    if conversation_id is not None:
-        conversation = owned_conversation(session, principal, conversation_id)
-        about = conversation.collection_id if is_collection else conversation.document_id
-        if about != subject.id:
-            kind = "collection" if is_collection else "document"
-            raise ApiError(422, "conversation_mismatch", f"conversation '{conversation_id}' is about another {kind}")
-        conversation.updated_at = utcnow()
-        session.add(conversation)
-        session.commit()
-        session.refresh(conversation)
-        return conversation
-    return new_thread(
-        session,
-        question,
-        tenant_id=principal.tenant_id,
-        document_id=None if is_collection else subject.id,
-        collection_id=subject.id if is_collection else None,
-    )
+    try:
+        return join_thread(
+            session,
+            conversation_id,
+            question,
+            tenant_id=principal.tenant_id,
+            document_id=None if is_collection else subject.id,
+            collection_id=subject.id if is_collection else None,
+        )
+    except NoSuchThread:
+        raise not_found("conversation", str(conversation_id)) from None
+    except OtherSubject as exc:
+        raise ApiError(422, "conversation_mismatch", str(exc)) from None
 
 
 def _statuses(status: str) -> list[JobStatus]:

@@ -204,20 +204,24 @@ def get_text(
 
 def _submit_question(document_id: str, body: QuestionIn, principal: Principal) -> JobOut:
     with session_scope() as session:
-        document = owned_document(session, principal, document_id)
-        question = body.question.strip()
-        model = resolve_model(body.model)
-        thread = thread_for_question(session, principal, document, body.conversation_id, question)
-        params: dict[str, Any] = {
-            "question": question,
-            "strategy": body.strategy.value,
-            "model": model,
-            "conversation_id": thread.id,
-        }
-        params |= body.caps_params()
-        if body.stay_local is not None:
-            params["stay_local"] = body.stay_local
-        return JobOut.of(submit(session, principal, kind=JobKind.ASK, document_id=document.id, params=params))
+        return JobOut.of(question_job(session, principal, owned_document(session, principal, document_id), body))
+
+
+def question_job(session: Session, principal: Principal, document: Document, body: QuestionIn) -> Job:
+    """Queue a question about a document in its thread (the named one, or a new one); REST and MCP share it."""
+    question = body.question.strip()
+    model = resolve_model(body.model)
+    thread = thread_for_question(session, principal, document, body.conversation_id, question)
+    params: dict[str, Any] = {
+        "question": question,
+        "strategy": body.strategy.value,
+        "model": model,
+        "conversation_id": thread.id,
+    }
+    params |= body.caps_params()
+    if body.stay_local is not None:
+        params["stay_local"] = body.stay_local
+    return submit(session, principal, kind=JobKind.ASK, document_id=document.id, params=params)
 
 
 def _job_with_answer(job_id: str) -> JobWithAnswer | None:

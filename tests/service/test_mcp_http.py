@@ -101,6 +101,23 @@ def test_the_tools_over_http_ingest_ask_with_progress_and_read_the_cited_text(
         )
         assert not span.is_error, span.content
         assert span.structured_content["text"] == citation["quote"] and str(code) in citation["quote"]
+        # A follow-up in the conversation the answer started: the same thread, as REST shows it.
+        followed = await session.call_tool(
+            "ask",
+            {
+                "question": "And what was it before?",
+                "document": document_id,
+                "strategy": "bm25",
+                "conversation": answer["conversation_id"],
+            },
+        )
+        assert not followed.is_error, followed.content
+        assert followed.structured_content["conversation_id"] == answer["conversation_id"]
+        found["conversation_id"] = answer["conversation_id"]
+        unknown_thread = await session.call_tool(
+            "ask", {"question": "Who?", "document": document_id, "conversation": "no-such-thread"}
+        )
+        assert unknown_thread.is_error and "conversation" in unknown_thread.content[0].text
 
         # Bad input is a tool error with a one-line reason.
         outside = await session.call_tool("get_text", {"document": document_id, "start": 0, "end": 10**9})
@@ -124,6 +141,8 @@ def test_the_tools_over_http_ingest_ask_with_progress_and_read_the_cited_text(
     # The same job and answer rows as REST: the answer is the tenant's.
     answers = client.get(f"/v1/documents/{found['document_id']}/answers").json()
     assert any(str(code) in a["answer"] for a in answers)
+    thread = client.get(f"/v1/conversations/{found['conversation_id']}").json()
+    assert [turn["question"] for turn in thread["items"]] == ["What is the vault code?", "And what was it before?"]
 
     async def others(session: Any) -> None:
         listed = (await session.call_tool("list_documents", {})).structured_content["documents"]
