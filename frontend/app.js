@@ -37,6 +37,7 @@ const state = {
   total: 0,
   doc: null, // the open document (DocumentDetail)
   conversationId: null, // the open thread of that document; null: the next question starts one
+  collectionConversationId: null, // the open thread of the open collection; null: the next question starts one
   watchers: new Set(), // job watchers of the open document or collection, stopped when it closes
   collection: null, // the open collection (CollectionDetail), the scope of its questions
   checked: new Map(), // documents checked in the list (id -> filename): the next collection's members
@@ -1306,6 +1307,7 @@ function closeCollection({ quiet = false } = {}) {
   if (!state.collection) return;
   stopWatchers();
   state.collection = null;
+  state.collectionConversationId = null;
   $("#collection").hidden = true;
   for (const id of ["#collection-thread", "#collection-indexing", "#collection-error", "#collection-ask-error"]) {
     $(id).textContent = "";
@@ -1437,26 +1439,73 @@ function collectionAnswerTurn(answer, job) {
   return turn;
 }
 
-async function loadCollectionThread(detail) {
-  const thread = $("#collection-thread");
-  const empty = $("#collection-empty");
-  let answers = [];
+/** The collection's threads in the menu (newest first), then the chosen one (`latest`: the newest) shown. */
+async function loadCollectionThread(detail, choose = "latest") {
+  let threads = [];
   try {
-    answers = await api(`/v1/collections/${enc(detail.id)}/answers?limit=100`);
+    threads = await api(`/v1/collections/${enc(detail.id)}/conversations`);
   } catch (err) {
     showError($("#collection-ask-error"), err);
   }
   if (state.collection !== detail) return;
-  for (const answer of answers) placeTurn(collectionAnswerTurn(answer), answer.created_at, thread, empty);
+  const select = $("#collection-thread-select");
+  select.textContent = "";
+  const fresh = document.createElement("option");
+  fresh.value = "";
+  fresh.textContent = "New conversation";
+  select.append(fresh);
+  for (const thread of threads) {
+    const option = document.createElement("option");
+    option.value = thread.id;
+    option.dataset.title = truncate(thread.title || "Conversation", 60);
+    option.textContent = `${option.dataset.title} (${thread.turns})`;
+    select.append(option);
+  }
+  let id = choose === "latest" ? (threads[0] ? threads[0].id : null) : choose;
+  if (id && !threads.some((t) => t.id === id)) id = threads[0] ? threads[0].id : null;
+  await showCollectionConversation(detail, id);
+}
+
+/** The open collection thread's menu entry counts its answered turns. */
+function countCollectionTurns() {
+  const id = state.collectionConversationId;
+  const option = [...$("#collection-thread-select").options].find((o) => o.value && o.value === id);
+  if (!option) return;
+  const answered = document.querySelectorAll("#collection-thread .turn:not(.pending):not(.unanswered)").length;
+  option.textContent = `${option.dataset.title} (${answered})`;
+}
+
+/**
+ * Show one thread of the collection: its answers, and a card for each of its questions still being
+ * answered or that ended without an answer. The next question joins it (a follow-up reads its turns).
+ */
+async function showCollectionConversation(detail, id) {
+  state.collectionConversationId = id;
+  $("#collection-thread-select").value = id || "";
+  const thread = $("#collection-thread");
+  const empty = $("#collection-empty");
+  thread.textContent = "";
+  empty.hidden = Boolean(id);
+  if (!id) return;
+  let conversation;
+  try {
+    conversation = await api(`/v1/conversations/${enc(id)}`);
+  } catch (err) {
+    showError($("#collection-ask-error"), err);
+    return;
+  }
+  if (state.collection !== detail || state.collectionConversationId !== id) return;
+  for (const answer of conversation.items) placeTurn(collectionAnswerTurn(answer), answer.created_at, thread, empty);
   let recent = [];
   try {
     recent = await api("/v1/jobs?limit=100");
   } catch (err) {
     showError($("#collection-ask-error"), err);
   }
-  if (state.collection !== detail) return;
+  if (state.collection !== detail || state.collectionConversationId !== id) return;
   for (const job of recent) {
-    const mine = job.kind === "ask_collection" && job.params && job.params.collection_id === detail.id;
+    const params = job.params || {};
+    const mine = job.kind === "ask_collection" && params.collection_id === detail.id && params.conversation_id === id;
     if (mine && job.status !== "succeeded") attachCollectionQuestion(detail, job);
   }
 }
@@ -1476,6 +1525,7 @@ function attachCollectionQuestion(detail, job) {
       const turn = collectionAnswerTurn(answer, final);
       turn.dataset.time = answer.created_at || item.dataset.time;
       item.replaceWith(turn);
+      countCollectionTurns();
       turn.scrollIntoView({ block: "nearest" });
     } catch (err) {
       view.transientError(err);
@@ -1491,6 +1541,14 @@ function initCollections() {
   $("#scope-clear").addEventListener("click", uncheckAll);
   $("#collections-refresh").addEventListener("click", loadCollections);
   $("#collection-close").addEventListener("click", () => closeCollection());
+  $("#collection-thread-select").addEventListener("change", (event) => {
+    if (state.collection) showCollectionConversation(state.collection, event.target.value || null);
+  });
+  $("#collection-thread-new").addEventListener("click", () => {
+    if (!state.collection) return;
+    showCollectionConversation(state.collection, null);
+    $("#collection-question").focus();
+  });
   $("#collection-add").addEventListener("click", () => {
     if (state.collection && state.checked.size) changeMembers(state.collection, "add", [...state.checked.keys()]);
   });
@@ -1520,12 +1578,16 @@ function initCollections() {
     const button = $("#collection-ask-button");
     button.disabled = true;
     try {
-      const job = await api(`/v1/collections/${enc(detail.id)}/questions`, {
-        method: "POST",
-        json: { question, strategy: $("#collection-strategy").value },
-      });
+      const body = { question, strategy: $("#collection-strategy").value };
+      if (state.collectionConversationId) body.conversation_id = state.collectionConversationId;
+      const job = await api(`/v1/collections/${enc(detail.id)}/questions`, { method: "POST", json: body });
       if (state.collection !== detail) return;
       $("#collection-question").value = "";
+      const joined = job.params.conversation_id;
+      if (joined && joined !== state.collectionConversationId) {
+        await loadCollectionThread(detail, joined); // a new thread: list it and open it
+        if (state.collection !== detail) return;
+      }
       attachCollectionQuestion(detail, job);
     } catch (err) {
       showError(errorBox, err);

@@ -128,6 +128,23 @@ def test_checked_documents_become_a_collection_whose_citations_open_their_docume
     assert results.violations_count == 0, results.generate_report()
     reader.get_by_role("button", name="Close").click()
 
+    # A follow-up joins the open thread (the page sends its conversation); "New" starts another one.
+    follow_up = "And which document holds it?"
+    page.get_by_label("Ask the collection").fill(follow_up)
+    page.get_by_label("Read with").select_option("dense")
+    page.locator("#collection-ask-button").click()
+    answered = page.locator("#collection-thread .turn:not(.pending) .turn-question")
+    expect(answered).to_have_text([QUESTION, follow_up], timeout=JOB_TIMEOUT_MS)
+    with api_client(site, key) as http:
+        threads = http.get(f"/v1/collections/{collection_id}/conversations").json()
+    assert [t["turns"] for t in threads] == [2], threads
+    expect(page.locator("#collection-thread-select option:checked")).to_contain_text("(2)")
+    page.get_by_role("button", name="New conversation about the collection").click()
+    expect(page.locator("#collection-thread .turn")).to_have_count(0)
+    expect(page.locator("#collection-empty")).to_be_visible()
+    page.get_by_label("Collection thread").select_option(threads[0]["id"])
+    expect(answered).to_have_text([QUESTION, follow_up])
+
     # Opening one of its documents leaves the collection for that document's own conversation.
     page.locator("#collection-documents .link", has_text="gate.txt").click()
     expect(page.locator("#document-title")).to_have_text("gate.txt")
