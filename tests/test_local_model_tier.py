@@ -113,6 +113,34 @@ def test_bundled_model_loads_and_caches_dequantised_weights(bundled: dict[str, A
     assert second.tokenizer("The harbor")["input_ids"] == first.tokenizer("The harbor")["input_ids"]
 
 
+def test_counting_tokens_reads_the_tokenizer_without_loading_the_model(
+    bundled: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segmenting, indexing and planning count tokens in the local model's own tokenizer; a process that
+    never runs the model (an API planning a question, a worker indexing) must not load its weights."""
+    from longread import local_model
+    from longread.config import get_settings
+    from longread.llm.local_provider import register_local_provider
+    from longread.tokens import token_counter_for
+
+    monkeypatch.setenv("LONGREAD_DATA_DIR", str(tmp_path))  # no dequantised copy here: read from the GGUF
+    monkeypatch.setenv("LONGREAD_LOCAL_MODEL", "bundled")
+    get_settings.cache_clear()
+    local_model.clear_loaded_models()
+    register_local_provider()
+    token_counter_for.cache_clear()
+    try:
+        text = "It is a truth universally acknowledged, that a single man must be in want of a wife."
+        counted = token_counter_for("local/default").count(text)
+        assert counted == len(bundled["second"].tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert local_model._models == {}  # the weights were never loaded
+        assert not list(tmp_path.glob("models/*"))  # nor dequantised
+    finally:
+        local_model.clear_loaded_models()
+        token_counter_for.cache_clear()
+        get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("depth", [0.1, 0.5, 0.9])
 def test_needle_found_and_cited_with_exact_offsets(bundled: dict[str, Any], depth: float) -> None:
     from longread.agents.attention.strategy import read_with_attention
