@@ -763,7 +763,14 @@ async function loadConversations(doc, choose) {
     showError($("#ask-error"), err);
   }
   if (state.doc !== doc) return;
-  const select = $("#thread-select");
+  await showConversation(doc, fillThreadMenu($("#thread-select"), threads, choose));
+}
+
+/**
+ * A thread menu: "New conversation", then each thread with its count of answered turns. Returns the
+ * thread to open: `choose` when it is listed, the newest for "latest" (or an unlisted one), else none.
+ */
+function fillThreadMenu(select, threads, choose) {
   select.textContent = "";
   const fresh = document.createElement("option");
   fresh.value = "";
@@ -778,15 +785,19 @@ async function loadConversations(doc, choose) {
   }
   let id = choose === "latest" ? (threads[0] ? threads[0].id : null) : choose;
   if (id && !threads.some((t) => t.id === id)) id = threads[0] ? threads[0].id : null;
-  await showConversation(doc, id);
+  return id;
 }
 
-/** The open thread's menu entry counts its answered turns. */
-function countTurns() {
-  const option = [...$("#thread-select").options].find((o) => o.value && o.value === state.conversationId);
+/** The open thread's menu entry counts the answered turns its view shows. */
+function countMenuTurns(select, id, view) {
+  const option = [...select.options].find((o) => o.value && o.value === id);
   if (!option) return;
-  const answered = document.querySelectorAll("#thread .turn:not(.pending):not(.unanswered)").length;
+  const answered = view.querySelectorAll(".turn:not(.pending):not(.unanswered)").length;
   option.textContent = `${option.dataset.title} (${answered})`;
+}
+
+function countTurns() {
+  countMenuTurns($("#thread-select"), state.conversationId, $("#thread"));
 }
 
 /** Put a turn into the thread in time order (answers by when they ended, open questions by when asked). */
@@ -1448,31 +1459,11 @@ async function loadCollectionThread(detail, choose = "latest") {
     showError($("#collection-ask-error"), err);
   }
   if (state.collection !== detail) return;
-  const select = $("#collection-thread-select");
-  select.textContent = "";
-  const fresh = document.createElement("option");
-  fresh.value = "";
-  fresh.textContent = "New conversation";
-  select.append(fresh);
-  for (const thread of threads) {
-    const option = document.createElement("option");
-    option.value = thread.id;
-    option.dataset.title = truncate(thread.title || "Conversation", 60);
-    option.textContent = `${option.dataset.title} (${thread.turns})`;
-    select.append(option);
-  }
-  let id = choose === "latest" ? (threads[0] ? threads[0].id : null) : choose;
-  if (id && !threads.some((t) => t.id === id)) id = threads[0] ? threads[0].id : null;
-  await showCollectionConversation(detail, id);
+  await showCollectionConversation(detail, fillThreadMenu($("#collection-thread-select"), threads, choose));
 }
 
-/** The open collection thread's menu entry counts its answered turns. */
 function countCollectionTurns() {
-  const id = state.collectionConversationId;
-  const option = [...$("#collection-thread-select").options].find((o) => o.value && o.value === id);
-  if (!option) return;
-  const answered = document.querySelectorAll("#collection-thread .turn:not(.pending):not(.unanswered)").length;
-  option.textContent = `${option.dataset.title} (${answered})`;
+  countMenuTurns($("#collection-thread-select"), state.collectionConversationId, $("#collection-thread"));
 }
 
 /**
