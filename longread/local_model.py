@@ -141,16 +141,21 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
             raise
 
 
+def _gguf_file(spec: str) -> Path | None:
+    """The GGUF file a model spec names (the packaged one for `bundled`); None for a folder or hub id."""
+    if spec == BUNDLED:
+        return bundled_gguf_path()
+    if not spec.lower().endswith(".gguf"):
+        return None
+    gguf = Path(spec).expanduser()
+    if not gguf.is_file():
+        raise LocalModelError(f"LOCAL_MODEL points to a GGUF file that does not exist: {gguf}")
+    return gguf
+
+
 def resolve_source(spec: str) -> str:
     """A folder or hub id that `from_pretrained` can read, converting a GGUF file first if needed."""
-    if spec == BUNDLED:
-        gguf: Path | None = bundled_gguf_path()
-    elif spec.lower().endswith(".gguf"):
-        gguf = Path(spec).expanduser()
-        if not gguf.is_file():
-            raise LocalModelError(f"LOCAL_MODEL points to a GGUF file that does not exist: {gguf}")
-    else:
-        gguf = None
+    gguf = _gguf_file(spec)
     if gguf is None:
         path = Path(spec).expanduser()
         if path.exists() and not path.is_dir():
@@ -168,7 +173,7 @@ def _load(spec: str) -> LocalModel:
     source = resolve_source(spec)
     device, dtype = pick_device()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        tokenizer = _padded(transformers.AutoTokenizer.from_pretrained(source))
         model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="sdpa")
     except OSError as exc:
         raise LocalModelError(
@@ -176,8 +181,6 @@ def _load(spec: str) -> LocalModel:
         ) from exc
     model.to(device)
     model.eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     elapsed = time.perf_counter() - started
     log.info("local model %s loaded on %s in %.1f s", Path(spec).name if Path(spec).exists() else spec, device, elapsed)
     return LocalModel(spec, model, tokenizer, device, dtype, source, elapsed)
@@ -217,20 +220,20 @@ def local_tokenizer(model: str) -> Any:
 
 
 def _load_tokenizer(spec: str) -> Any:
-    """The tokenizer alone: from the dequantised copy when there is one, else read from the GGUF file."""
+    """The tokenizer alone: read from the GGUF file until a dequantised copy exists, then from that copy
+    (`resolve_source` converts nothing then: the copy is there, or the spec is a folder or hub id)."""
     _torch, transformers = _require_torch()
-    gguf: Path | None = None
-    if spec == BUNDLED:
-        gguf = bundled_gguf_path()
-    elif spec.lower().endswith(".gguf"):
-        gguf = Path(spec).expanduser()
+    gguf = _gguf_file(spec)
     try:
-        if gguf is not None and gguf.is_file() and not _is_saved_model(_gguf_cache_dir(gguf)):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        else:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(resolve_source(spec))
+        if gguf is not None and not _is_saved_model(_gguf_cache_dir(gguf)):
+            return _padded(transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
+        return _padded(transformers.AutoTokenizer.from_pretrained(resolve_source(spec)))
     except OSError as exc:
         raise LocalModelError(f"cannot load the tokenizer of local model {spec!r}: {exc}") from exc
+
+
+def _padded(tokenizer: Any) -> Any:
+    """Batches need a pad token; base models without one pad with their end-of-sequence token."""
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -54,14 +54,10 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut)
 async def get_job(job_id: str, principal: CurrentPrincipal) -> Response:
     """Status, stage, progress, ETA, LLM calls, tokens and cost of a job."""
-    hears_changes = events.hub(job_row).hears_every_notice()
-    if hears_changes:
+    if events.hub(job_row).hears_every_notice():
         cached = job_cache.rows.get(job_id)
-        if cached is not None:
-            if cached.tenant_id != principal.tenant_id:
-                raise not_found("job", job_id)
-            return Response(cached.body, media_type="application/json")
-        tenant_id, body = await _shared_read(job_id)  # many clients asking at once: one read
+        # Many clients asking at once for a row not kept: one read, shared.
+        tenant_id, body = (cached.tenant_id, cached.body) if cached is not None else await _shared_read(job_id)
     else:
         tenant_id, body = await run_in_threadpool(_job_body, job_id)
     if tenant_id != principal.tenant_id:
