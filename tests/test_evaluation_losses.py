@@ -1,10 +1,10 @@
-"""bench.books_losses places each book question where the shortlist reader lost it, from the reader's trace."""
+"""longread.evaluation.losses places each book question where the shortlist reader lost it, from the reader's trace."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.books_losses import analyse, summarise
+from longread.evaluation.losses import analyse, cited_evidence, summarise
 
 TEXT = "Alpha speaks. Beta holds Donwell Abbey. Gamma talks. Delta also names Donwell."
 SPANS = {"alpha": (0, 13), "beta": (14, 38), "gamma": (39, 52), "delta": (53, 79)}
@@ -90,3 +90,9 @@ def test_summary_counts_outcomes_and_recall() -> None:
     assert summary["shortlist_recall_pct"] == 50.0
     assert summary["evidence_recall_if_pct"] == {"attention": 50.0, "fused": 0.0}
     assert summary["median_s"] == 3.0
+
+
+def test_cited_evidence_reads_the_quotes_as_the_books_suite_scores() -> None:
+    citations = [{"quote": "the Antigua\n estate"}, {"quote": "other"}]
+    assert cited_evidence(citations, ("antigua   ESTATE",))
+    assert not cited_evidence(citations, ("Sotherton",))
