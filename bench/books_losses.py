@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.embedded_runs import add_books_arguments, use_embedded_database
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,17 +27,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--books", type=Path, default=None, help="books folder (texts/ and questions.json)")
-    parser.add_argument("--limit", type=int, default=None, help="the first N questions only")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the SQLite database goes")
+    add_books_arguments(parser)
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="longread-books-losses-"))
-    os.environ["LONGREAD_DATA_DIR"] = str(data_dir)
-    os.environ.pop("LONGREAD_DATABASE_URL", None)
+    use_embedded_database(args.data_dir, "longread-books-losses-")
 
     from longread import engine
     from longread.config import get_settings
-    from longread.evaluation.losses import analyse, cited_evidence, summarise
+    from longread.evaluation.base import Outcome
+    from longread.evaluation.losses import analyse, summarise
     from longread.evaluation.suites.books import BooksSuite
     from longread.local_model import load_local_model
     from longread.storage.db import session_scope
@@ -59,15 +57,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             started = time.perf_counter()
             answer = engine.ask(session, document, question, strategy="shortlist", model=model)
             seconds = time.perf_counter() - started
-            references = tuple(item.references)
-            found = analyse(document.text, answer.trace, answer.answer, references, counter.count, budget)
+            scored = suite.score(item, Outcome(answer.answer, answer.citations), document.text, None)
+            right = scored["accuracy"] == 1.0
+            found = analyse(document.text, answer.trace, right, tuple(item.references), counter.count, budget)
             row = {
                 "id": item.item_id,
                 "question": question,
                 "expected": list(item.references),
                 "answer": answer.answer,
                 "seconds": round(seconds, 1),
-                "cited_evidence": cited_evidence(answer.citations, references),
+                "cited_evidence": scored["evidence_recall"] == 1.0,
                 **found,
             }
             rows.append(row)

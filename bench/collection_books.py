@@ -18,10 +18,11 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.embedded_runs import add_books_arguments, use_embedded_database
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -55,15 +56,11 @@ def _summary(rows: list[dict[str, Any]], side: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--books", type=Path, default=None, help="books folder (texts/ and questions.json)")
+    add_books_arguments(parser)
     parser.add_argument("--strategy", default="shortlist", choices=("shortlist", "bm25", "dense"))
     parser.add_argument("--model", default=None, help="model string (default: LONGREAD_LLM, the bundled model)")
-    parser.add_argument("--limit", type=int, default=None, help="the first N questions only")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the SQLite database goes")
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="longread-collection-books-"))
-    os.environ["LONGREAD_DATA_DIR"] = str(data_dir)
-    os.environ.pop("LONGREAD_DATABASE_URL", None)
+    use_embedded_database(args.data_dir, "longread-collection-books-")
 
     from longread import collection_reading, engine
     from longread.config import get_settings

@@ -33,10 +33,11 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.embedded_runs import use_embedded_database
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -168,9 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result))
         return result
 
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="longread-collection-scale-"))
-    os.environ["LONGREAD_DATA_DIR"] = str(data_dir)
-    os.environ.pop("LONGREAD_DATABASE_URL", None)
+    data_dir = use_embedded_database(args.data_dir, "longread-collection-scale-")
 
     from longread.config import get_settings
     from longread.evaluation.suites.books import default_folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from longread.evaluation.losses import analyse, cited_evidence, summarise
+from longread.evaluation.losses import analyse, summarise
 
 TEXT = "Alpha speaks. Beta holds Donwell Abbey. Gamma talks. Delta also names Donwell."
 SPANS = {"alpha": (0, 13), "beta": (14, 38), "gamma": (39, 52), "delta": (53, 79)}
@@ -37,23 +37,23 @@ def _words(text: str) -> int:
 
 def test_outcomes_follow_where_the_expected_phrase_was() -> None:
     read_it = _trace(_candidate("beta", 2, 1, True), _candidate("alpha", 1, 2, False))
-    assert analyse(TEXT, read_it, "Donwell Abbey", ("Donwell",), _words, 4)["outcome"] == "right"
-    assert analyse(TEXT, read_it, "Alpha", ("Donwell",), _words, 4)["outcome"] == "not chosen"
+    assert analyse(TEXT, read_it, True, ("Donwell",), _words, 4)["outcome"] == "right"
+    assert analyse(TEXT, read_it, False, ("Donwell",), _words, 4)["outcome"] == "not chosen"
 
     ranked_out = _trace(_candidate("alpha", 2, 1, True), _candidate("beta", 1, 2, False))
-    found = analyse(TEXT, ranked_out, "Alpha", ("donwell",), _words, 4)
+    found = analyse(TEXT, ranked_out, False, ("donwell",), _words, 4)
     assert found["outcome"] == "ranked out"
     assert found["attention_ranks_holding"] == [2]
 
     missing = _trace(_candidate("alpha", 1, 1, True), _candidate("gamma", 2, 2, False))
-    assert analyse(TEXT, missing, "Alpha", ("Donwell",), _words, 4)["outcome"] == "not shortlisted"
+    assert analyse(TEXT, missing, False, ("Donwell",), _words, 4)["outcome"] == "not shortlisted"
 
 
 def test_other_orders_and_budgets_are_scored_on_the_same_shortlist() -> None:
     # Attention puts alpha first; the fused order puts beta (which holds the phrase) first. Each passage is
     # alpha is 2 words and beta 4, so a 4-word budget reads one of them and twice that reads both.
     trace = _trace(_candidate("alpha", 2, 1, True, bm25=2), _candidate("beta", 1, 2, False, bm25=1))
-    found = analyse(TEXT, trace, "Alpha", ("Donwell",), _words, 4)
+    found = analyse(TEXT, trace, False, ("Donwell",), _words, 4)
     recall = found["evidence_recall_if"]
     assert recall["attention"] is False
     assert recall["fused"] is True
@@ -64,7 +64,7 @@ def test_only_the_first_round_counts() -> None:
     """A second hop reads an expanded query; the first round is the question as asked."""
     trace = _trace(_candidate("gamma", 1, 1, True))
     trace[2]["candidates"] = [_candidate("beta", 1, 1, True)]
-    assert analyse(TEXT, trace, "x", ("Donwell",), _words, 4)["outcome"] == "not shortlisted"
+    assert analyse(TEXT, trace, False, ("Donwell",), _words, 4)["outcome"] == "not shortlisted"
 
 
 def test_summary_counts_outcomes_and_recall() -> None:
@@ -90,9 +90,3 @@ def test_summary_counts_outcomes_and_recall() -> None:
     assert summary["shortlist_recall_pct"] == 50.0
     assert summary["evidence_recall_if_pct"] == {"attention": 50.0, "fused": 0.0}
     assert summary["median_s"] == 3.0
-
-
-def test_cited_evidence_reads_the_quotes_as_the_books_suite_scores() -> None:
-    citations = [{"quote": "the Antigua\n estate"}, {"quote": "other"}]
-    assert cited_evidence(citations, ("antigua   ESTATE",))
-    assert not cited_evidence(citations, ("Sotherton",))

@@ -11,7 +11,8 @@ whether it was read as evidence, so one answered question falls in one place:
 The same shortlist is also scored as other orders would have read it within the budget (the fused BM25 +
 dense order without re-ranking; a fusion of all three ranks) and as the attention order would at 1.5× and
 2× the budget, so a change of ranking or budget can be weighed without running the reader again
-(`bench/books_losses.py` runs it over a books folder).
+(`bench/books_losses.py` runs it over a books folder). Whether the answer is right and whether its
+quotes hold the phrase is the books suite's scoring (`BooksSuite.score`); this module only reads the trace.
 """
 
 from __future__ import annotations
@@ -21,19 +22,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from longread.agents.selection import within_budget
+from longread.evaluation.suites.books import flat
+
 OUTCOMES = ("right", "not chosen", "ranked out", "not shortlisted")
 FUSION_K = 60
 """RRF constant for the three-rank fusion, as the shortlist's own fusion uses."""
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-def cited_evidence(citations: list[dict[str, Any]], expected: tuple[str, ...]) -> bool:
-    """Whether a cited quote holds an expected phrase (whitespace collapsed, any case), as the books suite scores."""
-    quoted = _flat(" ".join(str(c.get("quote", "")) for c in citations))
-    return any(_flat(e) in quoted for e in expected)
 
 
 def _first_round(trace: list[dict[str, Any]]) -> dict[str, Any]:
@@ -43,12 +37,7 @@ def _first_round(trace: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _read_within(order: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     """Candidates in `order` that fit `budget` tokens together, as the reader fills its evidence."""
-    chosen, used = [], 0
-    for candidate in order:
-        if used + candidate["tokens"] <= budget:
-            chosen.append(candidate)
-            used += candidate["tokens"]
-    return chosen or order[:1]
+    return within_budget(order, budget, lambda c: int(c["tokens"])) or order[:1]
 
 
 def _three_rank_fusion(candidate: dict[str, Any]) -> float:
@@ -76,30 +65,31 @@ def outcome(right: bool, in_evidence: bool, in_shortlist: bool) -> str:
 def analyse(
     text: str,
     trace: list[dict[str, Any]],
-    answer: str,
+    right: bool,
     expected: tuple[str, ...],
     count: Callable[[str], int],
     budget: int,
 ) -> dict[str, Any]:
-    """One question's outcome and its counterfactual evidence recall, from the reader's trace."""
-    wanted = [_flat(e) for e in expected]
+    """One question's outcome and its counterfactual evidence recall, from the reader's trace.
+
+    `right`: the answer holds the expected phrase, as the books suite scores it.
+    """
+    wanted = [flat(e) for e in expected]
     step = _first_round(trace)
     candidates = [dict(c) for c in step["candidates"]]
     for c in candidates:
-        passage = _flat(text[c["start"] : c["end"]])
+        passage = flat(text[c["start"] : c["end"]])
         c["holds"] = any(w in passage for w in wanted)
         c["tokens"] = count(text[c["start"] : c["end"]])
     read = [c for c in candidates if c.get("evidence")]
     in_evidence = any(c["holds"] for c in read)
     holding = sorted(c["attention_rank"] for c in candidates if c["holds"])
-    recall: dict[str, bool] = {}
-    for name, order in orders(candidates).items():
-        recall[name] = any(c["holds"] for c in _read_within(order, budget))
+    ranked = orders(candidates)
+    recall = {name: any(c["holds"] for c in _read_within(order, budget)) for name, order in ranked.items()}
     for factor in (1.5, 2.0):
         recall[f"attention_x{factor}"] = any(
-            c["holds"] for c in _read_within(orders(candidates)["attention"], int(budget * factor))
+            c["holds"] for c in _read_within(ranked["attention"], int(budget * factor))
         )
-    right = any(w in _flat(answer) for w in wanted)
     return {
         "outcome": outcome(right, in_evidence, bool(holding)),
         "attention_ranks_holding": holding,

@@ -34,7 +34,7 @@ def default_folder() -> Path:
     return Path(__file__).resolve().parents[3].parent / "shared" / "bookqa"
 
 
-def _flat(text: str) -> str:
+def flat(text: str) -> str:
     """Lower case with every run of whitespace one space."""
     return " ".join(text.split()).lower()
 
@@ -119,10 +119,10 @@ class BooksSuite(Suite):
 
     def score(self, item: EvalItem, outcome: Outcome, text: str, judge: Judge | None) -> dict[str, float | None]:
         # A book keeps its printed line breaks ("Box\nHill"): phrases are matched with whitespace collapsed.
-        flat = _flat(text)
-        present = [_flat(s) for s in strings_in(flat, [_flat(r) for r in item.references])]
-        quoted = _flat(cited_text(outcome.citations, text, whole_segments=False))
+        book = flat(text)
+        present = [flat(s) for s in strings_in(book, [flat(r) for r in item.references])]
+        quoted = flat(cited_text(outcome.citations, text, whole_segments=False))
         return {
-            "accuracy": string_match_part(_flat(strip_citations(outcome.answer)), [_flat(r) for r in item.references]),
+            "accuracy": string_match_part(flat(strip_citations(outcome.answer)), [flat(r) for r in item.references]),
             "evidence_recall": (1.0 if any(s in quoted for s in present) else 0.0) if present else None,
         }
