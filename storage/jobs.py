@@ -9,14 +9,14 @@ chain steps). Every transition is a conditional UPDATE so two workers can never 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import Update, bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from longread.config import get_settings
@@ -24,7 +24,8 @@ from longread.llm import Usage
 from longread.progress import JobCanceled, ProgressFn
 from longread.storage.db import rows_changed, session_scope
 from longread.storage.events import job_changed
-from longread.storage.models import Job, JobKind, JobStatus, utcnow
+from longread.storage.models import Job, JobKind, JobStatus, TreeNode, table_of, utcnow
+from longread.ticker import ticker
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +106,22 @@ def beat(session: Session, job_id: str) -> None:
 
 @contextmanager
 def heartbeat(job_id: str, interval_s: float | None = None) -> Iterator[None]:
-    """Beat the job row from a thread while the block runs, so a long LLM call doesn't look dead."""
+    """Beat the job row while the block runs, so a long LLM call doesn't look dead.
+
+    The beats come from the process's ticker thread: a tree level runs hundreds of short node tasks
+    a second, and a thread of their own per block cost more than the beats it would rarely send.
+    """
     interval = interval_s or max(get_settings().JOB_HEARTBEAT_TIMEOUT_S / 4, 0.5)
-    stop = threading.Event()
 
     def run() -> None:
-        while not stop.wait(interval):
-            try:
-                with session_scope() as session:
-                    beat(session, job_id)
-            except Exception:  # a busy database must not kill the task; the next beat retries
-                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+        try:
+            with session_scope() as session:
+                beat(session, job_id)
+        except Exception:  # a busy database must not kill the task; the next beat retries
+            log.warning("heartbeat for job %s failed", job_id, exc_info=True)
 
-    thread = threading.Thread(target=run, name=f"heartbeat-{job_id[:8]}", daemon=True)
-    thread.start()
-    try:
+    with ticker("heartbeats").every(interval, run):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def cancel_requested(session: Session, job_id: str) -> bool:
@@ -206,20 +204,45 @@ def _progress_due(job_id: str) -> bool:
     return True
 
 
-def add_usage(session: Session, job_id: str, usage: Usage, *, done: Any = None) -> None:
+_COUNTERS = ("llm_calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost_usd", "llm_retries")
+
+
+@lru_cache(maxsize=4)
+def _usage_statement(with_retry: bool, recount_tree: bool) -> Update:
+    """The increment UPDATE, built once per shape: a node task runs it hundreds of times a second, and
+    building the expression each time cost more CPU than the database spent executing it."""
+    table = table_of(Job)
+    values: dict[str, Any] = {name: table.c[name] + bindparam(f"add_{name}") for name in _COUNTERS}
+    values["heartbeat_at"] = bindparam("now")
+    if with_retry:
+        values["llm_last_retry_code"] = bindparam("retry_code")
+        values["llm_last_retry_error"] = bindparam("retry_error")
+    if recount_tree:
+        nodes = table_of(TreeNode)
+        values["done"] = (
+            select(func.count()).select_from(nodes).where(nodes.c.tree_id == bindparam("tree_id")).scalar_subquery()
+        )
+    return update(table).where(table.c.id == bindparam("job_id")).values(values)
+
+
+def add_usage(session: Session, job_id: str, usage: Usage, *, done_of_tree: str | None = None) -> None:
     """Atomic increments: many node tasks of one job add their calls concurrently.
 
-    The counters are added on every call (budgets read them), but `done` (often a recount) and the
-    change notice go out at most a few times a second per job and worker process: a tree level's
-    nodes finish many times a second, and the level's end sets the progress anyway.
+    The counters are added on every call (budgets read them), but `done` (recounted from the stored
+    nodes of `done_of_tree`, so a duplicate delivery cannot inflate it) and the change notice go out at
+    most a few times a second per job and worker process: a tree level's nodes finish many times a
+    second, and the level's end sets the progress anyway.
     """
-    values: dict[str, Any] = {name: getattr(Job, name) + amount for name, amount in _job_counters(usage).items()}
-    values.update(_last_retry(usage))
-    values["heartbeat_at"] = utcnow()
+    params: dict[str, Any] = {f"add_{name}": amount for name, amount in _job_counters(usage).items()}
+    params |= {"job_id": job_id, "now": utcnow()}
+    retry = _last_retry(usage)
+    if retry:
+        params |= {"retry_code": retry["llm_last_retry_code"], "retry_error": retry["llm_last_retry_error"]}
     due = _progress_due(job_id)
-    if done is not None and due:
-        values["done"] = done
-    session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
+    recount = done_of_tree is not None and due
+    if recount:
+        params["tree_id"] = done_of_tree
+    session.execute(_usage_statement(bool(retry), recount), params)
     session.commit()
     if due:
         job_changed(job_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 LOCAL_TENANT = "local"
@@ -375,3 +375,8 @@ class CollectionAnswer(SQLModel, table=True):
     latency_s: float = 0.0
     stopped_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _ts()
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for statements built once and run with bound values."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]  # SQLModel sets it on every table=True class

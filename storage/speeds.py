@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from longread.llm.usage import CallSample
-from longread.storage.db import rows_changed
-from longread.storage.models import ModelSpeed, utcnow
+from longread.storage.models import ModelSpeed, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +48,53 @@ def _sums(samples: Iterable[CallSample]) -> dict[str, float]:
     return out
 
 
-def add_sums(session: Session, model: str, kind: str, sums: dict[str, float], *, commit: bool = True) -> None:
-    """Add to the row of (model, kind), creating it on first use (a concurrent creator is retried once).
+@lru_cache(maxsize=1)
+def _increment_statement() -> Update:
+    """The sums' UPDATE of one model's rows of some kinds, built once: every tree node adds to two rows,
+    and building the expression each time cost more CPU than the database spent executing it."""
+    table = table_of(ModelSpeed)
+    values: dict[str, Any] = {name: table.c[name] + bindparam(f"add_{name}") for name in _SUMS}
+    values["updated_at"] = bindparam("now")
+    where = (table.c.model == bindparam("row_model"), table.c.kind.in_(bindparam("row_kinds", expanding=True)))
+    return update(table).where(*where).values(values).returning(table.c.kind)
 
-    With `commit=False` an existing row's increment is left for the caller's next commit; creating
-    the row still commits (a concurrent creator's conflict must roll back only that insert).
+
+def add_sums(
+    session: Session, model: str, kinds: str | Sequence[str], sums: dict[str, float], *, commit: bool = True
+) -> None:
+    """Add the same sums to the rows of (model, kind) for each kind: one UPDATE for all of them, and a row
+    created on first use (a concurrent creator is retried once).
+
+    With `commit=False` existing rows' increments are left for the caller's next commit; creating a
+    row still commits (a concurrent creator's conflict must roll back only that insert).
     """
     if not sums.get("n"):
         return
-    increments = {name: getattr(ModelSpeed, name) + sums[name] for name in _SUMS}
-    increments["n"] = ModelSpeed.n + int(sums["n"])
-    where = (col(ModelSpeed.model) == model, col(ModelSpeed.kind) == kind)
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    params: dict[str, object] = {f"add_{name}": sums[name] for name in _SUMS}
+    params |= {"add_n": int(sums["n"]), "row_model": model, "now": utcnow()}
     for _ in range(2):
-        result = session.execute(
-            update(ModelSpeed).where(*where).values(**increments, updated_at=utcnow()),
-            execution_options={"synchronize_session": False},  # no speed row is loaded where sums are added
-        )
-        if rows_changed(result):
+        updated = set(session.execute(_increment_statement(), params | {"row_kinds": kinds}).scalars())
+        kinds = [kind for kind in kinds if kind not in updated]
+        if not kinds:
             if commit:
                 session.commit()
             return
-        session.commit()  # what is pending so far stays, whatever the insert below meets
-        row = ModelSpeed(model=model, kind=kind, n=int(sums["n"]))
-        for name in _SUMS[1:]:
-            setattr(row, name, sums[name])
-        session.add(row)
-        try:
-            session.commit()
+        session.commit()  # what is pending so far stays, whatever the inserts below meet
+        created = []
+        for kind in kinds:
+            row = ModelSpeed(model=model, kind=kind, n=int(sums["n"]))
+            for name in _SUMS[1:]:
+                setattr(row, name, sums[name])
+            session.add(row)
+            try:
+                session.commit()
+                created.append(kind)
+            except IntegrityError:  # created concurrently: add to that row instead
+                session.rollback()
+        kinds = [kind for kind in kinds if kind not in created]
+        if not kinds:
             return
-        except IntegrityError:  # created concurrently: add to that row instead
-            session.rollback()
 
 
 def record_calls(session: Session, samples: Iterable[CallSample], *, commit: bool = True) -> None:
@@ -91,11 +109,15 @@ def record_calls(session: Session, samples: Iterable[CallSample], *, commit: boo
             by_model[sample.model].append(sample)
     try:
         for model, rows in by_model.items():
-            add_sums(session, model, CALL, _sums(rows), commit=commit)
             by_cap: dict[int, list[CallSample]] = defaultdict(list)
             for row in rows:
                 if row.max_tokens:
                     by_cap[row.max_tokens].append(row)
+            if len(by_cap) == 1 and len(next(iter(by_cap.values()))) == len(rows):
+                # Every call had the one cap (a tree node's): the call row and the cap's row add the same sums.
+                add_sums(session, model, [CALL, f"{FILL}{next(iter(by_cap))}"], _sums(rows), commit=commit)
+                continue
+            add_sums(session, model, CALL, _sums(rows), commit=commit)
             for cap, capped in by_cap.items():
                 add_sums(session, model, f"{FILL}{cap}", _sums(capped), commit=commit)
     except SQLAlchemyError:

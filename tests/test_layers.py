@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "longread.progress",
             "longread.failures",
             "longread.logs",
+            "longread.ticker",
             "longread.redaction",
             "longread.prompts",
         ),

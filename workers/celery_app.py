@@ -119,8 +119,13 @@ def _warnings_without_paths(**_kwargs: Any) -> None:
 
 @worker_init.connect
 def _preload(**_kwargs: Any) -> None:
-    """Import litellm once in the parent, so every forked pool process starts warm (it takes seconds)."""
+    """Import litellm and read the cl100k tokenizer once in the parent, so every forked pool process starts
+    warm (they take seconds of CPU, which each process paid again on its first task)."""
     import litellm  # noqa: F401
+
+    from longread.tokens import token_counter_for
+
+    token_counter_for(get_settings().LLM).count("warm")
 
     from longread.logs import plain_library_logs
 

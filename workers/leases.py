@@ -15,7 +15,6 @@ resumes the job at once (the resumed attempt re-dispatches the nodes that are no
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 import redis
 
 from longread.config import get_settings
+from longread.ticker import ticker
 from longread.workers.embedded import redis_url
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def _ttl_s() -> float:
 
 @contextmanager
 def lease(job_id: str, what: str) -> Iterator[None]:
-    """Hold a lease on part `what` of job `job_id` while the block runs (renewed from a thread).
+    """Hold a lease on part `what` of job `job_id` while the block runs (renewed by the process's ticker).
 
+    Taking and renewing is one round trip (HSET and EXPIRE in a pipeline), releasing another.
     Broker trouble never fails the task: without Redis the job's heartbeat still covers it.
     """
     client = _client()
@@ -59,27 +60,21 @@ def lease(job_id: str, what: str) -> Iterator[None]:
         yield
         return
     key, field, ttl = _key(job_id), f"{what}#{uuid.uuid4().hex[:8]}", _ttl_s()
-    stop = threading.Event()
 
     def renew() -> None:
         try:
-            client.hset(key, field, f"{time.time() + ttl:.3f}")
-            client.expire(key, int(ttl * 20) + 60)
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(key, field, f"{time.time() + ttl:.3f}")
+            pipe.expire(key, int(ttl * 20) + 60)
+            pipe.execute()
         except redis.RedisError:
             log.warning("could not renew the lease of %s on job %s", what, job_id)
 
-    def run() -> None:
-        while not stop.wait(ttl / 4):
-            renew()
-
     renew()
-    thread = threading.Thread(target=run, name=f"lease-{job_id[:8]}", daemon=True)
-    thread.start()
     try:
-        yield
+        with ticker("leases").every(ttl / 4, renew):
+            yield
     finally:
-        stop.set()
-        thread.join(timeout=5)
         try:
             client.hdel(key, field)
         except redis.RedisError:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
-from longread.agents.segments import document_slice, ensure_segments, scheme_for
+from longread.agents.segments import ensure_segments, scheme_for
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import provider_of
@@ -112,8 +112,21 @@ def segment_count(session: Session, tree: Tree) -> int:
     return int(session.exec(query).one())
 
 
+_segment_counts: dict[tuple[str, str], int] = {}
+
+
 def tree_level_sizes(session: Session, tree: Tree) -> list[int]:
-    return level_sizes(segment_count(session, tree), tree.fanout)
+    """Nodes per level. A document's segments under a scheme are written once, before its tree, so their
+    count is kept per process: every node task of a build needs it, and it never changes."""
+    key = (tree.document_id, tree.scheme)
+    count = _segment_counts.get(key)
+    if count is None:
+        count = segment_count(session, tree)
+        if count:
+            if len(_segment_counts) > 4096:
+                _segment_counts.clear()
+            _segment_counts[key] = count
+    return level_sizes(count, tree.fanout)
 
 
 def get_node(session: Session, tree_id: str, level: int, position: int) -> TreeNode | None:
@@ -142,14 +155,20 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
     parent = parent_of(sizes[level], sizes[level + 1], position) if level + 1 < len(sizes) else None
     if level == 0:
-        segment = session.exec(
-            select(Segment).where(
-                Segment.document_id == tree.document_id, Segment.scheme == tree.scheme, Segment.index == position
+        # The segment's bounds and its text in one read (the text cut in SQL: a worker never loads a book).
+        index, start, end, text = session.exec(
+            select(
+                Segment.index,
+                Segment.start,
+                Segment.end,
+                func.substr(Document.text, col(Segment.start) + 1, col(Segment.end) - col(Segment.start)),
             )
+            .join(Document, col(Document.id) == col(Segment.document_id))
+            .where(Segment.document_id == tree.document_id, Segment.scheme == tree.scheme, Segment.index == position)
         ).one()
         completion = client.complete(
             "tree_leaf_summary",
-            text=document_slice(session, tree.document_id, segment.start, segment.end),
+            text=str(text),
             max_words=LEAF_SUMMARY_WORDS,
             max_tokens=words_to_tokens(LEAF_SUMMARY_WORDS),
         )
@@ -158,9 +177,9 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
             level=0,
             position=position,
             parent_position=parent,
-            segment_index=segment.index,
-            start=segment.start,
-            end=segment.end,
+            segment_index=index,
+            start=start,
+            end=end,
             summary=completion.text,
             n_tokens=client.counter.count(completion.text),
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
 from longread.failures import describe_failure
@@ -93,13 +93,14 @@ def build_tree_task(self, job_id: str) -> str:
 def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, attempt: int) -> str:
     """Summarise one node. Failures mark the job failed and return, so the chord body still runs."""
     with session_scope() as session:
-        job = session.get(Job, job_id)
+        # The job and the tree in one read (an outer join: a deleted tree still finds the job).
+        row = session.exec(select(Job, Tree).outerjoin(Tree, col(Tree.id) == tree_id).where(Job.id == job_id)).first()
+        job, tree = row if row is not None else (None, None)
         if job is None or job.status in jobs.TERMINAL:
             return "skipped"
         if job.cancel_requested:
             jobs.finish(session, job_id, JobStatus.CANCELED)
             return JobStatus.CANCELED.value
-        tree = session.get(Tree, tree_id)
         if tree is None:
             jobs.finish(session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found")
             return JobStatus.FAILED.value
@@ -120,12 +121,10 @@ def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, at
             failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
             jobs.finish(session, job_id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
             return JobStatus.FAILED.value
-        # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes
-        # (a recount, not an increment, so duplicate deliveries cannot inflate it).
+        # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes.
         # Hosted tree builds teach the planner their latency; the sums ride on the usage update's commit.
         speeds.record_calls(session, usage.samples, commit=False)
-        done = select(func.count()).select_from(TreeNode).where(TreeNode.tree_id == tree_id).scalar_subquery()
-        jobs.add_usage(session, job_id, usage, done=done)
+        jobs.add_usage(session, job_id, usage, done_of_tree=tree_id)
         return f"{level}:{position}"
 
 
