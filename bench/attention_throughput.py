@@ -6,6 +6,13 @@ costs). The retriever reads the document once (carried cache, question and N/A p
 Runs alternate, `--repeats` times, and the median is reported, so background load hits both alike.
 
     python -m bench.attention_throughput --tokens 8192 --device cpu
+
+`--random-weights SHAPE` measures a model of a real architecture's shape with random weights and a
+byte-level tokenizer trained on the haystack (`longread.testing.random_weights`): nothing is read
+from a hub or a package, so it runs on an accelerator with no network. The haystack is then
+synthetic text, and whether the needle is found means nothing; speed and memory are the shape's:
+
+    python -m bench.attention_throughput --device cuda --random-weights qwen2.5-0.5b --tokens 131072
 """
 
 from __future__ import annotations
@@ -62,6 +69,25 @@ def haystack(tokenizer: Any, n_tokens: int) -> str:
     return text[:middle] + NEEDLE + " " + text[middle:]
 
 
+def random_weight_setup(shape: str, n_tokens: int, device: str | None) -> tuple[Any, str]:
+    """A random-weight model of `shape`, its tokenizer trained on a synthetic haystack of about
+    `n_tokens` of its tokens, and that haystack with the needle in the middle."""
+    from bench.service_common import synthetic_text
+    from longread.testing.random_weights import random_weight_model, trained_tokenizer
+
+    text = synthetic_text(n_tokens)
+    tokenizer = trained_tokenizer([text[:2_000_000], NEEDLE, QUESTION])
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    while len(ids) < n_tokens:  # a byte-level BPE fits its own text more tightly than cl100k does
+        text += "\n\n" + synthetic_text(n_tokens - len(ids) + 1024, seed=len(ids))
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    cut = len(tokenizer.decode(ids[:n_tokens]))
+    text = text[:cut]
+    middle = text.find(". ", len(text) // 2) + 2
+    text = text[:middle] + NEEDLE + " " + text[middle:]
+    return random_weight_model(shape, tokenizer, device if device and device != "auto" else None), text
+
+
 def plain_forward(lm: Any, ids: list[int], chunk: int, *, logits_to_keep: int | None) -> float:
     import torch
 
@@ -82,6 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--random-weights", metavar="SHAPE", default=None, help="qwen2.5-0.5b, gemma3-270m, tiny-llama")
     parser.add_argument("--chunk", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--layers", default=None)
@@ -96,11 +123,14 @@ def main() -> None:
     if args.device:
         os.environ["LONGREAD_LOCAL_DEVICE"] = args.device
         get_settings.cache_clear()
-    lm = load_local_model(args.model)
+    if args.random_weights:
+        lm, text = random_weight_setup(args.random_weights, args.tokens, args.device)
+    else:
+        lm = load_local_model(args.model)
+        text = haystack(lm.tokenizer, args.tokens)
     config = attention_config(
         lm.model.config, lm.device, chunk_tokens=args.chunk, batch_size=args.batch, layers=args.layers
     )
-    text = haystack(lm.tokenizer, args.tokens)
     ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
     n = len(ids)
     print(
@@ -149,7 +179,7 @@ def main() -> None:
     table = "\n".join(lines)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"{lm.device}-{n}"
+    tag = f"{lm.device}-{n}" + (f"-random-{args.random_weights}" if args.random_weights else "")
     (out / f"attention_throughput-{tag}.md").write_text(table + "\n", encoding="utf-8")
     (out / f"attention_throughput-{tag}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table)
