@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         "hosted model would be many times faster (the planner leaves them out otherwise).",
     )
     EVIDENCE_TOKENS: int = Field(
-        default=1000,
+        default=1500,
         description="Evidence budget (tokens) every retrieval strategy may show the answering model: "
         "the bm25/dense baselines use it so they compete on equal terms with the agentic strategies.",
     )
@@ -101,10 +101,10 @@ class Settings(BaseSettings):
         default=128, description="Size of the passages the bm25/dense baselines rank (whole sentences)."
     )
     SHORTLIST_SIZE: int = Field(
-        default=32, description="Passages the shortlist strategy's local model re-ranks by attention (ICR)."
+        default=48, description="Passages the shortlist strategy's local model re-ranks by attention (ICR)."
     )
     SHORTLIST_DEPTH: int = Field(
-        default=50, description="How far down the BM25 and the dense ranking the shortlist's fusion reads."
+        default=100, description="How far down the BM25 and the dense ranking the shortlist's fusion reads."
     )
     SHORTLIST_UNIT_TOKENS: int | None = Field(
         default=None, description="Size of the shortlist strategy's passages; RETRIEVAL_UNIT_TOKENS when unset."
