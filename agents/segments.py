@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -48,10 +50,25 @@ def label(index: int) -> str:
     return f"[S{index}]"
 
 
+def _slice(start: Any, end: Any) -> Any:
+    """`Document.text[start:end]` cut in SQL (1-based `substr`)."""
+    return func.substr(Document.text, start + 1, end - start)
+
+
 def document_slice(session: Session, document_id: str, start: int, end: int) -> str:
     """`text[start:end]` of a stored document, read in SQL so a worker never loads a whole book for a page."""
-    query = select(func.substr(Document.text, start + 1, end - start)).where(Document.id == document_id)
+    query = select(_slice(start, end)).where(Document.id == document_id)
     piece = session.exec(query).one_or_none()
     if piece is None:
         raise LookupError(f"document {document_id} does not exist")
     return str(piece)
+
+
+def segment_with_text(session: Session, document_id: str, scheme: str, index: int) -> tuple[int, int, str]:
+    """A segment's bounds and its text in one read (the text cut in SQL, as `document_slice` does)."""
+    start, end, text = session.exec(
+        select(Segment.start, Segment.end, _slice(col(Segment.start), col(Segment.end)))
+        .join(Document, col(Document.id) == col(Segment.document_id))
+        .where(Segment.document_id == document_id, Segment.scheme == scheme, Segment.index == index)
+    ).one()
+    return start, end, str(text)

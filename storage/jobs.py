@@ -204,7 +204,8 @@ def _progress_due(job_id: str) -> bool:
     return True
 
 
-_COUNTERS = ("llm_calls", "cached_calls", "prompt_tokens", "completion_tokens", "cost_usd", "llm_retries")
+_COUNTERS = tuple(_job_counters(Usage()))
+"""The job columns a usage adds to, as `_job_counters` names them."""
 
 
 @lru_cache(maxsize=4)

@@ -113,13 +113,14 @@ def record_calls(session: Session, samples: Iterable[CallSample], *, commit: boo
             for row in rows:
                 if row.max_tokens:
                     by_cap[row.max_tokens].append(row)
-            if len(by_cap) == 1 and len(next(iter(by_cap.values()))) == len(rows):
-                # Every call had the one cap (a tree node's): the call row and the cap's row add the same sums.
-                add_sums(session, model, [CALL, f"{FILL}{next(iter(by_cap))}"], _sums(rows), commit=commit)
-                continue
-            add_sums(session, model, CALL, _sums(rows), commit=commit)
-            for cap, capped in by_cap.items():
-                add_sums(session, model, f"{FILL}{cap}", _sums(capped), commit=commit)
+            by_kind = {CALL: _sums(rows)} | {f"{FILL}{cap}": _sums(capped) for cap, capped in by_cap.items()}
+            # Kinds adding the same sums share one UPDATE: a tree node's calls all have one cap, so its
+            # call row and its cap's row take one statement.
+            kinds_by_sums: dict[tuple[float, ...], list[str]] = defaultdict(list)
+            for kind, sums in by_kind.items():
+                kinds_by_sums[tuple(sums.values())].append(kind)
+            for kinds in kinds_by_sums.values():
+                add_sums(session, model, kinds, by_kind[kinds[0]], commit=commit)
     except SQLAlchemyError:
         session.rollback()
         log.warning("could not record model speeds", exc_info=True)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
-from longread.agents.segments import ensure_segments, scheme_for
+from longread.agents.segments import ensure_segments, scheme_for, segment_with_text
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import provider_of
@@ -155,20 +155,10 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
     parent = parent_of(sizes[level], sizes[level + 1], position) if level + 1 < len(sizes) else None
     if level == 0:
-        # The segment's bounds and its text in one read (the text cut in SQL: a worker never loads a book).
-        index, start, end, text = session.exec(
-            select(
-                Segment.index,
-                Segment.start,
-                Segment.end,
-                func.substr(Document.text, col(Segment.start) + 1, col(Segment.end) - col(Segment.start)),
-            )
-            .join(Document, col(Document.id) == col(Segment.document_id))
-            .where(Segment.document_id == tree.document_id, Segment.scheme == tree.scheme, Segment.index == position)
-        ).one()
+        start, end, text = segment_with_text(session, tree.document_id, tree.scheme, position)
         completion = client.complete(
             "tree_leaf_summary",
-            text=str(text),
+            text=text,
             max_words=LEAF_SUMMARY_WORDS,
             max_tokens=words_to_tokens(LEAF_SUMMARY_WORDS),
         )
@@ -177,7 +167,7 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
             level=0,
             position=position,
             parent_position=parent,
-            segment_index=index,
+            segment_index=position,
             start=start,
             end=end,
             summary=completion.text,
