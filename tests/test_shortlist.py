@@ -334,13 +334,9 @@ def test_continuations_are_scored_as_the_whole_sequence_would_be_and_the_fact_is
             assert n_tokens == len(ids) and logprob == pytest.approx(expected, abs=1e-3)
     assert choice.free.strip() and choice.free_logprob < 0
 
-    from longread.agents.baselines import Unit
-    from longread.agents.shortlist.strategy import Candidate
-
     text = "The harbour was quiet that year. " + FACT + " The nets were mended in the autumn."
-    evidence = [Candidate(0, Unit(0, 0, len(text), 40), 1, 1, 1)]
     usage = Usage()
-    local = answer_locally("local/bundled", "Who painted the lighthouse on Corrow Point?", text, evidence, usage)
+    local = answer_locally("local/bundled", "Who painted the lighthouse on Corrow Point?", [text], usage)
     assert local.answer == "Tobias Wren", local.choices
     assert local.choices[0][0] == "Tobias Wren" and len(local.choices) > 1
     assert usage.prompt_tokens > 0 and usage.calls == 1

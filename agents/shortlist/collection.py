@@ -13,7 +13,8 @@ ranked across the collection:
 Cosine similarities compare across documents; BM25 scores are computed with each document's own term
 statistics, which rank fusion tolerates since it uses ranks only. The best passages within
 `EVIDENCE_TOKENS` are the evidence for one answer (a hosted model cites numbered passages; the local base
-model copies a phrase). Citations are checked per document against what was read and name their document.
+model chooses a phrase of the evidence, as for one document). Citations are checked per document against
+what was read and name their document.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from longread.agents.citations import check_citations
 from longread.agents.segments import ensure_segments
 from longread.agents.shortlist.fusion import reciprocal_rank_fusion
 from longread.agents.shortlist.index import ensure_index
-from longread.agents.shortlist.strategy import cited_by_phrase, knobs
-from longread.llm.prompts import render_prompt
+from longread.agents.shortlist.strategy import answer_locally, cited_by_phrase, knobs
 from longread.storage.models import Document
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 METHODS = ("shortlist", "bm25", "dense")
 """How a collection's passages are ranked: fusion re-ranked by attention, or one retrieval ranking."""
 _HOSTED_PROMPT = "collection_answer_hosted"
-_LOCAL_PROMPT = "attention_answer_local"
-_LOCAL_ANSWER_TOKENS = 48
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 Reranker = Callable[[str, Sequence[str]], list[float]]
@@ -207,13 +205,8 @@ def _answer_hosted(
 
 
 def _answer_locally(model: str, question: str, evidence: list[Hit], client: LLMClient) -> str:
-    from longread.llm.local_provider import generate_raw
-
-    joined = " ".join(" ".join(h.text.split()) for h in reversed(evidence))
-    prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
-    answer, n_prompt, n_out = generate_raw(model, prompt, max_tokens=_LOCAL_ANSWER_TOKENS, stop=["\n"])
-    client.usage.record(prompt_tokens=n_prompt, completion_tokens=n_out, cost_usd=0.0, cached=False)
-    answer = answer.strip().strip('"').strip()
+    """The base model's phrase choice over the collection's evidence, as the single-document reader answers."""
+    answer = answer_locally(model, question, [h.text for h in evidence], client.usage).answer
     if client.on_answer_text is not None and answer:  # a phrase of a few tokens: relayed whole
         client.on_answer_text(answer)
     return answer

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,8 +154,11 @@ class LocalAnswer:
     choices: list[tuple[str, float]]
 
 
-def answer_locally(model: str, question: str, text: str, evidence: list[Candidate], usage: Usage) -> LocalAnswer:
+def answer_locally(model: str, question: str, evidence: Sequence[str], usage: Usage) -> LocalAnswer:
     """The base model's choice among the evidence's candidate phrases (or "not stated"), by likelihood.
+
+    `evidence` is the passages' text, best first (one document's or a collection's: both readers answer
+    this way).
 
     The few-shot prompt is the one the model would answer freely. The model first writes its own answer
     (greedy, a few tokens); then every candidate phrase (`phrases.candidate_phrases`), its own answer
@@ -170,7 +173,7 @@ def answer_locally(model: str, question: str, text: str, evidence: list[Candidat
     from longread.agents.shortlist.phrases import candidate_phrases, copied_phrase, evidence_prior
     from longread.llm.local_provider import choose_continuation
 
-    passages = [" ".join(text[c.unit.start : c.unit.end].split()) for c in evidence]
+    passages = [" ".join(passage.split()) for passage in evidence]
     joined = " ".join(reversed(passages))
     prompt = render_prompt(_LOCAL_PROMPT, evidence=joined, question=question)
     options = [*candidate_phrases(joined, question), NOT_STATED]
@@ -361,7 +364,8 @@ def read_with_shortlist(request: ReadRequest) -> AnswerDraft:
             unknown = sum(1 for n in numbers if not 1 <= n <= len(ordered))
             cited = [ordered[n - 1] for n in valid]
         else:
-            local = answer_locally(answer_model, question, text, reading.evidence, client.usage)
+            passages = [text[c.unit.start : c.unit.end] for c in reading.evidence]
+            local = answer_locally(answer_model, question, passages, client.usage)
             answer, choices = local.answer, local.choices
             cited = cited_by_phrase(text, answer, question, reading.evidence)
             stream = stream_for(hop)
