@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from longread.agents.base import ReadRequest
     from longread.agents.baselines import Unit
     from longread.llm import LLMClient, Usage
+    from longread.llm.local_provider import Choice
 
 STRATEGY = "shortlist"
 _LOCAL_PROMPT = "attention_answer_local"
@@ -158,7 +159,22 @@ def answer_locally(model: str, question: str, evidence: Sequence[str], usage: Us
     """The base model's choice among the evidence's candidate phrases (or "not stated"), by likelihood.
 
     `evidence` is the passages' text, best first (one document's or a collection's: both readers answer
-    this way).
+    this way); `scored_phrases` says how each phrase is scored.
+    """
+    ranked, choice = scored_phrases(model, question, evidence)
+    read = sum(n for _, _, n in ranked)
+    usage.record(
+        prompt_tokens=choice.prompt_tokens + read,
+        completion_tokens=len(choice.free.split()) + 1,
+        cost_usd=0.0,
+        cached=False,
+    )
+    return LocalAnswer(ranked[0][0], [(phrase, round(score, 3)) for phrase, score, _ in ranked[:_CHOICES_SHOWN]])
+
+
+def scored_phrases(model: str, question: str, evidence: Sequence[str]) -> tuple[list[tuple[str, float, int]], Choice]:
+    """Every candidate phrase of the evidence (passages best first) with its score and token count, best
+    first, and the model's pass over the prompt.
 
     The few-shot prompt is the one the model would answer freely. The model first writes its own answer
     (greedy, a few tokens); then every candidate phrase (`phrases.candidate_phrases`), its own answer
@@ -193,14 +209,7 @@ def answer_locally(model: str, question: str, evidence: Sequence[str], usage: Us
         ((option, logprob + bonus[option], n) for option, (logprob, n) in zip(options, choice.scores, strict=True)),
         key=lambda item: -item[1],
     )
-    read = sum(n for _, _, n in ranked)
-    usage.record(
-        prompt_tokens=choice.prompt_tokens + read,
-        completion_tokens=len(choice.free.split()) + 1,
-        cost_usd=0.0,
-        cached=False,
-    )
-    return LocalAnswer(ranked[0][0], [(phrase, round(score, 3)) for phrase, score, _ in ranked[:_CHOICES_SHOWN]])
+    return ranked, choice
 
 
 def answer_hosted(
