@@ -36,14 +36,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).parent / "results"
 MODEL = "local/default"
 _SENTENCE_END = re.compile(r"(?<=[.!?;])[\"”’']?\s+")
-_UPR_PROMPT = "Passage: {sentence}\nA question about this passage:"
-"""Query-likelihood framing for a base model (bench-only: the reader does not use it)."""
+_UPR_PROMPT = "question_likelihood"
 
 
 def evidence_passages(text: str, trace: list[dict[str, Any]]) -> list[str]:
     """The first round's evidence, best first, whitespace collapsed."""
-    first = next(step for step in trace if step.get("stage") == "shortlist")
-    read = sorted((c for c in first["candidates"] if c["evidence"]), key=lambda c: c["attention_rank"])
+    from longread.evaluation.losses import first_round
+
+    read = sorted((c for c in first_round(trace)["candidates"] if c["evidence"]), key=lambda c: c["attention_rank"])
     return [" ".join(text[c["start"] : c["end"]].split()) for c in read]
 
 
@@ -97,6 +97,7 @@ def question_likelihood(question: str, sentences: list[str]) -> list[float]:
     """Mean log-probability per token of the question after each sentence, in padded batches."""
     import torch
 
+    from longread.llm.prompts import render_prompt
     from longread.local_model import load_local_model
 
     lm = load_local_model(None)
@@ -104,7 +105,7 @@ def question_likelihood(question: str, sentences: list[str]) -> list[float]:
     scores: list[float] = []
     for first in range(0, len(sentences), 16):
         rows = [
-            list(lm.tokenizer(_UPR_PROMPT.format(sentence=s), add_special_tokens=True)["input_ids"]) + asked
+            list(lm.tokenizer(render_prompt(_UPR_PROMPT, sentence=s), add_special_tokens=True)["input_ids"]) + asked
             for s in sentences[first : first + 16]
         ]
         width = max(len(r) for r in rows)

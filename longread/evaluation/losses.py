@@ -30,7 +30,7 @@ FUSION_K = 60
 """RRF constant for the three-rank fusion, as the shortlist's own fusion uses."""
 
 
-def _first_round(trace: list[dict[str, Any]]) -> dict[str, Any]:
+def first_round(trace: list[dict[str, Any]]) -> dict[str, Any]:
     """The first shortlist round: the question as asked (a second hop reads an expanded query)."""
     return next(step for step in trace if step.get("stage") == "shortlist")
 
@@ -75,7 +75,7 @@ def analyse(
     `right`: the answer holds the expected phrase, as the books suite scores it.
     """
     wanted = [flat(e) for e in expected]
-    step = _first_round(trace)
+    step = first_round(trace)
     candidates = [dict(c) for c in step["candidates"]]
     for c in candidates:
         passage = flat(text[c["start"] : c["end"]])
