@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Update, bindparam, func, or_, update
 from sqlmodel import Session, col, select
@@ -204,6 +204,17 @@ def _progress_due(job_id: str) -> bool:
     return True
 
 
+class JobTally(NamedTuple):
+    """What a usage update leaves in the job row: enough for a task that does many calls in a row to
+    know whether to go on (the job ended or was canceled) and what budget is left, without reading it."""
+
+    status: JobStatus
+    cancel_requested: bool
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
 _COUNTERS = tuple(_job_counters(Usage()))
 """The job columns a usage adds to, as `_job_counters` names them."""
 
@@ -223,16 +234,18 @@ def _usage_statement(with_retry: bool, recount_tree: bool) -> Update:
         values["done"] = (
             select(func.count()).select_from(nodes).where(nodes.c.tree_id == bindparam("tree_id")).scalar_subquery()
         )
-    return update(table).where(table.c.id == bindparam("job_id")).values(values)
+    statement = update(table).where(table.c.id == bindparam("job_id")).values(values)
+    return statement.returning(*(table.c[name] for name in JobTally._fields))
 
 
-def add_usage(session: Session, job_id: str, usage: Usage, *, done_of_tree: str | None = None) -> None:
+def add_usage(session: Session, job_id: str, usage: Usage, *, done_of_tree: str | None = None) -> JobTally | None:
     """Atomic increments: many node tasks of one job add their calls concurrently.
 
     The counters are added on every call (budgets read them), but `done` (recounted from the stored
     nodes of `done_of_tree`, so a duplicate delivery cannot inflate it) and the change notice go out at
     most a few times a second per job and worker process: a tree level's nodes finish many times a
-    second, and the level's end sets the progress anyway.
+    second, and the level's end sets the progress anyway. Returns the row's state after the update
+    (None when the job no longer exists).
     """
     params: dict[str, Any] = {f"add_{name}": amount for name, amount in _job_counters(usage).items()}
     params |= {"job_id": job_id, "now": utcnow()}
@@ -243,10 +256,14 @@ def add_usage(session: Session, job_id: str, usage: Usage, *, done_of_tree: str 
     recount = done_of_tree is not None and due
     if recount:
         params["tree_id"] = done_of_tree
-    session.execute(_usage_statement(bool(retry), recount), params)
+    row = session.execute(_usage_statement(bool(retry), recount), params).first()
     session.commit()
     if due:
         job_changed(job_id)
+    if row is None:
+        return None
+    status, cancel, cost, prompt, completion = row
+    return JobTally(JobStatus(status), bool(cancel), float(cost), int(prompt), int(completion))
 
 
 def finish(

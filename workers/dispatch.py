@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from longread.config import get_settings
 from longread.storage.models import Job, JobKind
+from longread.workers import level_claims
 from longread.workers.celery_app import app, queue_for
 from longread.workers.embedded import redis_url
 
@@ -30,7 +31,7 @@ ENTRY_TASKS = {
 }
 CHAIN_STEP_TASK = "longread.workers.tasks.chain.chain_step_task"
 ANSWER_TASK = "longread.workers.tasks.answers.answer_task"
-TREE_NODE_TASK = "longread.workers.tasks.tree.summarize_node_task"
+TREE_NODES_TASK = "longread.workers.tasks.tree.summarize_nodes_task"
 TREE_LEVEL_DONE_TASK = "longread.workers.tasks.tree.tree_level_done"
 
 
@@ -57,12 +58,23 @@ def continue_job_with(task_name: str, job: Job) -> None:
     app.send_task(task_name, args=(job.id, job.attempts), queue=queue_for(job_model(job)))
 
 
+def tree_level_tasks(n_nodes: int) -> int:
+    """How many node tasks a tree level sends: no more than may call the provider at once
+    (`LLM_MAX_CONCURRENCY`, a cap shared by every worker), and no more than it has nodes."""
+    return max(1, min(n_nodes, get_settings().LLM_MAX_CONCURRENCY))
+
+
 def dispatch_tree_level(job: Job, tree_id: str, model: str, level: int, positions: list[int]) -> None:
-    """One task per missing node of a tree level; the chord's body starts the next level."""
+    """A few tasks per tree level that pull its missing nodes off a shared list (`level_claims`);
+    the chord's body starts the next level."""
     queue = queue_for(model)
+    n_tasks = tree_level_tasks(len(positions))
+    listed = level_claims.offer(job.id, job.attempts, level, positions)
     header = group(
-        app.signature(TREE_NODE_TASK, args=(job.id, tree_id, level, position, job.attempts)).set(queue=queue)
-        for position in positions
+        app.signature(
+            TREE_NODES_TASK, args=(job.id, tree_id, level, positions[start::n_tasks], job.attempts, listed)
+        ).set(queue=queue)
+        for start in range(n_tasks)
     )
     # Immutable: a chord passes its header's results to a mutable body as an extra first argument.
     body = app.signature(TREE_LEVEL_DONE_TASK, args=(job.id, tree_id, level, job.attempts), immutable=True)

@@ -6,7 +6,7 @@ tasks it was running are neither finished nor acknowledged, the other workers ke
 heartbeat fresh with the level's remaining nodes, and the level's chord then waits for the lost
 nodes until Redis redelivers them after the visibility timeout (over an hour).
 
-Each node task therefore holds a lease: a field in a Redis hash per job whose value is the time it
+Each task of a level therefore holds a lease: a field in a Redis hash per job whose value is the time it
 expires, renewed every quarter of JOB_HEARTBEAT_TIMEOUT_S while the task runs and removed when it
 ends. A field left behind with a past expiry belongs to a task whose process died; the sweeper then
 resumes the job at once (the resumed attempt re-dispatches the nodes that are not stored).
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 _clients: dict[str, redis.Redis] = {}
 
 
-def _client() -> redis.Redis | None:
+def redis_client() -> redis.Redis | None:
+    """The workers' Redis connection (None when no broker URL is set), shared by leases and level lists."""
     url = redis_url(start=False)
     if url is None:
         return None
@@ -55,7 +56,7 @@ def lease(job_id: str, what: str) -> Iterator[None]:
     Taking and renewing is one round trip (HSET and EXPIRE in a pipeline), releasing another.
     Broker trouble never fails the task: without Redis the job's heartbeat still covers it.
     """
-    client = _client()
+    client = redis_client()
     if client is None:
         yield
         return
@@ -83,7 +84,7 @@ def lease(job_id: str, what: str) -> Iterator[None]:
 
 def take_expired(job_id: str) -> list[str]:
     """Parts of the job whose lease ran out (their process died); they are removed as they are returned."""
-    client = _client()
+    client = redis_client()
     if client is None:
         return []
     key, now = _key(job_id), time.time()

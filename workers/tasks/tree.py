@@ -1,4 +1,4 @@
-"""The summary tree built across workers: one chord per level, one task per node.
+"""The summary tree built across workers: one chord per level, a few tasks per level that pull its nodes.
 
 Each level's nodes depend only on the level below, so a level is a Celery group whose chord body
 starts the next level. Nodes are upserted by (tree, level, position) and a level only dispatches
@@ -9,11 +9,13 @@ duplicate delivery of a node task costs nothing.
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
+from longread.config import get_settings
 from longread.failures import describe_failure
 from longread.llm import Usage
 from longread.llm.usage import BudgetExceeded
@@ -21,13 +23,13 @@ from longread.storage import jobs, speeds
 from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
-from longread.workers import leases
+from longread.workers import leases, level_claims
 from longread.workers.budget import exhausted, remaining_caps
 from longread.workers.celery_app import app
 from longread.workers.dispatch import (
     ANSWER_TASK,
     TREE_LEVEL_DONE_TASK,
-    TREE_NODE_TASK,
+    TREE_NODES_TASK,
     continue_job_with,
     dispatch_tree_level,
     job_model,
@@ -89,43 +91,73 @@ def build_tree_task(self, job_id: str) -> str:
     return run_job(job_id, self.request.id, body)
 
 
-@app.task(name=TREE_NODE_TASK)
-def summarize_node_task(job_id: str, tree_id: str, level: int, position: int, attempt: int) -> str:
-    """Summarise one node. Failures mark the job failed and return, so the chord body still runs."""
+@app.task(name=TREE_NODES_TASK)
+def summarize_nodes_task(
+    job_id: str, tree_id: str, level: int, share: list[int], attempt: int, listed: bool = False
+) -> str:
+    """Summarise nodes of one level until the level's list is empty (`level_claims`).
+
+    Failures mark the job failed and return, so the chord body still runs. The job's state after each
+    node comes back with its usage update, so a node costs no read of the job: the task stops at once
+    when the job ended, was canceled or spent its budget.
+    """
     with session_scope() as session:
         # The job and the tree in one read (an outer join: a deleted tree still finds the job).
         row = session.exec(select(Job, Tree).outerjoin(Tree, col(Tree.id) == tree_id).where(Job.id == job_id)).first()
         job, tree = row if row is not None else (None, None)
         if job is None or job.status in jobs.TERMINAL:
             return "skipped"
-        if job.cancel_requested:
-            jobs.finish(session, job_id, JobStatus.CANCELED)
-            return JobStatus.CANCELED.value
         if tree is None:
             jobs.finish(session, job_id, JobStatus.FAILED, error="the summary tree was deleted", error_code="not_found")
             return JobStatus.FAILED.value
-        usage = Usage(budget=remaining_caps(job))
-        try:
-            with jobs.heartbeat(job_id), leases.lease(job_id, f"node {level}:{position}"):
-                summarize_node(
-                    session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id)
-                )
-        except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
-            session.rollback()
-            jobs.add_usage(session, job_id, usage)
-            return "budget"
-        except Exception as exc:
-            log.exception("node (%s, %s) of tree %s failed", level, position, tree_id)
-            session.rollback()
-            jobs.add_usage(session, job_id, usage)
-            failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
-            jobs.finish(session, job_id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
-            return JobStatus.FAILED.value
-        # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes.
-        # Hosted tree builds teach the planner their latency; the sums ride on the usage update's commit.
-        speeds.record_calls(session, usage.samples, commit=False)
-        jobs.add_usage(session, job_id, usage, done_of_tree=tree_id)
-        return f"{level}:{position}"
+        session.expunge(job)  # a copy the loop keeps current from each usage update's returned row
+        deadline = time.monotonic() + get_settings().TASK_TIME_LIMIT_S / 2
+        summarised = 0
+        with jobs.heartbeat(job_id), leases.lease(job_id, f"level {level}"):
+            for position in level_claims.claims(job_id, attempt, level, share, listed=listed):
+                outcome = _summarize_one(session, job, tree, level, position)
+                if outcome is not None:
+                    return outcome
+                summarised += 1
+                if time.monotonic() > deadline:  # leave the rest to the other tasks or the level's re-dispatch
+                    break
+        return f"{level}: {summarised} nodes"
+
+
+def _summarize_one(session: Session, job: Job, tree: Tree, level: int, position: int) -> str | None:
+    """One node of a level task's loop; None to go on, else why the loop stops (the task's result)."""
+    if job.status in jobs.TERMINAL:
+        return "skipped"
+    if job.cancel_requested:
+        jobs.finish(session, job.id, JobStatus.CANCELED)
+        return JobStatus.CANCELED.value
+    usage = Usage(budget=remaining_caps(job))
+    try:
+        summarize_node(session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id))
+    except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
+        session.rollback()
+        jobs.add_usage(session, job.id, usage)
+        return "budget"
+    except Exception as exc:
+        log.exception("node (%s, %s) of tree %s failed", level, position, tree.id)
+        session.rollback()
+        jobs.add_usage(session, job.id, usage)
+        failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
+        jobs.finish(session, job.id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
+        return JobStatus.FAILED.value
+    # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes.
+    # Hosted tree builds teach the planner their latency; the sums ride on the usage update's commit.
+    speeds.record_calls(session, usage.samples, commit=False)
+    tally = jobs.add_usage(session, job.id, usage, done_of_tree=tree.id)
+    if tally is None:
+        return "skipped"
+    job.status, job.cancel_requested = tally.status, tally.cancel_requested
+    job.cost_usd, job.prompt_tokens, job.completion_tokens = (
+        tally.cost_usd,
+        tally.prompt_tokens,
+        tally.completion_tokens,
+    )
+    return None
 
 
 @app.task(name=TREE_LEVEL_DONE_TASK)
