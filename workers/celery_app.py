@@ -119,8 +119,9 @@ def _warnings_without_paths(**_kwargs: Any) -> None:
 
 @worker_init.connect
 def _preload(**_kwargs: Any) -> None:
-    """Import litellm and read the cl100k tokenizer once in the parent, so every forked pool process starts
-    warm (they take seconds of CPU, which each process paid again on its first task)."""
+    """Import litellm, run its call path once on a mock response, read the cl100k tokenizer and check the
+    schema once in the parent, so every forked pool process starts warm (that work takes seconds of CPU,
+    which each process paid again on its first task)."""
     import litellm  # noqa: F401
 
     from longread.tokens import token_counter_for
@@ -133,6 +134,24 @@ def _preload(**_kwargs: Any) -> None:
     from longread.llm.scripted import register_scripted_provider
 
     register_scripted_provider()
+    from longread.llm.client import warm_up
+
+    warm_up()
+    _migrate_before_fork()
+
+
+def _migrate_before_fork() -> None:
+    """Bring the schema up to date once in the parent: a pool process that finds it done (the per-process
+    flag is inherited) skips Alembic, which cost each one about 0.4 s of CPU on its first task. The
+    parent's connections are closed before the fork; a database that is down now is checked later."""
+    from longread.storage.db import get_engine, init_db
+
+    try:
+        init_db()
+    except Exception as exc:  # the message may carry the URL: the log gets its kind only
+        log.warning("the database schema could not be checked at start (%s); each task checks it", type(exc).__name__)
+        return
+    get_engine().dispose()
 
 
 def serves_local_queue(worker: Any) -> bool:

@@ -143,6 +143,26 @@ def _register_providers(model: str) -> None:
         register_local_provider()
 
 
+def warm_up() -> None:
+    """Import what litellm otherwise imports on a process's first call, with no network and no usage.
+
+    litellm loads most of itself lazily: its own cl100k encoding, the Router's core, the completion
+    path (about 0.3 s of CPU). A worker runs this before its pool forks, so each pool process inherits
+    those imports instead of paying them on its first task. It builds a Router but never calls one:
+    a Router call starts litellm's native runtime, whose threads do not survive the fork; the plain
+    mock completion does not start it.
+    """
+    import litellm
+    from litellm import Router
+
+    litellm.suppress_debug_info = True
+    _ = litellm.encoding
+    Router(model_list=[{"model_name": "warm-up", "litellm_params": {"model": "openai/warm-up", "api_key": "none"}}])
+    litellm.completion(
+        model="openai/warm-up", messages=[{"role": "user", "content": "warm up"}], mock_response="ok", api_key="none"
+    )
+
+
 @lru_cache(maxsize=32)
 def _router(model: str, api_base: str | None, api_key: str | None, timeout: float, retries: int) -> Any:
     import litellm
