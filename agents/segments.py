@@ -72,3 +72,46 @@ def segment_with_text(session: Session, document_id: str, scheme: str, index: in
         .where(Segment.document_id == document_id, Segment.scheme == scheme, Segment.index == index)
     ).one()
     return start, end, str(text)
+
+
+WHOLE_TEXT_MAX_CHARS = 32_000_000
+"""A document up to this size is read whole by a task that reads many of its segments (about 8M tokens)."""
+
+
+class SegmentTexts:
+    """Segments of one document for a task that reads many of them: one read of the text and bounds.
+
+    PostgreSQL keeps a long text compressed out of line, so each SQL `substr` decompresses the whole
+    book: a leaf's read cost more database CPU than the rest of its node. A task that summarises many
+    leaves therefore reads the text once, on its first segment, and cuts the rest in Python. Documents
+    over `WHOLE_TEXT_MAX_CHARS` are still cut in SQL, one segment at a time.
+    """
+
+    def __init__(self, session: Session, document_id: str, scheme: str) -> None:
+        self._session, self._document_id, self._scheme = session, document_id, scheme
+        self._text: str | None = None
+        self._bounds: dict[int, tuple[int, int]] = {}
+        self._whole: bool | None = None
+
+    def __call__(self, index: int) -> tuple[int, int, str]:
+        """`(start, end, text)` of segment `index`, as `segment_with_text` gives it."""
+        if self._whole is None:
+            self._load()
+        if not self._whole or index not in self._bounds:
+            return segment_with_text(self._session, self._document_id, self._scheme, index)
+        assert self._text is not None
+        start, end = self._bounds[index]
+        return start, end, self._text[start:end]
+
+    def _load(self) -> None:
+        n_chars = self._session.exec(select(Document.n_chars).where(Document.id == self._document_id)).one_or_none()
+        self._whole = n_chars is not None and n_chars <= WHOLE_TEXT_MAX_CHARS
+        if not self._whole:
+            return
+        self._text = self._session.exec(select(Document.text).where(Document.id == self._document_id)).one()
+        rows = self._session.exec(
+            select(Segment.index, Segment.start, Segment.end).where(
+                Segment.document_id == self._document_id, Segment.scheme == self._scheme
+            )
+        )
+        self._bounds = {index: (start, end) for index, start, end in rows}

@@ -47,3 +47,24 @@ def test_document_slice_reads_exact_characters(session) -> None:
     start = document.text.index("The code is 4721.")
     assert document_slice(session, document.id, start, start + 17) == "The code is 4721."
     assert document_slice(session, document.id, 0, 7) == document.text[0:7]
+
+
+def test_segment_texts_read_once_match_the_sql_cut(session, monkeypatch) -> None:
+    from longread import engine
+    from longread.agents import segments
+    from longread.agents.segments import SegmentTexts, ensure_segments, scheme_for, segment_with_text
+
+    text = "Ünïcode first. " + document_with_facts(60, {17: "The code is 4721."})
+    document, _ = engine.store_text(session, filename="d.txt", text=text)
+    scheme = scheme_for("gpt-4o-mini", 200)
+    n = len(ensure_segments(session, document, "gpt-4o-mini", 200))
+    assert n > 3
+    expected = [segment_with_text(session, document.id, scheme, i) for i in range(n)]
+    whole = SegmentTexts(session, document.id, scheme)
+    assert [whole(i) for i in reversed(range(n))] == expected[::-1]
+    assert any("The code is 4721." in piece for _, _, piece in expected)
+    # Over the size limit each segment is still cut in SQL, with the same result.
+    monkeypatch.setattr(segments, "WHOLE_TEXT_MAX_CHARS", len(document.text) - 1)
+    cut = SegmentTexts(session, document.id, scheme)
+    assert [cut(i) for i in range(n)] == expected
+    assert cut._text is None

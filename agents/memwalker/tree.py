@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from longread.agents.base import ProgressFn, no_progress
-from longread.agents.segments import ensure_segments, scheme_for, segment_with_text
+from longread.agents.segments import SegmentTexts, ensure_segments, scheme_for, segment_with_text
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import provider_of
@@ -145,8 +145,19 @@ def level_nodes(session: Session, tree_id: str, level: int) -> list[TreeNode]:
     )
 
 
-def summarize_node(session: Session, tree: Tree, level: int, position: int, client: LLMClient) -> TreeNode:
-    """Summarise one node (a segment at level 0, a run of children above) and upsert it."""
+def summarize_node(
+    session: Session,
+    tree: Tree,
+    level: int,
+    position: int,
+    client: LLMClient,
+    segments: SegmentTexts | None = None,
+) -> TreeNode:
+    """Summarise one node (a segment at level 0, a run of children above) and upsert it.
+
+    `segments` serves a leaf's text when the caller summarises many leaves of the document (one read of
+    the whole text); without it the leaf's segment is cut in SQL.
+    """
     existing = get_node(session, tree.id, level, position)
     if existing is not None:
         return existing
@@ -155,7 +166,11 @@ def summarize_node(session: Session, tree: Tree, level: int, position: int, clie
         raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
     parent = parent_of(sizes[level], sizes[level + 1], position) if level + 1 < len(sizes) else None
     if level == 0:
-        start, end, text = segment_with_text(session, tree.document_id, tree.scheme, position)
+        start, end, text = (
+            segments(position)
+            if segments is not None
+            else segment_with_text(session, tree.document_id, tree.scheme, position)
+        )
         completion = client.complete(
             "tree_leaf_summary",
             text=text,

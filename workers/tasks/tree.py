@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from longread.agents.memwalker.tree import finish_tree, level_nodes, prepare_tree, summarize_node, tree_level_sizes
+from longread.agents.segments import SegmentTexts
 from longread.config import get_settings
 from longread.failures import describe_failure
 from longread.llm import Usage
@@ -112,10 +113,11 @@ def summarize_nodes_task(
             return JobStatus.FAILED.value
         session.expunge(job)  # a copy the loop keeps current from each usage update's returned row
         deadline = time.monotonic() + get_settings().TASK_TIME_LIMIT_S / 2
+        segments = SegmentTexts(session, tree.document_id, tree.scheme) if level == 0 else None
         summarised = 0
         with jobs.heartbeat(job_id), leases.lease(job_id, f"level {level}"):
             for position in level_claims.claims(job_id, attempt, level, share, listed=listed):
-                outcome = _summarize_one(session, job, tree, level, position)
+                outcome = _summarize_one(session, job, tree, level, position, segments)
                 if outcome is not None:
                     return outcome
                 summarised += 1
@@ -124,7 +126,9 @@ def summarize_nodes_task(
         return f"{level}: {summarised} nodes"
 
 
-def _summarize_one(session: Session, job: Job, tree: Tree, level: int, position: int) -> str | None:
+def _summarize_one(
+    session: Session, job: Job, tree: Tree, level: int, position: int, segments: SegmentTexts | None
+) -> str | None:
     """One node of a level task's loop; None to go on, else why the loop stops (the task's result)."""
     if job.status in jobs.TERMINAL:
         return "skipped"
@@ -133,7 +137,8 @@ def _summarize_one(session: Session, job: Job, tree: Tree, level: int, position:
         return JobStatus.CANCELED.value
     usage = Usage(budget=remaining_caps(job))
     try:
-        summarize_node(session, tree, level, position, stored_client(tree.model, usage, tenant_id=job.tenant_id))
+        client = stored_client(tree.model, usage, tenant_id=job.tenant_id)
+        summarize_node(session, tree, level, position, client, segments)
     except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
         session.rollback()
         jobs.add_usage(session, job.id, usage)
