@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlmodel import Session, create_engine
 
@@ -43,6 +43,20 @@ def engine_for(url: str) -> Engine:
 def rows_changed(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE matched: `Session.execute` returns a cursor result for those, typed as a plain one."""
     return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def insert_new(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT that leaves an existing row with the same unique key alone (ON CONFLICT DO NOTHING, in
+    PostgreSQL's and SQLite's dialects); True when the row was written. Commits nothing."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if session.get_bind().dialect.name == "postgresql":
+        statement: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    # A row comes back only when one was written (psycopg reports no rowcount for this statement).
+    key = next(iter(table.primary_key.columns))
+    return session.execute(statement.returning(key)).first() is not None
 
 
 def get_engine() -> Engine:

@@ -204,3 +204,25 @@ def test_the_walk_streams_its_answer_but_not_the_reasoning_or_the_leaves_it_left
     # Word by word as the scripted model writes it, the label last: the same text as the stored answer.
     assert len(pieces) > 3 and "".join(pieces) == answer.answer and re.search(r"\[S\d+\]$", answer.answer)
     assert not any("Reasoning" in p or "Action" in p or "passage" in p for p in pieces)
+
+
+def test_a_node_written_in_the_callers_transaction_is_kept_once(session, monkeypatch) -> None:
+    from longread.agents.memwalker.tree import prepare_tree, summarize_node
+    from longread.agents.segments import SegmentTexts
+    from longread.llm.client import LLMClient
+
+    document = _store(session, monkeypatch, document_with_facts(30, {12: "The code is 4721."}), 120, 3)
+    tree = prepare_tree(session, document, MODEL)
+    usage = Usage()
+    client = LLMClient(MODEL, usage)
+    segments = SegmentTexts(session, document.id, tree.scheme)
+    assert summarize_node(session, tree, 0, 2, client, segments, commit=False)
+    session.rollback()  # the caller's transaction did not commit: no node
+    assert session.exec(select(func.count()).select_from(TreeNode)).one() == 0
+    assert summarize_node(session, tree, 0, 2, client, segments, commit=False)
+    session.commit()
+    calls = usage.calls
+    assert not summarize_node(session, tree, 0, 2, client, segments)  # stored: no call, no second row
+    assert usage.calls == calls == 2
+    nodes = session.exec(select(TreeNode)).all()
+    assert [(n.level, n.position, n.segment_index) for n in nodes] == [(0, 2, 2)] and nodes[0].summary

@@ -21,7 +21,8 @@ from longread.agents.segments import SegmentTexts, ensure_segments, scheme_for, 
 from longread.config import get_settings
 from longread.llm import LLMClient
 from longread.llm.client import provider_of
-from longread.storage.models import Document, Segment, Tree, TreeNode, TreeStatus
+from longread.storage.db import insert_new
+from longread.storage.models import Document, Segment, Tree, TreeNode, TreeStatus, table_of
 
 TREE_PROMPTS = ("tree_leaf_summary", "tree_node_summary")
 LEAF_SUMMARY_WORDS = 120
@@ -135,6 +136,13 @@ def get_node(session: Session, tree_id: str, level: int, position: int) -> TreeN
     ).first()
 
 
+def node_stored(session: Session, tree_id: str, level: int, position: int) -> bool:
+    query = select(TreeNode.id).where(
+        TreeNode.tree_id == tree_id, TreeNode.level == level, TreeNode.position == position
+    )
+    return session.exec(query).first() is not None
+
+
 def level_nodes(session: Session, tree_id: str, level: int) -> list[TreeNode]:
     return list(
         session.exec(
@@ -152,15 +160,18 @@ def summarize_node(
     position: int,
     client: LLMClient,
     segments: SegmentTexts | None = None,
-) -> TreeNode:
+    *,
+    commit: bool = True,
+) -> bool:
     """Summarise one node (a segment at level 0, a run of children above) and upsert it.
 
     `segments` serves a leaf's text when the caller summarises many leaves of the document (one read of
-    the whole text); without it the leaf's segment is cut in SQL.
+    the whole text); without it the leaf's segment is cut in SQL. With `commit=False` the node is written
+    in the session's open transaction, for the caller to commit with what it adds (the call's usage).
+    A node already stored is not summarised again, and one stored meanwhile by another task wins.
     """
-    existing = get_node(session, tree.id, level, position)
-    if existing is not None:
-        return existing
+    if node_stored(session, tree.id, level, position):
+        return False
     sizes = tree_level_sizes(session, tree)
     if not 0 <= level < len(sizes) or not 0 <= position < sizes[level]:
         raise ValueError(f"node ({level}, {position}) is outside a tree of levels {sizes}")
@@ -224,15 +235,12 @@ def summarize_node(
             summary=completion.text,
             n_tokens=client.counter.count(completion.text),
         )
-    session.add(node)
-    try:
+    # A Core INSERT: the ORM's unit of work cost more CPU than the statement, and a node written
+    # concurrently by a duplicate task is left as it is rather than raising.
+    written = insert_new(session, table_of(TreeNode), node.model_dump(exclude={"id"}))
+    if commit:
         session.commit()
-    except IntegrityError:  # the same node was written concurrently: keep the stored one
-        session.rollback()
-        stored = get_node(session, tree.id, level, position)
-        assert stored is not None
-        return stored
-    return node
+    return written
 
 
 def finish_tree(session: Session, tree: Tree) -> Tree:

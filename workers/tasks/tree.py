@@ -138,7 +138,7 @@ def _summarize_one(
     usage = Usage(budget=remaining_caps(job))
     try:
         client = stored_client(tree.model, usage, tenant_id=job.tenant_id)
-        summarize_node(session, tree, level, position, client, segments)
+        summarize_node(session, tree, level, position, client, segments, commit=False)
     except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
         session.rollback()
         jobs.add_usage(session, job.id, usage)
@@ -150,8 +150,8 @@ def _summarize_one(
         failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
         jobs.finish(session, job.id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
         return JobStatus.FAILED.value
-    # One statement: usage increments, heartbeat, and `done` recounted from the stored nodes.
-    # Hosted tree builds teach the planner their latency; the sums ride on the usage update's commit.
+    # One transaction: the node, the usage increments with the heartbeat and `done` recounted from the
+    # stored nodes, and (hosted tree builds teach the planner their latency) the speed sums.
     speeds.record_calls(session, usage.samples, commit=False)
     tally = jobs.add_usage(session, job.id, usage, done_of_tree=tree.id)
     if tally is None:
