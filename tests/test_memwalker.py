@@ -206,23 +206,27 @@ def test_the_walk_streams_its_answer_but_not_the_reasoning_or_the_leaves_it_left
     assert not any("Reasoning" in p or "Action" in p or "passage" in p for p in pieces)
 
 
-def test_a_node_written_in_the_callers_transaction_is_kept_once(session, monkeypatch) -> None:
+def test_a_node_is_summarised_once_and_handed_to_its_writer(session, monkeypatch) -> None:
     from longread.agents.memwalker.tree import prepare_tree, summarize_node
     from longread.agents.segments import SegmentTexts
     from longread.llm.client import LLMClient
+    from longread.storage.db import insert_new
+    from longread.storage.models import table_of
 
     document = _store(session, monkeypatch, document_with_facts(30, {12: "The code is 4721."}), 120, 3)
     tree = prepare_tree(session, document, MODEL)
     usage = Usage()
     client = LLMClient(MODEL, usage)
     segments = SegmentTexts(session, document.id, tree.scheme)
-    assert summarize_node(session, tree, 0, 2, client, segments, commit=False)
-    session.rollback()  # the caller's transaction did not commit: no node
-    assert session.exec(select(func.count()).select_from(TreeNode)).one() == 0
-    assert summarize_node(session, tree, 0, 2, client, segments, commit=False)
+    rows: list[dict] = []
+    assert summarize_node(session, tree, 0, 2, client, segments, write=rows.append)
+    assert session.exec(select(func.count()).select_from(TreeNode)).one() == 0  # handed over, not stored
+    assert len(rows) == 1 and rows[0]["position"] == 2 and rows[0]["summary"]
+    assert insert_new(session, table_of(TreeNode), rows[0])
+    assert not insert_new(session, table_of(TreeNode), rows[0] | {"summary": "a duplicate"})  # the first stays
     session.commit()
-    calls = usage.calls
     assert not summarize_node(session, tree, 0, 2, client, segments)  # stored: no call, no second row
-    assert usage.calls == calls == 2
+    assert usage.calls == 1
     nodes = session.exec(select(TreeNode)).all()
-    assert [(n.level, n.position, n.segment_index) for n in nodes] == [(0, 2, 2)] and nodes[0].summary
+    assert [(n.level, n.position, n.segment_index) for n in nodes] == [(0, 2, 2)]
+    assert nodes[0].summary == rows[0]["summary"]

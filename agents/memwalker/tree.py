@@ -9,6 +9,7 @@ service). Nodes are upserted by (tree, level, position): repeating a node costs 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -161,14 +162,14 @@ def summarize_node(
     client: LLMClient,
     segments: SegmentTexts | None = None,
     *,
-    commit: bool = True,
+    write: Callable[[dict[str, Any]], None] | None = None,
 ) -> bool:
     """Summarise one node (a segment at level 0, a run of children above) and upsert it.
 
     `segments` serves a leaf's text when the caller summarises many leaves of the document (one read of
-    the whole text); without it the leaf's segment is cut in SQL. With `commit=False` the node is written
-    in the session's open transaction, for the caller to commit with what it adds (the call's usage).
-    A node already stored is not summarised again, and one stored meanwhile by another task wins.
+    the whole text); without it the leaf's segment is cut in SQL. With `write` the node's row goes to it
+    instead of the database (the caller stores it with the call's usage). A node already stored is not
+    summarised again (False), and one stored meanwhile by another task wins.
     """
     if node_stored(session, tree.id, level, position):
         return False
@@ -237,9 +238,12 @@ def summarize_node(
         )
     # A Core INSERT: the ORM's unit of work cost more CPU than the statement, and a node written
     # concurrently by a duplicate task is left as it is rather than raising.
-    written = insert_new(session, table_of(TreeNode), node.model_dump(exclude={"id"}))
-    if commit:
-        session.commit()
+    row = node.model_dump(exclude={"id"})
+    if write is not None:
+        write(row)
+        return True
+    written = insert_new(session, table_of(TreeNode), row)
+    session.commit()
     return written
 
 

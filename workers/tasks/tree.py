@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -20,7 +21,7 @@ from longread.config import get_settings
 from longread.failures import describe_failure
 from longread.llm import Usage
 from longread.llm.usage import BudgetExceeded
-from longread.storage import jobs, speeds
+from longread.storage import jobs
 from longread.storage.cache import stored_client
 from longread.storage.db import session_scope
 from longread.storage.models import Document, Job, JobKind, JobStatus, Tree, TreeNode, TreeStatus
@@ -35,6 +36,7 @@ from longread.workers.dispatch import (
     dispatch_tree_level,
     job_model,
 )
+from longread.workers.node_writer import NodeWriter
 from longread.workers.tasks.base import continue_job, run_job
 
 log = logging.getLogger(__name__)
@@ -115,53 +117,73 @@ def summarize_nodes_task(
         deadline = time.monotonic() + get_settings().TASK_TIME_LIMIT_S / 2
         segments = SegmentTexts(session, tree.document_id, tree.scheme) if level == 0 else None
         summarised = 0
-        with jobs.heartbeat(job_id), leases.lease(job_id, f"level {level}"):
-            for position in level_claims.claims(job_id, attempt, level, share, listed=listed):
-                outcome = _summarize_one(session, job, tree, level, position, segments)
-                if outcome is not None:
-                    return outcome
-                summarised += 1
-                if time.monotonic() > deadline:  # leave the rest to the other tasks or the level's re-dispatch
-                    break
+        try:
+            with jobs.heartbeat(job_id), leases.lease(job_id, f"level {level}"), NodeWriter(job_id, tree_id) as writer:
+                for position in level_claims.claims(job_id, attempt, level, share, listed=listed):
+                    outcome = _summarize_one(session, job, tree, level, position, segments, writer)
+                    if outcome is not None:
+                        return outcome
+                    summarised += 1
+                    if time.monotonic() > deadline:  # the rest go to the other tasks or the level's re-dispatch
+                        break
+        except Exception as exc:  # a node's write failed (the call's own failures are handled per node)
+            log.exception("storing a node of level %s of tree %s failed", level, tree_id)
+            failure = describe_failure(exc)
+            jobs.finish(session, job_id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
+            return JobStatus.FAILED.value
         return f"{level}: {summarised} nodes"
 
 
 def _summarize_one(
-    session: Session, job: Job, tree: Tree, level: int, position: int, segments: SegmentTexts | None
+    session: Session,
+    job: Job,
+    tree: Tree,
+    level: int,
+    position: int,
+    segments: SegmentTexts | None,
+    writer: NodeWriter,
 ) -> str | None:
-    """One node of a level task's loop; None to go on, else why the loop stops (the task's result)."""
+    """One node of a level task's loop; None to go on, else why the loop stops (the task's result).
+
+    `job` is the task's copy of the row, kept current from each write's returned tally plus the usage
+    still being written, so a cap is checked against everything spent so far.
+    """
     if job.status in jobs.TERMINAL:
         return "skipped"
     if job.cancel_requested:
         jobs.finish(session, job.id, JobStatus.CANCELED)
         return JobStatus.CANCELED.value
     usage = Usage(budget=remaining_caps(job))
+    rows: list[dict[str, Any]] = []
     try:
         client = stored_client(tree.model, usage, tenant_id=job.tenant_id)
-        summarize_node(session, tree, level, position, client, segments, commit=False)
+        summarize_node(session, tree, level, position, client, segments, write=rows.append)
     except BudgetExceeded:  # the level's chord body sees the cap and goes on to the answer
         session.rollback()
+        writer.wait()
         jobs.add_usage(session, job.id, usage)
         return "budget"
     except Exception as exc:
         log.exception("node (%s, %s) of tree %s failed", level, position, tree.id)
         session.rollback()
+        writer.wait()
         jobs.add_usage(session, job.id, usage)
         failure = describe_failure(exc)  # the log above keeps the exception; the row gets a safe sentence
         jobs.finish(session, job.id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
         return JobStatus.FAILED.value
-    # One transaction: the node, the usage increments with the heartbeat and `done` recounted from the
-    # stored nodes, and (hosted tree builds teach the planner their latency) the speed sums.
-    speeds.record_calls(session, usage.samples, commit=False)
-    tally = jobs.add_usage(session, job.id, usage, done_of_tree=tree.id)
-    if tally is None:
-        return "skipped"
-    job.status, job.cancel_requested = tally.status, tally.cancel_requested
-    job.cost_usd, job.prompt_tokens, job.completion_tokens = (
-        tally.cost_usd,
-        tally.prompt_tokens,
-        tally.completion_tokens,
-    )
+    # The node, the usage with the heartbeat and `done`, and the speed sums: one transaction, written
+    # while the next node's call runs.
+    tally = writer.write(rows[0] if rows else None, usage)
+    if tally is not None:
+        job.status, job.cancel_requested = tally.status, tally.cancel_requested
+        job.cost_usd, job.prompt_tokens, job.completion_tokens = (
+            tally.cost_usd,
+            tally.prompt_tokens,
+            tally.completion_tokens,
+        )
+    job.cost_usd += usage.cost_usd
+    job.prompt_tokens += usage.prompt_tokens
+    job.completion_tokens += usage.completion_tokens
     return None
 
 
