@@ -164,7 +164,7 @@ def summarize_node(
     *,
     write: Callable[[dict[str, Any]], None] | None = None,
 ) -> bool:
-    """Summarise one node (a segment at level 0, a run of children above) and upsert it.
+    """Summarise one node (a segment at level 0, a run of children above) and store it once.
 
     `segments` serves a leaf's text when the caller summarises many leaves of the document (one read of
     the whole text); without it the leaf's segment is cut in SQL. With `write` the node's row goes to it

@@ -126,7 +126,8 @@ def summarize_nodes_task(
                     summarised += 1
                     if time.monotonic() > deadline:  # the rest go to the other tasks or the level's re-dispatch
                         break
-        except Exception as exc:  # a node's write failed (the call's own failures are handled per node)
+        # A node's write (or the level's list) failed; a call's own failure is handled per node.
+        except Exception as exc:
             log.exception("storing a node of level %s of tree %s failed", level, tree_id)
             failure = describe_failure(exc)
             jobs.finish(session, job_id, JobStatus.FAILED, error=failure.message, error_code=failure.code)
