@@ -214,6 +214,15 @@ class JobTally(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
 
+    def copy_to(self, job: Job) -> None:
+        """Bring a task's detached copy of the job row up to this state (status, cancel flag, spend)."""
+        job.status, job.cancel_requested = self.status, self.cancel_requested
+        job.cost_usd, job.prompt_tokens, job.completion_tokens = (
+            self.cost_usd,
+            self.prompt_tokens,
+            self.completion_tokens,
+        )
+
 
 _COUNTERS = tuple(_job_counters(Usage()))
 """The job columns a usage adds to, as `_job_counters` names them."""

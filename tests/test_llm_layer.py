@@ -141,6 +141,22 @@ def test_the_job_row_and_api_show_the_retries_and_the_last_retried_failure(sessi
     assert (again.llm_retries, again.llm_last_retry_code) == (3, "model_timeout")
 
 
+def test_a_usage_update_returns_the_row_a_task_copies_onto_its_job(session) -> None:  # type: ignore[no-untyped-def]
+    """A node task keeps a detached job copy current from each update's tally, cancel flag included."""
+    from longread.storage import jobs
+    from longread.storage.models import Job, JobKind, JobStatus
+
+    job = jobs.create_job(session, tenant_id="t", kind=JobKind.BUILD_TREE, document_id=None)
+    copy = Job.model_validate(job.model_dump())
+    jobs.add_usage(session, job.id, Usage(calls=1, prompt_tokens=100, completion_tokens=10, cost_usd=0.5))
+    jobs.request_cancel(session, job)  # a queued job is canceled at once
+    tally = jobs.add_usage(session, job.id, Usage(calls=1, prompt_tokens=20, completion_tokens=2, cost_usd=0.25))
+    assert tally is not None
+    tally.copy_to(copy)
+    assert (copy.prompt_tokens, copy.completion_tokens, copy.cost_usd) == (120, 12, 0.75)
+    assert copy.cancel_requested and copy.status is JobStatus.CANCELED
+
+
 @pytest.mark.slow
 def test_retries_over_real_http_name_the_failure_without_the_providers_text(env, monkeypatch) -> None:
     """litellm's OpenAI client against a loopback server that answers 500 to some requests."""

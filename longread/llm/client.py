@@ -326,8 +326,9 @@ class LLMClient:
         `stream_to` receives the text as it arrives (streamed through litellm where the provider streams).
         """
         max_tokens = max_tokens or self.max_output_tokens
-        key = cache_key(self.model, messages, max_tokens, temperature, raw, self.scope)
+        key = None  # hashing a long prompt costs CPU on every call; only a cache needs it
         if self.cache is not None:
+            key = cache_key(self.model, messages, max_tokens, temperature, raw, self.scope)
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.record(prompt_tokens=0, completion_tokens=0, cost_usd=0.0, cached=True)
@@ -365,7 +366,7 @@ class LLMClient:
             retries=retried.count,
             retry_failure=retried.last,
         )
-        if self.cache is not None:
+        if self.cache is not None and key is not None:
             self.cache.put(key, self.model, completion)
         return completion
 

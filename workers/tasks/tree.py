@@ -176,12 +176,7 @@ def _summarize_one(
     # while the next node's call runs.
     tally = writer.write(rows[0] if rows else None, usage)
     if tally is not None:
-        job.status, job.cancel_requested = tally.status, tally.cancel_requested
-        job.cost_usd, job.prompt_tokens, job.completion_tokens = (
-            tally.cost_usd,
-            tally.prompt_tokens,
-            tally.completion_tokens,
-        )
+        tally.copy_to(job)
     job.cost_usd += usage.cost_usd
     job.prompt_tokens += usage.prompt_tokens
     job.completion_tokens += usage.completion_tokens
