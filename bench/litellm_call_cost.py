@@ -2,7 +2,8 @@
 
 A tree node is one model call; this measures what that call costs on the calling machine before any
 of Longread's own per-node work (its task, its SQL), so the tree-build figures can be read against it.
-Each layer is called with the same ~3,000-token prompt through the in-process scripted provider
+Each layer is called with the same prompt, a leaf's summary request over a `--passage-tokens` passage
+(1,000 by default, a tree's segment size), through the in-process scripted provider
 (`longread.llm.scripted`), which answers at once:
 
 - `provider`: the scripted provider's own work (its token counts), called directly;
@@ -14,7 +15,7 @@ For each layer, after a warm-up: CPU per call of the calling thread, and of the 
 adds litellm's success-logging thread; the process rests a moment after each batch so that thread ends
 its work inside the measurement). Median of `--repeats` batches of `--calls` calls.
 
-    python -m bench.litellm_call_cost [--calls 200] [--repeats 5]
+    python -m bench.litellm_call_cost [--passage-tokens 1000] [--calls 200] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = "scripted/bench.litellm_call_cost.instant_reply"
-PROMPT = (
-    "Summarise the passage in at most 40 words.\n\nPassage: " + "The quick brown fox jumps over the lazy dog. " * 300
-)
+SENTENCE = "The quick brown fox jumps over the lazy dog. "
+"""Ten cl100k tokens."""
 REPLY = " ".join(["summary"] * 40)
 SETTLE_S = 0.3
 
@@ -64,6 +64,7 @@ def per_call_ms(call: Callable[[], Any], calls: int, repeats: int) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passage-tokens", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "litellm_call_cost.json")
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scripted.register_scripted_provider()
     warm_up()
     handler = next(e["custom_handler"] for e in litellm.custom_provider_map if e["provider"] == "scripted")
-    messages = [{"role": "user", "content": PROMPT}]
+    prompt = "Summarise the passage in at most 40 words.\n\nPassage: " + SENTENCE * (args.passage_tokens // 10)
+    messages = [{"role": "user", "content": prompt}]
     settings = get_settings()
     router = _router(MODEL, None, None, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES)
     client = LLMClient(MODEL, use_cache=False)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     rows = {name: per_call_ms(call, args.calls, args.repeats) for name, call in layers.items()}
     result = {
-        "prompt_tokens": client.counter.count(PROMPT),
+        "prompt_tokens": client.counter.count(prompt),
         "calls": args.calls,
         "repeats": args.repeats,
         "layers": rows,
