@@ -2,8 +2,8 @@
 
 A tree node is one model call; this measures what that call costs on the calling machine before any
 of Longread's own per-node work (its task, its SQL), so the tree-build figures can be read against it.
-Each layer is called with the same prompt, a leaf's summary request over a `--passage-tokens` passage
-(1,000 by default, a tree's segment size), through the in-process scripted provider
+Each layer is called with the same request, a tree leaf's own summary prompt (`tree_leaf_summary`)
+over a `--passage-tokens` passage (1,000 by default, a tree's segment size), through the in-process scripted provider
 (`longread.llm.scripted`), which answers at once:
 
 - `provider`: the scripted provider's own work (its token counts), called directly;
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import litellm
 
+    from longread.agents.memwalker.tree import LEAF_SUMMARY_WORDS, words_to_tokens
     from longread.config import get_settings
     from longread.llm import scripted
     from longread.llm.client import LLMClient, _router, warm_up
@@ -79,16 +80,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scripted.register_scripted_provider()
     warm_up()
     handler = next(e["custom_handler"] for e in litellm.custom_provider_map if e["provider"] == "scripted")
-    prompt = "Summarise the passage in at most 40 words.\n\nPassage: " + SENTENCE * (args.passage_tokens // 10)
-    messages = [{"role": "user", "content": prompt}]
-    settings = get_settings()
-    router = _router(MODEL, None, None, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES)
     client = LLMClient(MODEL, use_cache=False)
+    passage = SENTENCE * (args.passage_tokens // 10)
+    prompt = client.render_prompt("tree_leaf_summary", text=passage, max_words=LEAF_SUMMARY_WORDS)[0]
+    messages = [{"role": "user", "content": prompt}]
+    max_tokens = words_to_tokens(LEAF_SUMMARY_WORDS)
+    settings = get_settings()  # the client's own Router (one per model and settings)
+    router = _router(
+        MODEL, settings.LLM_API_BASE, settings.LLM_API_KEY, settings.LLM_TIMEOUT_S, settings.LLM_NUM_RETRIES
+    )
     layers: dict[str, Callable[[], Any]] = {
         "provider": lambda: handler.completion(MODEL, messages),
-        "litellm.completion": lambda: litellm.completion(model=MODEL, messages=messages, max_tokens=64),
-        "Router.completion": lambda: router.completion(model=MODEL, messages=messages, max_tokens=64, metadata={}),
-        "LLMClient": lambda: client.complete_messages(messages, max_tokens=64),
+        "litellm.completion": lambda: litellm.completion(model=MODEL, messages=messages, max_tokens=max_tokens),
+        "Router.completion": lambda: router.completion(
+            model=MODEL, messages=messages, max_tokens=max_tokens, metadata={}
+        ),
+        "LLMClient": lambda: client.complete_messages(messages, max_tokens=max_tokens),
     }
     rows = {name: per_call_ms(call, args.calls, args.repeats) for name, call in layers.items()}
     result = {
