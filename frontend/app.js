@@ -41,6 +41,7 @@ const state = {
   watchers: new Set(), // job watchers of the open document or collection, stopped when it closes
   collection: null, // the open collection (CollectionDetail), the scope of its questions
   checked: new Map(), // documents checked in the list (id -> filename): the next collection's members
+  threadShows: 0, // counts `showConversation` calls: only the latest one fills the thread view
 };
 
 // ---------------------------------------------------------------- API access
@@ -813,6 +814,10 @@ function placeTurn(item, time, thread = $("#thread"), empty = $("#thread-empty")
  * or that ended without an answer (failed or canceled, so the question is not silently lost).
  */
 async function showConversation(doc, id) {
+  // Two calls for the same thread can overlap (a new answer and a menu change); each clears the view
+  // first, so an earlier one that went on after its reads would add the same turns a second time.
+  const show = ++state.threadShows;
+  const current = () => state.doc === doc && state.conversationId === id && state.threadShows === show;
   state.conversationId = id;
   $("#thread-select").value = id || "";
   $("#thread").textContent = "";
@@ -828,7 +833,7 @@ async function showConversation(doc, id) {
     showError($("#ask-error"), err);
     return;
   }
-  if (state.doc !== doc || state.conversationId !== id) return;
+  if (!current()) return;
   for (const answer of thread.items) placeTurn(answerTurn(answer), answer.created_at);
   let jobs = [];
   try {
@@ -836,7 +841,7 @@ async function showConversation(doc, id) {
   } catch (err) {
     showError($("#ask-error"), err);
   }
-  if (state.doc !== doc || state.conversationId !== id) return;
+  if (!current()) return;
   for (const job of jobs) if (job.kind === "ask" && job.params.conversation_id === id) attachQuestion(doc, job);
 }
 
